@@ -1,0 +1,96 @@
+//! Evaluators: the only part of knobs that touches the workload.
+//!
+//! An evaluator turns a configuration into metrics. It never sees the
+//! optimizer. Built-ins: test functions ([`functions`]) and external
+//! programs ([`command`]); workload models come later.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Problem, Result};
+use crate::space::{Config, Space};
+
+pub mod command;
+pub mod functions;
+
+pub use command::{CommandEvaluator, CommandSpec};
+pub use functions::{FunctionEvaluator, FunctionSpec};
+
+/// What an evaluation measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub metrics: BTreeMap<String, f64>,
+    pub elapsed: Duration,
+}
+
+/// Why an evaluation did not produce a measurement.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum EvalError {
+    /// Worth retrying (e.g. a resource was busy).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// This configuration failed (crash, timeout, garbage output, NaN): the
+    /// trial fails, the study goes on.
+    #[error("{0}")]
+    Invalid(String),
+    /// The evaluator cannot work at all (e.g. the program does not exist):
+    /// the study stops.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// What the study tells the evaluator about the trial it evaluates.
+#[derive(Debug, Clone)]
+pub struct EvalContext {
+    pub study: String,
+    pub trial: u64,
+    /// Directory relative paths in the evaluator spec are resolved against
+    /// (the directory of the spec file).
+    pub base_dir: PathBuf,
+}
+
+pub trait Evaluator: Send + Sync {
+    fn evaluate(&self, config: &Config, ctx: &EvalContext) -> Result<Measurement, EvalError>;
+    /// Metrics this evaluator is known to report (empty if unknown up front).
+    fn metrics(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The `evaluator:` section of a spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EvaluatorSpec {
+    Function(FunctionSpec),
+    Command(CommandSpec),
+}
+
+impl EvaluatorSpec {
+    /// Check the evaluator against the space; push every problem found
+    /// (paths start with `evaluator`).
+    pub fn check(&self, space: &Space, problems: &mut Vec<Problem>) {
+        match self {
+            EvaluatorSpec::Function(f) => f.check(space, problems),
+            EvaluatorSpec::Command(c) => c.check(space, problems),
+        }
+    }
+
+    /// Build the evaluator (after `check` found no problem).
+    pub fn build(&self, space: &Space) -> Result<Box<dyn Evaluator>> {
+        Ok(match self {
+            EvaluatorSpec::Function(f) => Box::new(FunctionEvaluator::new(f, space)?),
+            EvaluatorSpec::Command(c) => Box::new(CommandEvaluator::new(c, space)?),
+        })
+    }
+
+    /// Metrics this evaluator reports, when known before running.
+    pub fn metrics(&self) -> Option<Vec<String>> {
+        match self {
+            EvaluatorSpec::Function(_) => Some(vec![functions::METRIC.to_string()]),
+            EvaluatorSpec::Command(_) => None,
+        }
+    }
+}

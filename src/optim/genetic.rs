@@ -1,0 +1,26 @@
+//! `genetic`: (being written).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Candidate, Observed, Optimizer, Problem, Snapshot};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneticConfig {}
+
+pub struct Genetic;
+
+impl Genetic {
+    pub fn new(_problem: &Problem, _config: GeneticConfig) -> Result<Self> {
+        Err(Error::optimizer("genetic", "not available yet"))
+    }
+}
+
+impl Optimizer for Genetic {
+    fn name(&self) -> &'static str { "genetic" }
+    fn ask(&mut self, _n: usize) -> Result<Vec<Candidate>> { unreachable!() }
+    fn tell(&mut self, _r: &[Observed]) -> Result<()> { unreachable!() }
+    fn snapshot(&self) -> Result<Snapshot> { unreachable!() }
+    fn restore(&mut self, _s: &Snapshot) -> Result<()> { unreachable!() }
+}

@@ -1,0 +1,196 @@
+//! Optimizers: pure decision-makers over the unit cube `[0,1]^d`.
+//!
+//! An optimizer never sees names, strings, files or sockets. It proposes
+//! points ([`Candidate`]) and is told scores ([`Observed`], lower is better,
+//! already sign-normalized). Each algorithm lives in one file; [`registry`]
+//! maps the name used in a spec to its constructor.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub mod annealing;
+pub mod cmaes;
+pub mod genetic;
+pub mod random;
+pub mod registry;
+pub mod rng;
+pub mod sobol;
+pub mod swarm;
+
+pub use registry::{build, names, OptimizerSpec};
+
+/// What kind of values one coordinate of the unit cube decodes to.
+///
+/// Optimizers use this to treat ints and categoricals sensibly (e.g. uniform
+/// crossover of categorical genes, mutation steps at least one level wide).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Dim {
+    /// Any value in [0,1] is meaningful.
+    Continuous,
+    /// `levels` ordered values; [0,1] is cut into `levels` equal bins.
+    Integer { levels: u64 },
+    /// `choices` unordered values; [0,1] is cut into `choices` equal bins.
+    Categorical { choices: u32 },
+}
+
+impl Dim {
+    /// Number of distinct decoded values, if finite.
+    pub fn levels(&self) -> Option<u64> {
+        match *self {
+            Dim::Continuous => None,
+            Dim::Integer { levels } => Some(levels),
+            Dim::Categorical { choices } => Some(choices as u64),
+        }
+    }
+    pub fn is_categorical(&self) -> bool {
+        matches!(self, Dim::Categorical { .. })
+    }
+    /// Centre of the bin that `u` falls in (identity for continuous dims).
+    pub fn snap(&self, u: f64) -> f64 {
+        match self.levels() {
+            None => u.clamp(0.0, 1.0),
+            Some(n) => {
+                let n = n.max(1) as f64;
+                let k = (u.clamp(0.0, 1.0) * n).floor().min(n - 1.0);
+                (k + 0.5) / n
+            }
+        }
+    }
+}
+
+/// The problem an optimizer is built for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Problem {
+    pub dims: Vec<Dim>,
+    pub seed: u64,
+    /// Total evaluations planned, when known (used to size populations and schedules).
+    pub budget: Option<u64>,
+    /// How many evaluations run at once (a hint for batch sizes).
+    pub parallelism: usize,
+}
+
+impl Problem {
+    pub fn new(dims: Vec<Dim>, seed: u64) -> Self {
+        Problem { dims, seed, budget: None, parallelism: 1 }
+    }
+    pub fn dim(&self) -> usize {
+        self.dims.len()
+    }
+}
+
+/// A point proposed by an optimizer, with the ticket it will be told back under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub ticket: u64,
+    pub x: Vec<f64>,
+}
+
+/// The result of evaluating a point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The ticket from [`Candidate`], or `None` for a point the optimizer did
+    /// not propose (the baseline, a replayed or user-enqueued trial).
+    pub ticket: Option<u64>,
+    pub x: Vec<f64>,
+    /// The scalarized score (lower is better); `None` when the evaluation failed.
+    pub value: Option<f64>,
+    /// Total constraint violation; 0 when feasible. Infeasible points rank
+    /// below every feasible one, then by violation.
+    pub violation: f64,
+}
+
+impl Observed {
+    pub fn ok(ticket: Option<u64>, x: Vec<f64>, value: f64) -> Self {
+        Observed { ticket, x, value: Some(value), violation: 0.0 }
+    }
+    pub fn failed(ticket: Option<u64>, x: Vec<f64>) -> Self {
+        Observed { ticket, x, value: None, violation: 0.0 }
+    }
+    pub fn is_feasible(&self) -> bool {
+        self.value.is_some() && self.violation <= 0.0
+    }
+    /// Total order used by every optimizer: feasible by value, then infeasible
+    /// by violation (then value), then failed.
+    pub fn cmp_quality(&self, other: &Observed) -> Ordering {
+        rank_key(self).partial_cmp(&rank_key(other)).unwrap_or(Ordering::Equal)
+    }
+    /// A single number that respects [`Observed::cmp_quality`] given the
+    /// worst feasible value seen so far; for algorithms that need magnitudes
+    /// (annealing, swarm).
+    pub fn penalized(&self, worst_feasible: f64) -> f64 {
+        match self.value {
+            None => f64::INFINITY,
+            Some(v) if self.violation <= 0.0 => v,
+            Some(v) => worst_feasible.max(v) + worst_feasible.abs().max(1.0) * (1.0 + self.violation),
+        }
+    }
+}
+
+fn rank_key(o: &Observed) -> (u8, f64, f64) {
+    match o.value {
+        None => (2, 0.0, 0.0),
+        Some(v) if o.violation > 0.0 => (1, o.violation, v),
+        Some(v) => (0, v, 0.0),
+    }
+}
+
+/// Serialized optimizer state: enough to continue exactly where it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub optimizer: String,
+    pub version: u32,
+    pub state: serde_json::Value,
+}
+
+/// An ask/tell optimizer over the unit cube.
+///
+/// Contract:
+/// - `ask(n)` returns between 1 and `n` candidates, every coordinate in
+///   [0,1]; an empty answer means the optimizer has finished (converged or
+///   exhausted its own limits) and has nothing pending.
+/// - every candidate is told back exactly once, in any order and in any
+///   grouping; a failed evaluation is told with `value: None`.
+/// - points it did not propose (`ticket: None`) may be told at any time; the
+///   optimizer uses them when its algorithm can (e.g. the baseline).
+/// - the same [`Problem`] (incl. seed) and the same sequence of calls give the
+///   same candidates; `snapshot` then `restore` on a fresh instance continues
+///   the identical trajectory.
+pub trait Optimizer: Send {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+    fn ask(&mut self, n: usize) -> Result<Vec<Candidate>>;
+    fn tell(&mut self, results: &[Observed]) -> Result<()>;
+    fn snapshot(&self) -> Result<Snapshot>;
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
+}
+
+/// Serialize an optimizer's state struct into a [`Snapshot`].
+pub fn snapshot_of<T: Serialize>(name: &str, version: u32, state: &T) -> Result<Snapshot> {
+    Ok(Snapshot { optimizer: name.to_string(), version, state: serde_json::to_value(state)? })
+}
+
+/// Read a state struct back from a [`Snapshot`], checking name and version.
+pub fn restore_from<T: for<'de> Deserialize<'de>>(name: &str, version: u32, snapshot: &Snapshot) -> Result<T> {
+    if snapshot.optimizer != name {
+        return Err(Error::optimizer(name, format!("snapshot is from optimizer `{}`", snapshot.optimizer)));
+    }
+    if snapshot.version != version {
+        return Err(Error::optimizer(
+            name,
+            format!("snapshot format version {} is not {version}; the study will be replayed instead", snapshot.version),
+        ));
+    }
+    serde_json::from_value(snapshot.state.clone())
+        .map_err(|e| Error::optimizer(name, format!("snapshot does not match this version: {e}")))
+}
+
+/// Clamp every coordinate into [0,1] (NaN becomes 0.5).
+pub fn clamp_unit(x: &mut [f64]) {
+    for v in x.iter_mut() {
+        *v = if v.is_nan() { 0.5 } else { v.clamp(0.0, 1.0) };
+    }
+}

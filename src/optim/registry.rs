@@ -1,0 +1,99 @@
+//! The registry: the name used in a spec → an optimizer constructor.
+//!
+//! Adding an optimizer: one file under `optim/`, one line in [`ENTRIES`],
+//! one example config in `configs/`; the shared test suite picks it up from
+//! [`names`].
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Optimizer, Problem};
+use crate::error::{Error, Problem as SpecProblem, Problems, Result};
+
+/// The optimizer section of a spec: a name plus that optimizer's options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerSpec {
+    pub name: String,
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl OptimizerSpec {
+    pub fn named(name: &str) -> Self {
+        OptimizerSpec { name: name.to_string(), options: Default::default() }
+    }
+}
+
+type Ctor = fn(&Problem, &serde_json::Map<String, serde_json::Value>) -> Result<Box<dyn Optimizer>>;
+
+struct Entry {
+    name: &'static str,
+    summary: &'static str,
+    ctor: Ctor,
+}
+
+fn options<C: DeserializeOwned>(name: &str, opts: &serde_json::Map<String, serde_json::Value>) -> Result<C> {
+    serde_json::from_value(serde_json::Value::Object(opts.clone())).map_err(|e| {
+        Error::Invalid(Problems {
+            source: "spec".into(),
+            items: vec![SpecProblem::new(format!("optimizer ({name})"), format!("bad option: {e}"))],
+        })
+    })
+}
+
+const ENTRIES: &[Entry] = &[
+    Entry {
+        name: "random",
+        summary: "uniform random sampling (the baseline to beat)",
+        ctor: |p, o| Ok(Box::new(super::random::RandomSearch::new(p, options("random", o)?))),
+    },
+    Entry {
+        name: "sobol",
+        summary: "scrambled Sobol quasi-random points (even coverage)",
+        ctor: |p, o| Ok(Box::new(super::sobol::Sobol::new(p, options("sobol", o)?))),
+    },
+    Entry {
+        name: "genetic",
+        summary: "genetic algorithm: tournament selection, SBX/uniform crossover, polynomial mutation, elitism",
+        ctor: |p, o| Ok(Box::new(super::genetic::Genetic::new(p, options("genetic", o)?)?)),
+    },
+    Entry {
+        name: "cmaes",
+        summary: "CMA-ES with IPOP/BIPOP restarts (strong general-purpose evolution strategy)",
+        ctor: |p, o| Ok(Box::new(super::cmaes::CmaEs::new(p, options("cmaes", o)?)?)),
+    },
+    Entry {
+        name: "swarm",
+        summary: "particle swarm with constriction and a ring neighbourhood",
+        ctor: |p, o| Ok(Box::new(super::swarm::ParticleSwarm::new(p, options("swarm", o)?)?)),
+    },
+    Entry {
+        name: "annealing",
+        summary: "simulated annealing, adaptive steps, parallel chains",
+        ctor: |p, o| Ok(Box::new(super::annealing::Annealing::new(p, options("annealing", o)?)?)),
+    },
+];
+
+/// Every registered optimizer name, in registry order.
+pub fn names() -> Vec<&'static str> {
+    ENTRIES.iter().map(|e| e.name).collect()
+}
+
+/// `(name, one-line summary)` for help texts.
+pub fn summaries() -> Vec<(&'static str, &'static str)> {
+    ENTRIES.iter().map(|e| (e.name, e.summary)).collect()
+}
+
+/// Build the optimizer a spec names.
+pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimizer>> {
+    match ENTRIES.iter().find(|e| e.name == spec.name) {
+        Some(e) => (e.ctor)(problem, &spec.options),
+        None => Err(Error::Invalid(Problems {
+            source: "spec".into(),
+            items: vec![SpecProblem::new(
+                "optimizer.name",
+                format!("unknown optimizer `{}`; valid: {}", spec.name, names().join(", ")),
+            )],
+        })),
+    }
+}

@@ -1,0 +1,26 @@
+//! `swarm`: (being written).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Candidate, Observed, Optimizer, Problem, Snapshot};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmConfig {}
+
+pub struct ParticleSwarm;
+
+impl ParticleSwarm {
+    pub fn new(_problem: &Problem, _config: SwarmConfig) -> Result<Self> {
+        Err(Error::optimizer("swarm", "not available yet"))
+    }
+}
+
+impl Optimizer for ParticleSwarm {
+    fn name(&self) -> &'static str { "swarm" }
+    fn ask(&mut self, _n: usize) -> Result<Vec<Candidate>> { unreachable!() }
+    fn tell(&mut self, _r: &[Observed]) -> Result<()> { unreachable!() }
+    fn snapshot(&self) -> Result<Snapshot> { unreachable!() }
+    fn restore(&mut self, _s: &Snapshot) -> Result<()> { unreachable!() }
+}

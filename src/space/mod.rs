@@ -1,0 +1,351 @@
+//! Parameter spaces: what can be tuned, its domain, today's value, and the
+//! mapping to and from the unit cube the optimizers work in.
+//!
+//! Encoding, per domain (every decoded value is reachable and ints/steps/
+//! choices get equal shares of the cube):
+//! - float, linear: `u = (x - low) / (high - low)`;
+//! - float, log: the same on `ln x`;
+//! - float or int with a step, int linear: `n` grid values, `[0,1]` cut into
+//!   `n` equal bins, a value encodes to its bin centre;
+//! - int, log: continuous on `ln` over `[low - 0.5, high + 0.5]`, rounded;
+//! - categorical and bool: `n` equal bins, one per choice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::optim::Dim;
+
+mod parse;
+
+pub use parse::{parse_space, MAX_PARAMS};
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Value {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+        }
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+    /// Same value for the purpose of choices and conditions (1 == 1.0).
+    pub fn same(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            _ => match (self.as_f64(), other.as_f64()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// A configuration: parameter name → value (active parameters only).
+pub type Config = BTreeMap<String, Value>;
+
+/// The set of values a parameter can take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Domain {
+    Float { low: f64, high: f64, log: bool, step: Option<f64> },
+    Int { low: i64, high: i64, log: bool, step: i64 },
+    Categorical { choices: Vec<Value> },
+    Bool,
+}
+
+/// Active only when every listed parameter has one of the listed values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    pub param: String,
+    pub any_of: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    pub domain: Domain,
+    /// Today's production value: the baseline.
+    pub default: Option<Value>,
+    /// All must hold for the parameter to be active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
+}
+
+/// An ordered, validated list of parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Space {
+    pub params: Vec<Param>,
+}
+
+fn bins(u: f64, n: u64) -> u64 {
+    let n_f = n.max(1) as f64;
+    ((u * n_f).floor().max(0.0) as u64).min(n.max(1) - 1)
+}
+
+fn centre(k: u64, n: u64) -> f64 {
+    (k as f64 + 0.5) / n.max(1) as f64
+}
+
+impl Domain {
+    /// How the optimizer should treat this coordinate.
+    pub fn dim(&self) -> Dim {
+        match self {
+            Domain::Float { step: Some(_), .. } | Domain::Int { log: false, .. } => {
+                Dim::Integer { levels: self.levels().unwrap_or(1) }
+            }
+            Domain::Float { .. } | Domain::Int { log: true, .. } => Dim::Continuous,
+            Domain::Categorical { choices } => Dim::Categorical { choices: choices.len() as u32 },
+            Domain::Bool => Dim::Categorical { choices: 2 },
+        }
+    }
+
+    /// Number of distinct values, when finite.
+    pub fn levels(&self) -> Option<u64> {
+        match *self {
+            Domain::Float { low, high, step: Some(s), .. } => Some(((high - low) / s + 1e-9).floor() as u64 + 1),
+            Domain::Float { .. } => None,
+            Domain::Int { low, high, step, .. } => Some(((high - low) / step.max(1)) as u64 + 1),
+            Domain::Categorical { ref choices } => Some(choices.len() as u64),
+            Domain::Bool => Some(2),
+        }
+    }
+
+    /// Map a unit-cube coordinate to a value (clamped into [0,1] first; NaN → 0.5).
+    pub fn decode(&self, u: f64) -> Value {
+        let u = if u.is_nan() { 0.5 } else { u.clamp(0.0, 1.0) };
+        match *self {
+            Domain::Float { low, high, step: Some(s), .. } => {
+                let k = bins(u, self.levels().unwrap_or(1));
+                Value::Float((low + k as f64 * s).min(high))
+            }
+            Domain::Float { low, high, log: true, .. } => {
+                let (a, b) = (low.ln(), high.ln());
+                Value::Float((a + u * (b - a)).exp().clamp(low, high))
+            }
+            Domain::Float { low, high, .. } => Value::Float((low + u * (high - low)).clamp(low, high)),
+            Domain::Int { low, high, log: true, .. } => {
+                let (a, b) = ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln());
+                let v = (a + u * (b - a)).exp().round() as i64;
+                Value::Int(v.clamp(low, high))
+            }
+            Domain::Int { low, step, .. } => {
+                let k = bins(u, self.levels().unwrap_or(1));
+                Value::Int(low + k as i64 * step)
+            }
+            Domain::Categorical { ref choices } => choices[bins(u, choices.len() as u64) as usize].clone(),
+            Domain::Bool => Value::Bool(bins(u, 2) == 1),
+        }
+    }
+
+    /// Map a value into [0,1]; `None` when the value is not in the domain.
+    pub fn encode(&self, v: &Value) -> Option<f64> {
+        if !self.contains(v) {
+            return None;
+        }
+        Some(match *self {
+            Domain::Float { low, step: Some(s), .. } => {
+                let k = ((v.as_f64()? - low) / s).round() as u64;
+                centre(k, self.levels().unwrap_or(1))
+            }
+            Domain::Float { low, high, log: true, .. } => {
+                let (a, b) = (low.ln(), high.ln());
+                if b == a { 0.5 } else { ((v.as_f64()?.ln() - a) / (b - a)).clamp(0.0, 1.0) }
+            }
+            Domain::Float { low, high, .. } => {
+                if high == low { 0.5 } else { ((v.as_f64()? - low) / (high - low)).clamp(0.0, 1.0) }
+            }
+            Domain::Int { low, high, log: true, .. } => {
+                let (a, b) = ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln());
+                ((v.as_f64()?.ln() - a) / (b - a)).clamp(0.0, 1.0)
+            }
+            Domain::Int { low, step, .. } => {
+                let k = ((v.as_f64()? as i64 - low) / step) as u64;
+                centre(k, self.levels().unwrap_or(1))
+            }
+            Domain::Categorical { ref choices } => {
+                let k = choices.iter().position(|c| c.same(v))? as u64;
+                centre(k, choices.len() as u64)
+            }
+            Domain::Bool => centre(matches!(v, Value::Bool(true)) as u64, 2),
+        })
+    }
+
+    /// Whether `v` is a value of this domain (type, bounds, grid).
+    pub fn contains(&self, v: &Value) -> bool {
+        match *self {
+            Domain::Float { low, high, step, .. } => {
+                let Some(x) = v.as_f64() else { return false };
+                if !x.is_finite() || x < low || x > high {
+                    return false;
+                }
+                match step {
+                    Some(s) => {
+                        let k = (x - low) / s;
+                        (k - k.round()).abs() <= 1e-9 * k.abs().max(1.0)
+                    }
+                    None => true,
+                }
+            }
+            Domain::Int { low, high, step, .. } => match v {
+                Value::Int(i) => *i >= low && *i <= high && (i - low) % step.max(1) == 0,
+                Value::Float(f) if f.fract() == 0.0 && f.is_finite() => {
+                    Domain::Int { low, high, log: false, step }.contains(&Value::Int(*f as i64))
+                }
+                _ => false,
+            },
+            Domain::Categorical { ref choices } => choices.iter().any(|c| c.same(v)),
+            Domain::Bool => matches!(v, Value::Bool(_)),
+        }
+    }
+
+    /// Put `v` into this domain's own representation (e.g. `3.0` for an int → `3`).
+    pub fn normalize(&self, v: &Value) -> Value {
+        match (self, v) {
+            (Domain::Int { .. }, Value::Float(f)) => Value::Int(*f as i64),
+            (Domain::Float { .. }, Value::Int(i)) => Value::Float(*i as f64),
+            (Domain::Categorical { choices }, _) => choices.iter().find(|c| c.same(v)).cloned().unwrap_or_else(|| v.clone()),
+            _ => v.clone(),
+        }
+    }
+
+    /// What a valid value looks like, for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Domain::Float { low, high, log, step } => {
+                let mut s = format!("a float in [{low}, {high}]");
+                if let Some(st) = step {
+                    s.push_str(&format!(" on the grid {low} + k*{st}"));
+                }
+                if *log {
+                    s.push_str(" (log scale)");
+                }
+                s
+            }
+            Domain::Int { low, high, step, .. } => {
+                if *step > 1 { format!("an int in [{low}, {high}] on the grid {low} + k*{step}") } else { format!("an int in [{low}, {high}]") }
+            }
+            Domain::Categorical { choices } => {
+                format!("one of [{}]", choices.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))
+            }
+            Domain::Bool => "true or false".to_string(),
+        }
+    }
+}
+
+impl Space {
+    pub fn dim(&self) -> usize {
+        self.params.len()
+    }
+
+    /// One [`Dim`] per parameter, for the optimizer.
+    pub fn dims(&self) -> Vec<Dim> {
+        self.params.iter().map(|p| p.domain.dim()).collect()
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    fn active(&self, p: &Param, config: &Config) -> bool {
+        p.when.iter().all(|c| config.get(&c.param).is_some_and(|v| c.any_of.iter().any(|a| a.same(v))))
+    }
+
+    /// Unit-cube point → configuration of the active parameters.
+    pub fn decode(&self, x: &[f64]) -> Config {
+        let mut config = Config::new();
+        for (p, &u) in self.params.iter().zip(x) {
+            if self.active(p, &config) {
+                config.insert(p.name.clone(), p.domain.decode(u));
+            }
+        }
+        config
+    }
+
+    /// Configuration → unit-cube point. Inactive or missing parameters take
+    /// their default's coordinate (or the cube's centre without a default).
+    /// Fails naming the first parameter whose value is not in its domain.
+    pub fn encode(&self, config: &Config) -> Result<Vec<f64>, String> {
+        self.params
+            .iter()
+            .map(|p| match config.get(&p.name) {
+                Some(v) => p
+                    .domain
+                    .encode(v)
+                    .ok_or_else(|| format!("{}: {v} is not {}", p.name, p.domain.describe())),
+                None => Ok(p.default.as_ref().and_then(|d| p.domain.encode(d)).unwrap_or(0.5)),
+            })
+            .collect()
+    }
+
+    /// The baseline (every active parameter at its default), if every
+    /// parameter has a default.
+    pub fn baseline(&self) -> Option<Config> {
+        let mut config = Config::new();
+        for p in &self.params {
+            let d = p.default.as_ref()?;
+            if self.active(p, &config) {
+                config.insert(p.name.clone(), p.domain.normalize(d));
+            }
+        }
+        Some(config)
+    }
+
+    /// A configuration given by a user (e.g. from a protocol message):
+    /// every active parameter present and in its domain, no unknown names.
+    pub fn check_config(&self, config: &Config) -> Result<Config, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut out = Config::new();
+        for name in config.keys() {
+            if self.param(name).is_none() {
+                errors.push(format!("{name}: not a parameter of this space"));
+            }
+        }
+        for p in &self.params {
+            if !self.active(p, &out) {
+                continue;
+            }
+            match config.get(&p.name) {
+                Some(v) if p.domain.contains(v) => {
+                    out.insert(p.name.clone(), p.domain.normalize(v));
+                }
+                Some(v) => errors.push(format!("{}: {v} is not {}", p.name, p.domain.describe())),
+                None => errors.push(format!("{}: missing", p.name)),
+            }
+        }
+        if errors.is_empty() { Ok(out) } else { Err(errors) }
+    }
+}
+
+#[cfg(test)]
+mod tests;

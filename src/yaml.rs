@@ -1,0 +1,215 @@
+//! Reading YAML safely and walking it while collecting every problem.
+//!
+//! Files are size-capped before parsing; the parser refuses alias bombs
+//! (yaml_serde limits alias expansion) and we refuse nesting deeper than
+//! [`MAX_DEPTH`]. The walker helpers never stop at the first problem: they
+//! push a [`Problem`] naming the field path and return `None`.
+
+use serde_yaml::{Mapping, Value};
+
+use crate::error::{Error, Problem, Problems, Result};
+
+/// Largest spec file we parse.
+pub const MAX_BYTES: usize = 1 << 20;
+/// Deepest nesting a spec may have.
+pub const MAX_DEPTH: usize = 32;
+
+/// Parse YAML text (named `source` in messages) with the size and depth caps.
+pub fn load(text: &str, source: &str) -> Result<Value> {
+    let fail = |msg: String| Error::Invalid(Problems { source: source.to_string(), items: vec![Problem::new("(file)", msg)] });
+    if text.len() > MAX_BYTES {
+        return Err(fail(format!("{} bytes is larger than the {} byte limit for a spec", text.len(), MAX_BYTES)));
+    }
+    let value: Value = serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
+    if depth(&value) > MAX_DEPTH {
+        return Err(fail(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(value)
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Sequence(s) => 1 + s.iter().map(depth).max().unwrap_or(0),
+        Value::Mapping(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Tagged(t) => 1 + depth(&t.value),
+        _ => 0,
+    }
+}
+
+/// Join a path and a key: `join("space.pool", "low")` → `space.pool.low`.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+pub fn mapping<'v>(v: &'v Value, path: &str, problems: &mut Vec<Problem>) -> Option<&'v Mapping> {
+    match v {
+        Value::Mapping(m) => Some(m),
+        other => {
+            problems.push(Problem::new(path, format!("must be a mapping (key: value), got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+pub fn sequence<'v>(v: &'v Value, path: &str, problems: &mut Vec<Problem>) -> Option<&'v Vec<Value>> {
+    match v {
+        Value::Sequence(s) => Some(s),
+        other => {
+            problems.push(Problem::new(path, format!("must be a list, got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+/// Report every key of `m` that is not in `allowed` (and non-string keys).
+pub fn check_keys(m: &Mapping, path: &str, allowed: &[&str], problems: &mut Vec<Problem>) {
+    for k in m.keys() {
+        match k.as_str() {
+            Some(k) if allowed.contains(&k) => {}
+            Some(k) => {
+                let hint = closest(k, allowed).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+                problems.push(Problem::new(join(path, k), format!("unknown key; {hint}valid keys: {}", allowed.join(", "))));
+            }
+            None => problems.push(Problem::new(path, format!("keys must be strings, got {}", type_name(k)))),
+        }
+    }
+}
+
+fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|o| (edit_distance(word, o), *o))
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, o)| o)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + (ca != *cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub fn get<'v>(m: &'v Mapping, key: &str) -> Option<&'v Value> {
+    m.get(key).filter(|v| !v.is_null())
+}
+
+pub fn as_f64(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<f64> {
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                problems.push(Problem::new(path, format!("must be a finite number (got {n})")));
+                None
+            }
+        },
+        other => {
+            problems.push(Problem::new(path, format!("must be a number, got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+pub fn as_i64(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<i64> {
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Some(i),
+            None => match n.as_f64() {
+                Some(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+                _ => {
+                    problems.push(Problem::new(path, format!("must be an integer (got {n})")));
+                    None
+                }
+            },
+        },
+        other => {
+            problems.push(Problem::new(path, format!("must be an integer, got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+pub fn as_u64(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<u64> {
+    let i = as_i64(v, path, problems)?;
+    if i < 0 {
+        problems.push(Problem::new(path, format!("must be >= 0 (got {i})")));
+        return None;
+    }
+    Some(i as u64)
+}
+
+pub fn as_bool(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        other => {
+            problems.push(Problem::new(path, format!("must be true or false, got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+pub fn as_str<'v>(v: &'v Value, path: &str, problems: &mut Vec<Problem>) -> Option<&'v str> {
+    match v {
+        Value::String(s) => Some(s),
+        other => {
+            problems.push(Problem::new(path, format!("must be a string, got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+/// A scalar as a parameter value (strings, bools, ints, finite floats).
+pub fn as_value(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<crate::space::Value> {
+    use crate::space::Value as V;
+    match v {
+        Value::Bool(b) => Some(V::Bool(*b)),
+        Value::String(s) => Some(V::Str(s.clone())),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(V::Int(i))
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() => Some(V::Float(f)),
+                    _ => {
+                        problems.push(Problem::new(path, format!("must be finite (got {n})")));
+                        None
+                    }
+                }
+            }
+        }
+        other => {
+            problems.push(Problem::new(path, format!("must be a string, number or bool, got {}", type_name(other))));
+            None
+        }
+    }
+}
+
+/// Deserialize a sub-tree into a typed struct, reporting a failure as a problem at `path`.
+pub fn typed<T: serde::de::DeserializeOwned>(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    match serde_yaml::from_value::<T>(v.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(Problem::new(path, e.to_string()));
+            None
+        }
+    }
+}
