@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod cli;
 pub mod objective;
 pub mod optim;
 pub mod recommend;

@@ -1,0 +1,225 @@
+//! Objectives and constraints: from an evaluation's metrics to one score
+//! the optimizer minimizes, plus a constraint violation.
+//!
+//! Several objectives are combined by weighted scalarization (each term
+//! sign-normalized so lower is better). They stay separate in the spec so
+//! Pareto search can come later. A trial that breaks a constraint is
+//! infeasible and ranks below every feasible one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Minimize,
+    Maximize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    pub metric: String,
+    pub direction: Direction,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Bound {
+    /// metric <= bound
+    #[serde(rename = "<=")]
+    AtMost,
+    /// metric >= bound
+    #[serde(rename = ">=")]
+    AtLeast,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub metric: String,
+    pub op: Bound,
+    pub bound: f64,
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            Bound::AtMost => "<=",
+            Bound::AtLeast => ">=",
+        };
+        write!(f, "{} {op} {}", self.metric, self.bound)
+    }
+}
+
+impl Constraint {
+    /// Parse `"p99_latency_ms <= 50"` (also `<`, `>=`, `>`).
+    pub fn parse(text: &str) -> Result<Constraint, String> {
+        let ops = [("<=", Bound::AtMost), (">=", Bound::AtLeast), ("<", Bound::AtMost), (">", Bound::AtLeast)];
+        for (sym, op) in ops {
+            if let Some((l, r)) = text.split_once(sym) {
+                let metric = l.trim();
+                let r = r.trim().trim_start_matches('=').trim();
+                if metric.is_empty() {
+                    return Err(format!("`{text}` names no metric; write e.g. `p99_latency_ms <= 50`"));
+                }
+                return match r.parse::<f64>() {
+                    Ok(b) if b.is_finite() => Ok(Constraint { metric: metric.to_string(), op, bound: b }),
+                    _ => Err(format!("`{r}` is not a finite number; write e.g. `{metric} {sym} 50`")),
+                };
+            }
+        }
+        Err(format!("`{text}` has no comparison; write `metric <= number` or `metric >= number`"))
+    }
+
+    /// How far a value is on the wrong side, relative to the bound's size.
+    pub fn violation(&self, value: f64) -> f64 {
+        let over = match self.op {
+            Bound::AtMost => value - self.bound,
+            Bound::AtLeast => self.bound - value,
+        };
+        over.max(0.0) / self.bound.abs().max(1.0)
+    }
+}
+
+/// A trial's score: lower is better; `violation` 0 means feasible.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub score: f64,
+    pub violation: f64,
+}
+
+impl Outcome {
+    pub fn feasible(&self) -> bool {
+        self.violation <= 0.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    pub objectives: Vec<Objective>,
+    pub constraints: Vec<Constraint>,
+}
+
+impl Default for Objectives {
+    fn default() -> Self {
+        Objectives {
+            objectives: vec![Objective { metric: "value".into(), direction: Direction::Minimize, weight: 1.0 }],
+            constraints: Vec::new(),
+        }
+    }
+}
+
+impl Objectives {
+    /// Metric names the study needs from every evaluation.
+    pub fn required_metrics(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.objectives.iter().map(|o| o.metric.as_str()).collect();
+        for c in &self.constraints {
+            if !v.contains(&c.metric.as_str()) {
+                v.push(&c.metric);
+            }
+        }
+        v
+    }
+
+    /// Score metrics; a missing or non-finite metric is an error naming it.
+    pub fn score(&self, metrics: &BTreeMap<String, f64>) -> Result<Outcome, String> {
+        let get = |name: &str| match metrics.get(name) {
+            Some(v) if v.is_finite() => Ok(*v),
+            Some(v) => Err(format!("metric `{name}` is {v}, not a finite number")),
+            None => Err(format!(
+                "metric `{name}` missing; the evaluator reported: {}",
+                if metrics.is_empty() { "nothing".to_string() } else { metrics.keys().cloned().collect::<Vec<_>>().join(", ") }
+            )),
+        };
+        let mut score = 0.0;
+        for o in &self.objectives {
+            let v = get(&o.metric)?;
+            score += o.weight * if o.direction == Direction::Maximize { -v } else { v };
+        }
+        let mut violation = 0.0;
+        for c in &self.constraints {
+            violation += c.violation(get(&c.metric)?);
+        }
+        Ok(Outcome { score, violation })
+    }
+
+    /// The score in the user's units: for one objective, the metric itself.
+    pub fn display_value(&self, score: f64) -> f64 {
+        match self.objectives.as_slice() {
+            [o] if o.direction == Direction::Maximize => -score / o.weight,
+            [o] => score / o.weight,
+            _ => score,
+        }
+    }
+
+    /// Turn a target in the user's units into a score threshold.
+    pub fn target_score(&self, target: f64) -> f64 {
+        match self.objectives.as_slice() {
+            [o] if o.direction == Direction::Maximize => -target * o.weight,
+            [o] => target * o.weight,
+            _ => target,
+        }
+    }
+
+    /// One line for humans, e.g. `minimize latency_ms` or `0.7*latency_ms - 0.3*throughput`.
+    pub fn describe(&self) -> String {
+        match self.objectives.as_slice() {
+            [o] => format!("{} {}", if o.direction == Direction::Maximize { "maximize" } else { "minimize" }, o.metric),
+            many => {
+                let terms: Vec<String> = many
+                    .iter()
+                    .map(|o| format!("{}{}*{}", if o.direction == Direction::Maximize { "-" } else { "+" }, o.weight, o.metric))
+                    .collect();
+                format!("minimize {}", terms.join(" ").trim_start_matches('+'))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn constraint_parsing() {
+        let c = Constraint::parse("p99_latency_ms <= 50").unwrap();
+        assert_eq!((c.metric.as_str(), c.op, c.bound), ("p99_latency_ms", Bound::AtMost, 50.0));
+        assert_eq!(Constraint::parse("rps>=1e3").unwrap().op, Bound::AtLeast);
+        assert!(Constraint::parse("p99 50").unwrap_err().contains("no comparison"));
+        assert!(Constraint::parse("p99 <= fast").unwrap_err().contains("not a finite number"));
+        assert!(Constraint::parse("<= 3").is_err());
+    }
+
+    #[test]
+    fn weighted_scalarization_and_violation() {
+        let o = Objectives {
+            objectives: vec![
+                Objective { metric: "lat".into(), direction: Direction::Minimize, weight: 2.0 },
+                Objective { metric: "rps".into(), direction: Direction::Maximize, weight: 0.5 },
+            ],
+            constraints: vec![Constraint::parse("p99 <= 50").unwrap()],
+        };
+        let out = o.score(&m(&[("lat", 10.0), ("rps", 100.0), ("p99", 40.0)])).unwrap();
+        assert_eq!(out, Outcome { score: 20.0 - 50.0, violation: 0.0 });
+        let bad = o.score(&m(&[("lat", 10.0), ("rps", 100.0), ("p99", 75.0)])).unwrap();
+        assert_eq!(bad.violation, 0.5);
+        assert!(o.score(&m(&[("lat", 1.0)])).unwrap_err().contains("`rps` missing"));
+        assert!(o.score(&m(&[("lat", f64::NAN), ("rps", 1.0), ("p99", 1.0)])).unwrap_err().contains("not a finite"));
+    }
+
+    #[test]
+    fn display_value_round_trips_for_maximize() {
+        let o = Objectives {
+            objectives: vec![Objective { metric: "rps".into(), direction: Direction::Maximize, weight: 1.0 }],
+            constraints: vec![],
+        };
+        let s = o.score(&m(&[("rps", 123.0)])).unwrap().score;
+        assert_eq!(o.display_value(s), 123.0);
+        assert!(o.target_score(200.0) < s);
+    }
+}

@@ -1,0 +1,595 @@
+//! The study: one facade that opens (or resumes) a study from storage,
+//! runs the ask → evaluate → tell loop with parallel evaluation and stop
+//! conditions, and hands the trials to recommendations.
+//!
+//! Crash safety: the optimizer snapshot is stored with the trials an ask
+//! produced (point `Asked`) and with the last trial of a batch after the
+//! tell (point `Told`). A run killed mid-batch leaves completed trials
+//! stored and the others `Running`; resuming restores the `Asked` snapshot,
+//! re-evaluates the running trials with the same parameters, then tells the
+//! whole batch — the same trajectory an uninterrupted run takes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::eval::{EvalContext, EvalError, Evaluator, Measurement};
+use crate::objective::Outcome;
+use crate::optim::{self, Observed, Optimizer};
+use crate::spec::Spec;
+use crate::storage::{Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot};
+use crate::trial::{Trial, TrialState};
+
+/// How many times a transient evaluation error is retried.
+const TRANSIENT_RETRIES: u32 = 2;
+
+/// Why a run stopped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum StopReason {
+    /// The study has all the trials its budget allows.
+    Trials,
+    /// The run's wall-time budget ran out.
+    Time,
+    /// The best value reached the target.
+    Target,
+    /// No improvement for `patience` trials.
+    Patience,
+    /// Too many failures in a row.
+    Failures { consecutive: u64, last_reason: String },
+    /// Interrupted (Ctrl-C / SIGTERM); finished trials are stored.
+    Interrupted,
+    /// The optimizer has nothing more to propose.
+    OptimizerDone,
+}
+
+impl StopReason {
+    pub fn describe(&self) -> String {
+        match self {
+            StopReason::Trials => "trial budget reached".into(),
+            StopReason::Time => "time budget reached".into(),
+            StopReason::Target => "target reached".into(),
+            StopReason::Patience => "no improvement within the patience window".into(),
+            StopReason::Failures { consecutive, last_reason } => {
+                format!("{consecutive} trials failed in a row; the last one: {last_reason}")
+            }
+            StopReason::Interrupted => "interrupted; run again with --resume to continue".into(),
+            StopReason::OptimizerDone => "the optimizer has converged and proposes nothing more".into(),
+        }
+    }
+}
+
+/// Options of one run (not part of the study's identity).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue an existing study (otherwise an existing study with trials is refused).
+    pub resume: bool,
+    /// Override the study's total trial budget.
+    pub trials: Option<u64>,
+    /// Run this many trials more than the study has now.
+    pub add_trials: Option<u64>,
+    /// Draw a progress bar (only shown on a terminal).
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub study: String,
+    pub stop: StopReason,
+    pub new_trials: u64,
+    pub total_trials: u64,
+    pub elapsed_s: f64,
+    pub resumed: bool,
+}
+
+/// An open study held by this process.
+pub struct Study {
+    spec: Spec,
+    storage: Arc<dyn Storage>,
+    evaluator: Arc<dyn Evaluator>,
+    optimizer: Box<dyn Optimizer>,
+    owner: Owner,
+    trials: Vec<Trial>,
+    /// A batch whose candidates were asked but not yet told (after resume).
+    pending_batch: Option<u64>,
+    resumed: bool,
+    stop_flag: Arc<AtomicBool>,
+}
+
+impl Drop for Study {
+    fn drop(&mut self) {
+        let _ = self.storage.release(&self.spec.name, &self.owner);
+    }
+}
+
+impl Study {
+    /// Open the study named by the spec (creating it, or resuming it when
+    /// `resume`), take its lock, and bring the optimizer to where it was.
+    pub fn open(spec: Spec, storage: Arc<dyn Storage>, resume: bool) -> Result<Study> {
+        let name = spec.name.clone();
+        let spec_json = serde_json::json!({ "identity": spec.identity(), "spec": spec });
+        if let Some(existing) = storage.find_study(&name)? {
+            let old_identity = existing.spec.get("identity").cloned().unwrap_or_default();
+            let trials = storage.trials(&name)?;
+            if !trials.is_empty() && !resume {
+                return Err(Error::Config(format!(
+                    "study `{name}` already has {} trials in this storage; add --resume to continue it, \
+                     or give the spec another `name` to start a new study",
+                    trials.len()
+                )));
+            }
+            if old_identity != spec.identity() {
+                return Err(Error::Config(format!(
+                    "study `{name}` was created with a different {}; a study's space, objectives, optimizer and seed \
+                     cannot change. Give the spec a new `name` to start a new study",
+                    identity_diff(&old_identity, &spec.identity())
+                )));
+            }
+        }
+        storage.open_study(&name, &spec_json)?;
+        let owner = Owner::current();
+        storage.acquire(&name, &owner)?;
+        let evaluator: Arc<dyn Evaluator> = Arc::from(spec.evaluator.build(&spec.space)?);
+        let optimizer = optim::build(&spec.optimizer, &spec.problem())?;
+        let mut study = Study {
+            spec,
+            storage,
+            evaluator,
+            optimizer,
+            owner,
+            trials: Vec::new(),
+            pending_batch: None,
+            resumed: false,
+            stop_flag: Arc::new(AtomicBool::new(false)),
+        };
+        study.recover()?;
+        Ok(study)
+    }
+
+    /// A flag that stops the run after the trials in flight (e.g. set by a signal handler).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop_flag.clone()
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    pub fn trials(&self) -> &[Trial] {
+        &self.trials
+    }
+
+    /// Bring the optimizer to the stored state: restore the latest snapshot
+    /// (or replay the stored trials when it is missing or unusable), and find
+    /// trials a killed run left running.
+    fn recover(&mut self) -> Result<()> {
+        let name = self.spec.name.clone();
+        let running = self.storage.reclaim_running(&name, &self.owner.id)?;
+        self.trials = self.storage.trials(&name)?;
+        if self.trials.is_empty() {
+            return Ok(());
+        }
+        self.resumed = true;
+        if !running.is_empty() {
+            tracing::info!(study = %name, trials = running.len(), "re-running trials an interrupted run left unfinished");
+        }
+        let snapshot = self.storage.latest_snapshot(&name)?;
+        let restored = match &snapshot {
+            Some(s) => match self.optimizer.restore(&s.snapshot) {
+                Ok(()) => Some(s.clone()),
+                Err(e) => {
+                    tracing::warn!(study = %name, error = %e, "optimizer snapshot unusable; replaying the stored trials");
+                    None
+                }
+            },
+            None => None,
+        };
+        match restored {
+            Some(s) => {
+                // The snapshot covers every batch up to s.batch; a later batch can
+                // only be the baseline's (batch 0) before any snapshot, handled below.
+                if s.point == SnapshotPoint::Asked {
+                    self.pending_batch = Some(s.batch);
+                }
+            }
+            None => self.replay()?,
+        }
+        // Running baseline left over with no snapshot at all: re-run it as a batch.
+        if self.pending_batch.is_none() {
+            if let Some(b) = self.trials.iter().find(|t| t.state == TrialState::Running).map(|t| t.batch) {
+                self.pending_batch = Some(b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuild the optimizer by replaying every stored batch in order.
+    fn replay(&mut self) -> Result<()> {
+        self.optimizer = optim::build(&self.spec.optimizer, &self.spec.problem())?;
+        let mut batches: BTreeMap<u64, Vec<Trial>> = BTreeMap::new();
+        for t in &self.trials {
+            batches.entry(t.batch).or_default().push(t.clone());
+        }
+        for (batch, trials) in batches {
+            let foreign = trials.iter().all(|t| t.ticket.is_none());
+            let tickets: Vec<Option<u64>> = if foreign {
+                vec![None; trials.len()]
+            } else {
+                let asked = self.optimizer.ask(trials.len())?;
+                trials
+                    .iter()
+                    .map(|t| asked.iter().find(|c| c.x == t.x).map(|c| c.ticket))
+                    .collect()
+            };
+            if trials.iter().any(|t| t.state == TrialState::Running) {
+                self.pending_batch = Some(batch);
+                continue;
+            }
+            let obs: Vec<Observed> =
+                trials.iter().zip(tickets).map(|(t, ticket)| self.observe(t, ticket)).collect();
+            self.optimizer.tell(&obs)?;
+        }
+        Ok(())
+    }
+
+    fn outcome(&self, t: &Trial) -> Option<Outcome> {
+        match t.state {
+            TrialState::Complete => self.spec.objectives.score(&t.metrics).ok(),
+            _ => None,
+        }
+    }
+
+    fn observe(&self, t: &Trial, ticket: Option<u64>) -> Observed {
+        match self.outcome(t) {
+            Some(o) => Observed { ticket, x: t.x.clone(), value: Some(o.score), violation: o.violation },
+            None => Observed::failed(ticket, t.x.clone()),
+        }
+    }
+
+    /// Best feasible outcome so far (score, trial number).
+    pub fn best(&self) -> Option<(f64, u64)> {
+        self.trials
+            .iter()
+            .filter_map(|t| self.outcome(t).filter(|o| o.feasible()).map(|o| (o.score, t.number)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    fn target_reached(&self) -> bool {
+        match (self.spec.budget.target, self.best()) {
+            (Some(target), Some((best, _))) => best <= self.spec.objectives.target_score(target),
+            _ => false,
+        }
+    }
+
+    fn trials_since_improvement(&self) -> u64 {
+        let mut best = f64::INFINITY;
+        let mut since = 0;
+        for t in self.trials.iter().filter(|t| t.state.is_finished()) {
+            match self.outcome(t).filter(|o| o.feasible()) {
+                Some(o) if o.score < best => {
+                    best = o.score;
+                    since = 0;
+                }
+                _ => since += 1,
+            }
+        }
+        since
+    }
+
+    fn consecutive_failures(&self) -> (u64, String) {
+        let mut n = 0;
+        let mut last = String::new();
+        for t in self.trials.iter().rev().filter(|t| t.state.is_finished()) {
+            match &t.state {
+                TrialState::Failed { reason } => {
+                    if n == 0 {
+                        last = reason.clone();
+                    }
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        (n, last)
+    }
+
+    /// Run until a stop condition holds.
+    pub fn run(&mut self, opts: &RunOptions) -> Result<RunReport> {
+        let start = Instant::now();
+        let before = self.trials.len() as u64;
+        let total = match (opts.add_trials, opts.trials) {
+            (Some(add), _) => before + add,
+            (None, Some(t)) => t,
+            (None, None) => self.spec.budget.trials,
+        };
+        let progress = Progress::new(opts.progress, total, before, &self.spec);
+        progress.update(self, None);
+        let stop = loop {
+            if let Some(stop) = self.should_stop(total, start) {
+                break stop;
+            }
+            let trials = if let Some(batch) = self.pending_batch.take() {
+                self.trials.iter().filter(|t| t.batch == batch).cloned().collect::<Vec<_>>()
+            } else if self.trials.is_empty() && self.spec.space.baseline().is_some() {
+                self.start_baseline()?
+            } else {
+                let room = (total - self.trials.len() as u64) as usize;
+                let n = self.spec.parallelism.min(room).max(1);
+                match self.start_batch(n)? {
+                    Some(t) => t,
+                    None => break StopReason::OptimizerDone,
+                }
+            };
+            self.evaluate_batch(trials, &progress)?;
+        };
+        progress.finish(self, &stop);
+        Ok(RunReport {
+            study: self.spec.name.clone(),
+            stop,
+            new_trials: self.trials.len() as u64 - before,
+            total_trials: self.trials.len() as u64,
+            elapsed_s: start.elapsed().as_secs_f64(),
+            resumed: self.resumed,
+        })
+    }
+
+    fn should_stop(&self, total: u64, start: Instant) -> Option<StopReason> {
+        if self.pending_batch.is_some() {
+            return None; // always finish what a killed run started
+        }
+        if self.stop_flag.load(AtomicOrdering::SeqCst) {
+            return Some(StopReason::Interrupted);
+        }
+        let (fails, last) = self.consecutive_failures();
+        if fails >= self.spec.budget.max_consecutive_failures {
+            return Some(StopReason::Failures { consecutive: fails, last_reason: last });
+        }
+        if self.trials.len() as u64 >= total {
+            return Some(StopReason::Trials);
+        }
+        if self.target_reached() {
+            return Some(StopReason::Target);
+        }
+        if let Some(p) = self.spec.budget.patience {
+            if self.trials_since_improvement() >= p {
+                return Some(StopReason::Patience);
+            }
+        }
+        if let Some(t) = self.spec.budget.time {
+            if start.elapsed() >= t {
+                return Some(StopReason::Time);
+            }
+        }
+        None
+    }
+
+    fn start_baseline(&mut self) -> Result<Vec<Trial>> {
+        let config = self.spec.space.baseline().unwrap_or_default();
+        let x = self.spec.space.encode(&config).map_err(Error::Config)?;
+        let new = NewTrial { batch: 0, ticket: None, x, config, baseline: true };
+        let started = self.storage.start_trials(&self.spec.name, &[new], &self.owner.id, None)?;
+        self.trials.extend(started.iter().cloned());
+        Ok(started)
+    }
+
+    fn start_batch(&mut self, n: usize) -> Result<Option<Vec<Trial>>> {
+        let cands = self.optimizer.ask(n)?;
+        if cands.is_empty() {
+            return Ok(None);
+        }
+        let batch = self.trials.iter().map(|t| t.batch + 1).max().unwrap_or(1);
+        let new: Vec<NewTrial> = cands
+            .into_iter()
+            .map(|mut c| {
+                optim::clamp_unit(&mut c.x);
+                let config = self.spec.space.decode(&c.x);
+                NewTrial { batch, ticket: Some(c.ticket), x: c.x, config, baseline: false }
+            })
+            .collect();
+        let snap = StoredSnapshot { batch, point: SnapshotPoint::Asked, snapshot: self.optimizer.snapshot()? };
+        let started = self.storage.start_trials(&self.spec.name, &new, &self.owner.id, Some(&snap))?;
+        self.trials.extend(started.iter().cloned());
+        Ok(Some(started))
+    }
+
+    /// Evaluate a batch in parallel; store each trial as it finishes; tell
+    /// the optimizer the whole batch and store its snapshot with the last trial.
+    fn evaluate_batch(&mut self, batch: Vec<Trial>, progress: &Progress) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<(u64, std::result::Result<Measurement, EvalError>)>();
+        let to_run: Vec<&Trial> = batch.iter().filter(|t| t.state == TrialState::Running).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.spec.parallelism.min(to_run.len()).max(1))
+            .thread_name(|i| format!("knobs-eval-{i}"))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start evaluation threads: {e}")))?;
+        for t in &to_run {
+            let tx = tx.clone();
+            let evaluator = self.evaluator.clone();
+            let config = t.config.clone();
+            let ctx = EvalContext { study: self.spec.name.clone(), trial: t.number, base_dir: self.spec.base_dir.clone() };
+            let number = t.number;
+            pool.spawn(move || {
+                let mut attempt = 0;
+                let result = loop {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(&config, &ctx)))
+                        .unwrap_or_else(|_| Err(EvalError::Invalid("the evaluator panicked".into())));
+                    match r {
+                        Err(EvalError::Transient(m)) if attempt < TRANSIENT_RETRIES => {
+                            attempt += 1;
+                            tracing::warn!(trial = number, attempt, "transient evaluation error, retrying: {m}");
+                            std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt)));
+                        }
+                        other => break other,
+                    }
+                };
+                let _ = tx.send((number, result));
+            });
+        }
+        drop(tx);
+        let mut remaining = to_run.len();
+        let mut fatal: Option<String> = None;
+        if remaining == 0 {
+            // Every trial of the batch finished before a kill: only the tell is missing.
+            return self.tell_batch(&batch, None);
+        }
+        for (number, result) in rx.iter() {
+            remaining -= 1;
+            let epoch = self.trials.iter().find(|t| t.number == number).map(|t| t.epoch).unwrap_or(0);
+            let finished = match result {
+                Ok(m) => match self.spec.objectives.score(&m.metrics) {
+                    Ok(_) => Finished {
+                        number,
+                        epoch,
+                        state: TrialState::Complete,
+                        metrics: m.metrics,
+                        elapsed_s: Some(m.elapsed.as_secs_f64()),
+                    },
+                    Err(reason) => {
+                        Finished { number, epoch, state: TrialState::Failed { reason }, metrics: m.metrics, elapsed_s: Some(m.elapsed.as_secs_f64()) }
+                    }
+                },
+                Err(EvalError::Fatal(reason)) => {
+                    fatal.get_or_insert_with(|| reason.clone());
+                    Finished { number, epoch, state: TrialState::Failed { reason }, metrics: BTreeMap::new(), elapsed_s: None }
+                }
+                Err(e) => Finished {
+                    number,
+                    epoch,
+                    state: TrialState::Failed { reason: e.to_string() },
+                    metrics: BTreeMap::new(),
+                    elapsed_s: None,
+                },
+            };
+            if let TrialState::Failed { reason } = &finished.state {
+                tracing::warn!(study = %self.spec.name, trial = number, "trial failed: {reason}");
+            }
+            if let Some(t) = self.trials.iter_mut().find(|t| t.number == number) {
+                t.state = finished.state.clone();
+                t.metrics = finished.metrics.clone();
+                t.elapsed_s = finished.elapsed_s;
+            }
+            if remaining == 0 {
+                if let Some(reason) = fatal {
+                    // Store the trial, leave the optimizer untold: a fixed evaluator resumes cleanly.
+                    self.storage.finish_trial(&self.spec.name, &finished, None)?;
+                    return Err(Error::Evaluator(reason));
+                }
+                let batch_now: Vec<Trial> =
+                    batch.iter().map(|b| self.trials.iter().find(|t| t.number == b.number).cloned().unwrap_or(b.clone())).collect();
+                self.tell_batch(&batch_now, Some(finished))?;
+            } else {
+                self.storage.finish_trial(&self.spec.name, &finished, None)?;
+            }
+            progress.update(self, Some(number));
+        }
+        Ok(())
+    }
+
+    /// Tell the optimizer a fully evaluated batch; store the snapshot in the
+    /// same transaction as `last` (or on its own when every trial is stored).
+    fn tell_batch(&mut self, batch: &[Trial], last: Option<Finished>) -> Result<()> {
+        let obs: Vec<Observed> = batch.iter().map(|t| self.observe(t, t.ticket)).collect();
+        self.optimizer.tell(&obs)?;
+        let b = batch.first().map(|t| t.batch).unwrap_or(0);
+        let snap = StoredSnapshot { batch: b, point: SnapshotPoint::Told, snapshot: self.optimizer.snapshot()? };
+        match last {
+            Some(f) => self.storage.finish_trial(&self.spec.name, &f, Some(&snap)),
+            // No trial left to finish: an empty start stores the snapshot alone.
+            None => self.storage.start_trials(&self.spec.name, &[], &self.owner.id, Some(&snap)).map(|_| ()),
+        }
+    }
+}
+
+fn identity_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
+    let keys = ["space", "objectives", "optimizer", "seed"];
+    let changed: Vec<&str> = keys.iter().copied().filter(|k| old.get(*k) != new.get(*k)).collect();
+    if changed.is_empty() { "spec".to_string() } else { changed.join(", ") }
+}
+
+/// The progress bar (terminal) or periodic log lines (otherwise).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    last_log: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: u64, done: u64, spec: &Spec) -> Self {
+        use std::io::IsTerminal;
+        if !enabled || !std::io::stderr().is_terminal() {
+            tracing::info!(study = %spec.name, total, done, objective = %spec.objectives.describe(), "run starts");
+            return Progress { bar: None, total, last_log: std::sync::Mutex::new(Instant::now()) };
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} trials  {msg}  ({elapsed}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(spec.name.clone());
+        bar.set_position(done);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress { bar: Some(bar), total, last_log: std::sync::Mutex::new(Instant::now()) }
+    }
+
+    fn update(&self, study: &Study, finished: Option<u64>) {
+        let done = study.trials.iter().filter(|t| t.state.is_finished()).count() as u64;
+        let best = study.best().map(|(s, n)| (study.spec.objectives.display_value(s), n));
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                if let Some((v, n)) = best {
+                    bar.set_message(format!("best {} = {} (trial {n})", study.spec.objectives.describe(), fmt_num(v)));
+                }
+            }
+            None => {
+                let Some(t) = finished.and_then(|n| study.trials.iter().find(|t| t.number == n)) else { return };
+                let value = study.outcome(t).map(|o| fmt_num(study.spec.objectives.display_value(o.score)));
+                let value = value.as_deref().unwrap_or("-");
+                tracing::debug!(study = %study.spec.name, trial = t.number, state = t.state.label(), value, "trial finished");
+                let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+                let new_best = best.is_some_and(|(_, n)| n == t.number);
+                if new_best || last.elapsed() >= Duration::from_secs(10) {
+                    *last = Instant::now();
+                    tracing::info!(
+                        study = %study.spec.name,
+                        done,
+                        total = self.total,
+                        best = best.map(|b| fmt_num(b.0)).as_deref().unwrap_or("-"),
+                        best_trial = best.map(|b| b.1),
+                        "{}",
+                        if new_best { "new best" } else { "progress" }
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(&self, study: &Study, stop: &StopReason) {
+        if let Some(bar) = &self.bar {
+            self.update(study, None);
+            bar.finish_and_clear();
+        }
+        tracing::info!(study = %study.spec.name, "run stopped: {}", stop.describe());
+    }
+}
+
+/// Short human formatting of a number (6 significant digits).
+pub fn fmt_num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if (1e-3..1e7).contains(&a) {
+        let digits = (5 - a.log10().floor() as i32).clamp(0, 9) as usize;
+        let s = format!("{v:.digits$}");
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    } else {
+        format!("{v:.5e}")
+    }
+}

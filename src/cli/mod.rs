@@ -1,0 +1,389 @@
+//! The command-line face: parses arguments (clap), calls the library, and
+//! prints tables or `--json`. Holds no logic the library lacks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::recommend::{recommend, Recommendations};
+use crate::spec::Spec;
+use crate::storage::{self, Storage};
+use crate::study::{RunOptions, StopReason, Study};
+
+pub mod stdio;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (for `run`: the budget, time, target or patience stopped the run)
+  1    runtime failure: evaluator fatal error, storage or I/O error
+  2    invalid spec, protocol message or arguments (every problem is listed)
+  3    the study is held by another running knobs process
+  4    the run stopped because too many trials failed in a row
+  130  interrupted by Ctrl-C / SIGTERM; finished trials are stored, run again with --resume";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "knobs",
+    version,
+    about = "Tune the knobs of real systems: declare a parameter space, search it, get ranked configurations.",
+    long_about = "Tune the knobs of real systems.\n\n\
+        Declare the parameters (pool sizes, TTLs, thresholds, ...) with today's values as defaults in a YAML spec, \
+        say how to measure a configuration (a command that prints JSON metrics, or a test function), and knobs \
+        searches the space, stores every trial, and prints ranked recommendations with their improvement over \
+        today's values.\n\n\
+        Quick start:\n  knobs run configs/quickstart.yaml\n  knobs recommend quickstart\n\n\
+        Scheduled tuning (cron):\n  knobs run tune.yaml --resume --add-trials 50 --json",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output (-v: debug, -vv: trace). Logs go to stderr; KNOBS_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Search a spec's space, store every trial, print ranked recommendations.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Check spec files and report every problem of each, with field paths.
+    #[command(after_help = EXIT_CODES)]
+    Validate {
+        /// Spec files (YAML).
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// One JSON object per file on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reprint the ranked recommendations of a stored study.
+    #[command(after_help = EXIT_CODES)]
+    Recommend {
+        /// A study name, or the spec file it was run from.
+        study: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How many configurations to list (default: the spec's recommend.top, else 5).
+        #[arg(long)]
+        top: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the studies in a storage file with their trial counts.
+    Studies {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the optimizers a spec can name.
+    Optimizers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve one optimizer over stdin/stdout: the JSON-lines ask/tell protocol (version 1).
+    ///
+    /// Messages, one JSON object per line: init (space, budget, seed), ask (n), tell (results), close.
+    /// Any program in any language can drive knobs this way; the peer benchmark harness does.
+    Stdio {
+        /// Registry name of the optimizer (see `knobs optimizers`).
+        #[arg(long, default_value = "cmaes")]
+        optimizer: String,
+        /// Optimizer option as key=value (value parsed as JSON when it can be); repeatable.
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StoreArgs {
+    /// Storage: a SQLite file path (default ./knobs.db, or the spec's `storage`), or `memory:`.
+    #[arg(long)]
+    storage: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The experiment spec (YAML).
+    spec: PathBuf,
+    /// Continue the stored study (re-running trials an interrupted run left unfinished).
+    #[arg(long)]
+    resume: bool,
+    /// Total trials for the study (overrides budget.trials).
+    #[arg(long, conflicts_with = "add_trials")]
+    trials: Option<u64>,
+    /// Run this many trials beyond those already stored (for scheduled runs).
+    #[arg(long)]
+    add_trials: Option<u64>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Directory for recommendations.{yaml,json} (default: the spec's `output`, else ./knobs-out).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// How many configurations to recommend (default: the spec's recommend.top, else 5).
+    #[arg(long)]
+    top: Option<usize>,
+    /// Print one JSON object (run report + recommendations) on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Exit code for an error.
+fn code(e: &Error) -> i32 {
+    match e {
+        Error::Invalid(_) | Error::Config(_) => 2,
+        Error::Locked(_) => 3,
+        _ => 1,
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = std::env::var("KNOBS_LOG").unwrap_or_else(|_| format!("knobs={default},warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Parse the command line, run, return the exit code.
+pub fn main() -> i32 {
+    // Die quietly on a closed pipe (`knobs studies | head`) like other Unix tools.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let result = match cli.command {
+        Command::Run(args) => run(args, cli.quiet),
+        Command::Validate { specs, json } => validate(&specs, json),
+        Command::Recommend { study, store, top, json } => recommend_cmd(&study, store, top, json),
+        Command::Studies { store, json } => studies(store, json),
+        Command::Optimizers { json } => optimizers(json),
+        Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            code(&e)
+        }
+    }
+}
+
+fn open_storage(cli: Option<&str>, spec: Option<&Spec>) -> crate::Result<Arc<dyn Storage>> {
+    let location = match (cli, spec.and_then(|s| s.storage.as_deref())) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(s)) if s.starts_with("memory:") => s.to_string(),
+        (None, Some(s)) => spec.map(|sp| sp.resolve(s.trim_start_matches("sqlite:")).display().to_string()).unwrap_or_default(),
+        (None, None) => "knobs.db".to_string(),
+    };
+    Ok(Arc::from(storage::open(&location)?))
+}
+
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if INTERRUPTS.fetch_add(1, Ordering::SeqCst) >= 1 {
+        // Second signal: stop now. Unfinished trials are re-run on --resume.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+}
+
+/// First Ctrl-C/SIGTERM: finish the trials in flight, then stop; second: exit at once.
+fn install_signal_handlers(flag: Arc<AtomicBool>) {
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    std::thread::spawn(move || {
+        loop {
+            if INTERRUPTS.load(Ordering::SeqCst) > 0 {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!("\nstopping after the trials in flight; press Ctrl-C again to quit now (they re-run on --resume)");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+}
+
+fn output_dir(args_out: Option<&Path>, spec: &Spec) -> PathBuf {
+    match (args_out, &spec.output) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(o)) => spec.resolve(o),
+        (None, None) => PathBuf::from("knobs-out"),
+    }
+    .join(&spec.name)
+}
+
+fn write_outputs(dir: &Path, recs: &Recommendations) -> crate::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let yaml_path = dir.join("recommendations.yaml");
+    let json_path = dir.join("recommendations.json");
+    let yaml = serde_yaml::to_string(recs).map_err(|e| Error::Config(format!("cannot write YAML: {e}")))?;
+    std::fs::write(&yaml_path, yaml).map_err(|e| Error::io(yaml_path.display().to_string(), e))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(recs)?).map_err(|e| Error::io(json_path.display().to_string(), e))?;
+    Ok((yaml_path, json_path))
+}
+
+fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
+    let spec = Spec::load(&args.spec)?;
+    let storage = open_storage(args.store.storage.as_deref(), Some(&spec))?;
+    let mut study = Study::open(spec.clone(), storage, args.resume)?;
+    install_signal_handlers(study.stop_flag());
+    let opts = RunOptions {
+        resume: args.resume,
+        trials: args.trials,
+        add_trials: args.add_trials,
+        progress: !args.no_progress && !args.json && !quiet,
+    };
+    let report = study.run(&opts)?;
+    let top = args.top.unwrap_or(spec.top_k);
+    let recs = recommend(&spec.name, &spec.space, &spec.objectives, study.trials(), top);
+    let dir = output_dir(args.out.as_deref(), &spec);
+    let (yaml_path, json_path) = write_outputs(&dir, &recs)?;
+    if args.json {
+        let mut v = serde_json::to_value(&recs)?;
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("run".into(), serde_json::to_value(&report)?);
+            m.insert(
+                "files".into(),
+                serde_json::json!({"yaml": yaml_path.display().to_string(), "json": json_path.display().to_string()}),
+            );
+        }
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print!("{}", recs.table(&spec.space));
+        println!(
+            "{} new trials in {:.1}s ({}); written to {} and {}",
+            report.new_trials,
+            report.elapsed_s,
+            report.stop.describe(),
+            yaml_path.display(),
+            json_path.display()
+        );
+    }
+    Ok(match report.stop {
+        StopReason::Failures { .. } => 4,
+        StopReason::Interrupted => 130,
+        _ => 0,
+    })
+}
+
+fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
+    let mut bad = 0;
+    for path in specs {
+        match Spec::load(path) {
+            Ok(spec) => {
+                if json {
+                    println!("{}", serde_json::json!({"file": path.display().to_string(), "ok": true, "study": spec.name}));
+                } else {
+                    println!(
+                        "ok: {} (study `{}`: {} parameters, optimizer {}, {} trials)",
+                        path.display(),
+                        spec.name,
+                        spec.space.dim(),
+                        spec.optimizer.name,
+                        spec.budget.trials
+                    );
+                }
+            }
+            Err(e) => {
+                bad += 1;
+                if json {
+                    let problems = match &e {
+                        Error::Invalid(p) => serde_json::to_value(&p.items)?,
+                        other => serde_json::json!([{"path": "(file)", "message": other.to_string()}]),
+                    };
+                    println!("{}", serde_json::json!({"file": path.display().to_string(), "ok": false, "problems": problems}));
+                } else {
+                    println!("{e}");
+                }
+            }
+        }
+    }
+    Ok(if bad > 0 { 2 } else { 0 })
+}
+
+fn recommend_cmd(study: &str, store: StoreArgs, top: Option<usize>, json: bool) -> crate::Result<i32> {
+    let as_file = Path::new(study);
+    let from_file = (study.ends_with(".yaml") || study.ends_with(".yml")) && as_file.is_file();
+    let file_spec = if from_file { Some(Spec::load(as_file)?) } else { None };
+    let storage = open_storage(store.storage.as_deref(), file_spec.as_ref())?;
+    let name = file_spec.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| study.to_string());
+    let Some(record) = storage.find_study(&name)? else {
+        let known: Vec<String> = storage.list_studies()?.into_iter().map(|s| s.name).collect();
+        return Err(Error::NotFound(format!(
+            "no study `{name}` in this storage; studies here: {}",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )));
+    };
+    let spec: Spec = match file_spec {
+        Some(s) => s,
+        None => serde_json::from_value(record.spec.get("spec").cloned().unwrap_or_default())
+            .map_err(|e| Error::Storage(format!("study `{name}` holds a spec this version cannot read: {e}")))?,
+    };
+    let trials = storage.trials(&name)?;
+    let recs = recommend(&name, &spec.space, &spec.objectives, &trials, top.unwrap_or(spec.top_k));
+    if json {
+        println!("{}", serde_json::to_string(&recs)?);
+    } else {
+        print!("{}", recs.table(&spec.space));
+    }
+    Ok(0)
+}
+
+fn studies(store: StoreArgs, json: bool) -> crate::Result<i32> {
+    let storage = open_storage(store.storage.as_deref(), None)?;
+    let list = storage.list_studies()?;
+    if json {
+        println!("{}", serde_json::to_string(&list)?);
+    } else if list.is_empty() {
+        println!("no studies yet; start one with `knobs run <spec.yaml>`");
+    } else {
+        println!("{:<30} {:>7} {:>9} {:>7} {:>8}  created", "study", "trials", "complete", "failed", "running");
+        for s in list {
+            println!("{:<30} {:>7} {:>9} {:>7} {:>8}  {}", s.name, s.trials, s.complete, s.failed, s.running, s.created_at);
+        }
+    }
+    Ok(0)
+}
+
+fn optimizers(json: bool) -> crate::Result<i32> {
+    let list = crate::optim::registry::summaries();
+    if json {
+        let v: Vec<_> = list.iter().map(|(n, s)| serde_json::json!({"name": n, "summary": s})).collect();
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        for (n, s) in list {
+            println!("{n:<10} {s}");
+        }
+    }
+    Ok(0)
+}
