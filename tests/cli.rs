@@ -1,0 +1,375 @@
+//! End-to-end tests of the `knobs` binary, as a user (or cron) runs it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn knobs() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_knobs"));
+    c.env("KNOBS_LOG", "warn");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn knobs");
+    assert!(
+        out.status.success(),
+        "knobs failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn configs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("examples")).into_iter().flatten())
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_config_validates_and_runs_with_a_small_budget() {
+    let files = configs();
+    assert!(files.len() >= 3, "configs/ should hold the quickstart, examples and a command example");
+    for file in files {
+        let tmp = tempfile::tempdir().unwrap();
+        run_ok(knobs().arg("validate").arg(&file));
+        let trials = if file.to_string_lossy().contains("sqlite") { "4" } else { "24" };
+        let out = run_ok(
+            knobs()
+                .arg("run")
+                .arg(&file)
+                .args(["--trials", trials, "--json", "--storage"])
+                .arg(tmp.path().join("k.db"))
+                .arg("--out")
+                .arg(tmp.path()),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {out}", file.display()));
+        let recs = v["recommendations"].as_array().unwrap_or_else(|| panic!("{}: no recommendations array", file.display()));
+        assert!(!recs.is_empty(), "{}: no recommendation", file.display());
+        assert_eq!(v["run"]["total_trials"].as_u64(), Some(trials.parse().unwrap()), "{}", file.display());
+        let name = v["study"].as_str().unwrap();
+        assert!(tmp.path().join(name).join("recommendations.yaml").is_file());
+        assert!(tmp.path().join(name).join("recommendations.json").is_file());
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_of_a_file_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        r#"
+name: bad
+space:
+  - {name: pool, type: int, low: 10, high: 1, default: 5}
+  - {name: ttl, type: float, low: 0, high: 100, log: true}
+  - {name: pool, type: float, low: 0, high: .inf}
+  - {name: mode, type: categorical, choices: [a, 1]}
+  - {name: sz, type: int, low: 1, high: 10, step: 0, colour: red}
+  - {name: "", type: bool}
+optimizer: simulated_annealing
+evaluator: {type: function, name: branin}
+budget: {trials: 0, tim: 5m}
+"#,
+    )
+    .unwrap();
+    let out = knobs().args(["validate", "--json"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let paths: Vec<String> = v["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect();
+    for expected in [
+        "space.pool.low",
+        "space.ttl.low",
+        "space.pool.name",
+        "space.pool.high",
+        "space.mode.choices",
+        "space.sz.step",
+        "space.sz.colour",
+        "space[5].name",
+        "optimizer.name",
+        "budget.trials",
+        "budget.tim",
+    ] {
+        assert!(paths.iter().any(|p| p == expected), "missing problem at {expected}; got {paths:?}");
+    }
+    // Human form too, each problem on its own line.
+    let out = knobs().arg("validate").arg(&bad).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("must be > 0 for a log scale (got 0)"), "{text}");
+    assert!(text.contains("did you mean `time`?"), "{text}");
+}
+
+/// A spec whose evaluator is a real program that takes a while per trial.
+fn slow_spec(dir: &Path, name: &str, trials: u64, sleep_s: f64) -> PathBuf {
+    let script = dir.join("eval.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import sys, json, time\nx = [float(a) for a in sys.argv[1:]]\ntime.sleep({sleep_s})\n\
+             print('working...')\nprint(json.dumps({{'value': sum((v - 0.3 * (i + 1)) ** 2 for i, v in enumerate(x))}}))\n"
+        ),
+    )
+    .unwrap();
+    let spec = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &spec,
+        format!(
+            r#"
+name: {name}
+seed: 3
+space:
+  - {{name: a, type: float, low: -1, high: 1, default: 0.5}}
+  - {{name: b, type: float, low: -1, high: 1, default: 0.5}}
+  - {{name: c, type: int, low: -5, high: 5, default: 0}}
+evaluator:
+  type: command
+  command: [python3, eval.py, "{{a}}", "{{b}}", "{{c}}"]
+  timeout_s: 30
+optimizer: cmaes
+budget: {{trials: {trials}}}
+parallelism: 2
+"#
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+fn stored_trials(db: &Path, study: &str) -> Vec<Value> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT t.number, t.state, t.config, t.metrics FROM trials t JOIN studies s ON s.id = t.study_id WHERE s.name = ?1 ORDER BY t.number")
+        .unwrap();
+    stmt.query_map([study], |r| {
+        Ok(serde_json::json!({
+            "number": r.get::<_, i64>(0)?,
+            "state": r.get::<_, String>(1)?,
+            "config": r.get::<_, String>(2)?,
+            "metrics": r.get::<_, Option<String>>(3)?,
+        }))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+fn count_complete(db: &Path, study: &str) -> usize {
+    if !db.exists() {
+        return 0;
+    }
+    let Ok(conn) = rusqlite::Connection::open(db) else { return 0 };
+    conn.query_row(
+        "SELECT count(*) FROM trials t JOIN studies s ON s.id = t.study_id WHERE s.name = ?1 AND t.state = 'complete'",
+        [study],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap_or(0) as usize
+}
+
+#[test]
+fn sigkill_then_resume_loses_nothing_and_continues_the_same_trajectory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = slow_spec(tmp.path(), "killme", 40, 0.05);
+
+    // Uninterrupted reference run.
+    let ref_db = tmp.path().join("ref.db");
+    run_ok(knobs().arg("run").arg(&spec).arg("--storage").arg(&ref_db).arg("--out").arg(tmp.path()).arg("--json"));
+    let reference = stored_trials(&ref_db, "killme");
+    assert_eq!(reference.len(), 40);
+
+    // Killed run: SIGKILL once some trials are stored, mid-flight.
+    let db = tmp.path().join("k.db");
+    let mut child = knobs()
+        .arg("run")
+        .arg(&spec)
+        .arg("--storage")
+        .arg(&db)
+        .arg("--out")
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_complete(&db, "killme") < 9 {
+        assert!(start.elapsed() < Duration::from_secs(60), "run made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = stored_trials(&db, "killme");
+    assert!(before.len() < 40, "the run finished before it was killed; slow the evaluator");
+
+    // Without --resume: refused, nothing touched.
+    let out = knobs().arg("run").arg(&spec).arg("--storage").arg(&db).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+
+    run_ok(knobs().arg("run").arg(&spec).arg("--resume").arg("--storage").arg(&db).arg("--out").arg(tmp.path()).arg("--json"));
+    let after = stored_trials(&db, "killme");
+    assert_eq!(after.len(), 40, "the resumed study must end with the budget's trials");
+    for t in &before {
+        if t["state"] == "complete" {
+            let n = t["number"].as_u64().unwrap() as usize;
+            assert_eq!(&after[n], t, "a completed trial changed on resume");
+        }
+    }
+    assert!(after.iter().all(|t| t["state"] == "complete"));
+    // Same configurations and metrics as the run that was never interrupted.
+    let strip = |v: &[Value]| v.iter().map(|t| (t["config"].clone(), t["metrics"].clone())).collect::<Vec<_>>();
+    assert_eq!(strip(&after), strip(&reference), "resumed trajectory differs from the uninterrupted one");
+}
+
+#[test]
+fn a_second_run_on_a_held_study_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = slow_spec(tmp.path(), "held", 30, 0.2);
+    let db = tmp.path().join("k.db");
+    let mut first = knobs()
+        .arg("run")
+        .arg(&spec)
+        .arg("--storage")
+        .arg(&db)
+        .arg("--out")
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_complete(&db, "held") < 1 {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = knobs().arg("run").arg(&spec).arg("--resume").arg("--storage").arg(&db).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("pid"), "the message should say which process holds the study: {err}");
+}
+
+#[test]
+fn ctrl_c_stops_after_the_trials_in_flight_and_resume_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = slow_spec(tmp.path(), "sigint", 30, 0.05);
+    let db = tmp.path().join("k.db");
+    let child = knobs()
+        .arg("run")
+        .arg(&spec)
+        .arg("--storage")
+        .arg(&db)
+        .arg("--out")
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_complete(&db, "sigint") < 5 {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored = stored_trials(&db, "sigint");
+    assert!(stored.iter().all(|t| t["state"] == "complete"), "Ctrl-C must let the trials in flight finish");
+    assert!(stored.len() < 30);
+    run_ok(knobs().arg("run").arg(&spec).arg("--resume").arg("--storage").arg(&db).arg("--out").arg(tmp.path()));
+    assert_eq!(stored_trials(&db, "sigint").len(), 30);
+}
+
+#[test]
+fn recommend_and_studies_read_the_stored_study() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quickstart.yaml");
+    let db = tmp.path().join("k.db");
+    run_ok(knobs().arg("run").arg(&spec).args(["--trials", "30", "--json", "--storage"]).arg(&db).arg("--out").arg(tmp.path()));
+    let v: Value =
+        serde_json::from_str(&run_ok(knobs().args(["recommend", "quickstart", "--json", "--top", "3", "--storage"]).arg(&db))).unwrap();
+    let recs = v["recommendations"].as_array().unwrap();
+    assert_eq!(recs.len(), 3);
+    assert!(recs[0]["value"].as_f64().unwrap() <= recs[1]["value"].as_f64().unwrap());
+    assert!(v["baseline"]["value"].as_f64().unwrap() >= recs[0]["value"].as_f64().unwrap());
+    let table = run_ok(knobs().args(["recommend", "quickstart", "--storage"]).arg(&db));
+    assert!(table.contains("base") && table.contains("pool_size"), "{table}");
+    let list: Value = serde_json::from_str(&run_ok(knobs().args(["studies", "--json", "--storage"]).arg(&db))).unwrap();
+    assert_eq!(list[0]["name"], "quickstart");
+    assert_eq!(list[0]["trials"], 30);
+    let out = knobs().args(["recommend", "nosuch", "--storage"]).arg(&db).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quickstart"), "should list the studies that exist");
+}
+
+#[test]
+fn stdio_protocol_round_trip() {
+    for optimizer in knobs::optim::names() {
+        let mut child = knobs()
+            .args(["stdio", "--optimizer", optimizer])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut call = |msg: &str| -> Value {
+            stdin.write_all(msg.as_bytes()).unwrap();
+            stdin.write_all(b"\n").unwrap();
+            stdin.flush().unwrap();
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{optimizer}: bad reply {line:?}: {e}"))
+        };
+        let init = r#"{"op":"init","protocol":1,"budget":40,"seed":3,"direction":"minimize","space":{"params":[
+            {"name":"pool_size","type":"int","low":1,"high":256,"log":false},
+            {"name":"cache_ttl_s","type":"float","low":1.0,"high":86400.0,"log":true},
+            {"name":"gc_threshold","type":"int","low":100,"high":100000,"log":true},
+            {"name":"eviction","type":"categorical","choices":["lru","lfu","fifo"]}]}}"#
+            .replace('\n', " ");
+        let r = call(&init);
+        assert_eq!(r["ok"], true, "{optimizer}: {r}");
+        assert_eq!(call("this is not json")["ok"], false);
+        let mut told = 0;
+        while told < 40 {
+            let r = call(&format!(r#"{{"op":"ask","n":{}}}"#, 40 - told));
+            assert_eq!(r["ok"], true, "{optimizer}: {r}");
+            let trials = r["trials"].as_array().unwrap();
+            assert!(!trials.is_empty() && trials.len() <= 40 - told);
+            let mut results = Vec::new();
+            for (i, t) in trials.iter().enumerate() {
+                let p = &t["params"];
+                let pool = p["pool_size"].as_i64().expect("int as a JSON integer");
+                assert!((1..=256).contains(&pool));
+                let ttl = p["cache_ttl_s"].as_f64().unwrap();
+                assert!((1.0..=86400.0).contains(&ttl));
+                assert!(["lru", "lfu", "fifo"].contains(&p["eviction"].as_str().unwrap()));
+                let value = if i == 0 { Value::Null } else { serde_json::json!((pool as f64 - 99.0).abs() + ttl.ln()) };
+                results.push(serde_json::json!({"id": t["id"], "value": value, "status": if i == 0 { "failed" } else { "ok" }}));
+            }
+            told += trials.len();
+            let r = call(&serde_json::json!({"op": "tell", "results": results}).to_string());
+            assert_eq!(r["ok"], true, "{optimizer}: {r}");
+        }
+        let r = call(r#"{"op":"tell","results":[{"id":999999,"value":1.0}]}"#);
+        assert_eq!(r["ok"], false, "telling an unknown id must be refused");
+        let r = call(r#"{"op":"close"}"#);
+        assert_eq!(r["ok"], true);
+        assert!(r["best"]["value"].is_number());
+        assert!(child.wait().unwrap().success());
+    }
+}
