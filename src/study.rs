@@ -111,6 +111,13 @@ impl Study {
     /// Open the study named by the spec (creating it, or resuming it when
     /// `resume`), take its lock, and bring the optimizer to where it was.
     pub fn open(spec: Spec, storage: Arc<dyn Storage>, resume: bool) -> Result<Study> {
+        let evaluator: Arc<dyn Evaluator> = Arc::from(spec.evaluator.build(&spec.space)?);
+        Study::open_with(spec, storage, evaluator, resume)
+    }
+
+    /// [`Study::open`] with an evaluator of the caller's (the spec's
+    /// `evaluator` section is then not used to build one).
+    pub fn open_with(spec: Spec, storage: Arc<dyn Storage>, evaluator: Arc<dyn Evaluator>, resume: bool) -> Result<Study> {
         let name = spec.name.clone();
         let spec_json = serde_json::json!({ "identity": spec.identity(), "spec": spec });
         if let Some(existing) = storage.find_study(&name)? {
@@ -134,7 +141,6 @@ impl Study {
         storage.open_study(&name, &spec_json)?;
         let owner = Owner::current();
         storage.acquire(&name, &owner)?;
-        let evaluator: Arc<dyn Evaluator> = Arc::from(spec.evaluator.build(&spec.space)?);
         let optimizer = optim::build(&spec.optimizer, &spec.problem())?;
         let mut study = Study {
             spec,

@@ -1,1 +1,204 @@
-//! In-memory storage (being written).
+//! In-memory storage: the reference backend for tests and one-off runs.
+//! Nothing survives the process; semantics match [`super::SqliteStorage`]
+//! exactly (same refusals, same messages, same numbering).
+
+use std::sync::{Mutex, MutexGuard};
+
+use crate::error::Result;
+use crate::trial::{Trial, TrialState};
+
+use super::common::{self, now_utc};
+use super::{Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary};
+
+/// Studies, trials, snapshots and locks in one mutex-guarded map.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    inner: Mutex<Vec<MemStudy>>,
+}
+
+#[derive(Debug)]
+struct MemStudy {
+    record: StudyRecord,
+    /// Index == trial number (numbers are consecutive from 0).
+    trials: Vec<MemTrial>,
+    snapshot: Option<StoredSnapshot>,
+    lock: Option<MemLock>,
+}
+
+#[derive(Debug)]
+struct MemTrial {
+    trial: Trial,
+    worker: String,
+    #[allow(dead_code)] // kept for parity with the SQLite row
+    heartbeat_at: String,
+}
+
+#[derive(Debug)]
+struct MemLock {
+    owner: Owner,
+    acquired_at: String,
+    #[allow(dead_code)]
+    heartbeat_at: String,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<MemStudy>> {
+        // Every method validates before it mutates, so a panic elsewhere
+        // cannot have left half a write behind.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn find<'a>(studies: &'a mut [MemStudy], name: &str) -> Result<&'a mut MemStudy> {
+    studies.iter_mut().find(|s| s.record.name == name).ok_or_else(|| common::no_study(name))
+}
+
+impl Storage for MemoryStorage {
+    fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord> {
+        common::check_study_name(name)?;
+        let mut studies = self.lock();
+        if let Some(s) = studies.iter().find(|s| s.record.name == name) {
+            return Ok(s.record.clone());
+        }
+        let record = StudyRecord { name: name.to_string(), spec: spec.clone(), created_at: now_utc() };
+        studies.push(MemStudy { record: record.clone(), trials: Vec::new(), snapshot: None, lock: None });
+        Ok(record)
+    }
+
+    fn find_study(&self, name: &str) -> Result<Option<StudyRecord>> {
+        Ok(self.lock().iter().find(|s| s.record.name == name).map(|s| s.record.clone()))
+    }
+
+    fn list_studies(&self) -> Result<Vec<StudySummary>> {
+        Ok(self
+            .lock()
+            .iter()
+            .map(|s| {
+                let count = |f: fn(&TrialState) -> bool| s.trials.iter().filter(|t| f(&t.trial.state)).count() as u64;
+                StudySummary {
+                    name: s.record.name.clone(),
+                    created_at: s.record.created_at.clone(),
+                    trials: s.trials.len() as u64,
+                    complete: count(|st| matches!(st, TrialState::Complete)),
+                    failed: count(|st| matches!(st, TrialState::Failed { .. })),
+                    running: count(|st| matches!(st, TrialState::Running)),
+                }
+            })
+            .collect())
+    }
+
+    fn acquire(&self, study: &str, owner: &Owner) -> Result<()> {
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        let now = now_utc();
+        match &mut s.lock {
+            Some(held) if held.owner.id == owner.id => held.heartbeat_at = now,
+            Some(held) if held.owner.is_alive() => return Err(common::locked(study, &held.owner, &held.acquired_at)),
+            _ => s.lock = Some(MemLock { owner: owner.clone(), acquired_at: now.clone(), heartbeat_at: now }),
+        }
+        Ok(())
+    }
+
+    fn release(&self, study: &str, owner: &Owner) -> Result<()> {
+        let mut studies = self.lock();
+        if let Ok(s) = find(&mut studies, study) {
+            if s.lock.as_ref().is_some_and(|l| l.owner.id == owner.id) {
+                s.lock = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn start_trials(
+        &self,
+        study: &str,
+        trials: &[NewTrial],
+        worker: &str,
+        snapshot: Option<&StoredSnapshot>,
+    ) -> Result<Vec<Trial>> {
+        common::check_new_trials(study, trials)?;
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        let now = now_utc();
+        let first = s.trials.len() as u64;
+        let started: Vec<Trial> = trials
+            .iter()
+            .zip(first..)
+            .map(|(t, number)| Trial {
+                number,
+                batch: t.batch,
+                ticket: t.ticket,
+                x: t.x.clone(),
+                config: t.config.clone(),
+                state: TrialState::Running,
+                metrics: Default::default(),
+                elapsed_s: None,
+                epoch: 0,
+                baseline: t.baseline,
+            })
+            .collect();
+        s.trials.extend(started.iter().map(|t| MemTrial {
+            trial: t.clone(),
+            worker: worker.to_string(),
+            heartbeat_at: now.clone(),
+        }));
+        if let Some(snap) = snapshot {
+            s.snapshot = Some(snap.clone());
+        }
+        Ok(started)
+    }
+
+    fn finish_trial(&self, study: &str, finished: &Finished, snapshot: Option<&StoredSnapshot>) -> Result<()> {
+        let elapsed_s = common::check_finished(study, finished)?;
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        let t = usize::try_from(finished.number)
+            .ok()
+            .and_then(|i| s.trials.get_mut(i))
+            .ok_or_else(|| common::no_trial(study, finished.number))?;
+        if t.trial.state.is_finished() {
+            return Err(common::already_finished(study, finished.number, &t.trial.state));
+        }
+        if t.trial.epoch != finished.epoch {
+            return Err(common::stale_epoch(study, finished.number, finished.epoch, t.trial.epoch, &t.worker));
+        }
+        t.trial.state = finished.state.clone();
+        t.trial.metrics = finished.metrics.clone();
+        t.trial.elapsed_s = elapsed_s;
+        t.heartbeat_at = now_utc();
+        if let Some(snap) = snapshot {
+            s.snapshot = Some(snap.clone());
+        }
+        Ok(())
+    }
+
+    fn reclaim_running(&self, study: &str, worker: &str) -> Result<Vec<Trial>> {
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        let now = now_utc();
+        Ok(s.trials
+            .iter_mut()
+            .filter(|t| !t.trial.state.is_finished())
+            .map(|t| {
+                t.trial.epoch = t.trial.epoch.saturating_add(1);
+                t.worker = worker.to_string();
+                t.heartbeat_at = now.clone();
+                t.trial.clone()
+            })
+            .collect())
+    }
+
+    fn trials(&self, study: &str) -> Result<Vec<Trial>> {
+        let mut studies = self.lock();
+        Ok(find(&mut studies, study)?.trials.iter().map(|t| t.trial.clone()).collect())
+    }
+
+    fn latest_snapshot(&self, study: &str) -> Result<Option<StoredSnapshot>> {
+        let mut studies = self.lock();
+        Ok(find(&mut studies, study)?.snapshot.clone())
+    }
+}

@@ -8,13 +8,44 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::optim::Snapshot;
 use crate::space::Config;
 use crate::trial::{Trial, TrialState};
 
+mod common;
 pub mod memory;
 pub mod sqlite;
+
+pub use memory::MemoryStorage;
+pub use sqlite::SqliteStorage;
+
+/// Open a storage by URL or path: `memory:`, `sqlite:PATH` (or
+/// `sqlite://PATH`), or a plain path ending in `.db`, `.sqlite` or `.sqlite3`.
+pub fn open(url_or_path: &str) -> Result<Box<dyn Storage>> {
+    let s = url_or_path.trim();
+    if s == "memory:" || s == "memory://" {
+        return Ok(Box::new(MemoryStorage::new()));
+    }
+    if let Some(path) = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")) {
+        if path.is_empty() {
+            return Err(Error::Config(format!("storage `{url_or_path}`: `sqlite:` needs a file path after it")));
+        }
+        return Ok(Box::new(SqliteStorage::open(std::path::Path::new(path))?));
+    }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Err(Error::Config(format!(
+            "storage `{url_or_path}`: PostgreSQL storage is not available in this build; use `sqlite:PATH`"
+        )));
+    }
+    let path = std::path::Path::new(s);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("db" | "sqlite" | "sqlite3") => Ok(Box::new(SqliteStorage::open(path)?)),
+        _ => Err(Error::Config(format!(
+            "storage `{url_or_path}`: expected `memory:`, `sqlite:PATH` or a path ending in .db"
+        ))),
+    }
+}
 
 /// A study as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,1 +1,613 @@
-//! SQLite storage (being written).
+//! SQLite storage: the embedded default, one file on a local disk.
+//!
+//! Durability and concurrency follow the storage contract: WAL with
+//! `synchronous=FULL` (a commit survives power loss once it returns), a busy
+//! timeout, and `BEGIN IMMEDIATE` for every transaction that may write (a
+//! deferred transaction that upgrades to a write fails with SQLITE_BUSY at
+//! once, ignoring the timeout). Trial numbers are unique by constraint.
+//! Several processes, or several handles in one process, may share a file.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::optim::Snapshot;
+use crate::space::Config;
+use crate::trial::{Trial, TrialState};
+
+use super::common::{self, damaged};
+use super::{Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot, StudyRecord, StudySummary};
+
+/// How long a writer waits for another one before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Snapshots kept per study (the newest is the one used; a few older ones
+/// help a post-mortem).
+const SNAPSHOTS_KEPT: i64 = 3;
+
+/// Marks the file as a knobs database ("knob").
+const APPLICATION_ID: i64 = 0x6b6e_6f62;
+
+/// The database clock, as text that sorts in time order.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// Schema migrations: entry `i` takes the file from version `i` to `i + 1`.
+/// Never edit a released entry; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE studies (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE trials (
+        id INTEGER PRIMARY KEY,
+        study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL CHECK (number >= 0),
+        batch INTEGER NOT NULL CHECK (batch >= 0),
+        ticket INTEGER CHECK (ticket >= 0),
+        x TEXT NOT NULL,
+        config TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed', 'pruned')),
+        fail_reason TEXT,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        elapsed_s REAL,
+        worker TEXT NOT NULL,
+        epoch INTEGER NOT NULL DEFAULT 0 CHECK (epoch >= 0),
+        heartbeat_at TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        baseline INTEGER NOT NULL DEFAULT 0 CHECK (baseline IN (0, 1)),
+        UNIQUE (study_id, number)
+    );
+    CREATE INDEX trials_by_state ON trials (study_id, state);
+    CREATE TABLE snapshots (
+        id INTEGER PRIMARY KEY,
+        study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        batch INTEGER NOT NULL,
+        point TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX snapshots_by_study ON snapshots (study_id, id);
+    CREATE TABLE study_locks (
+        study_id INTEGER PRIMARY KEY REFERENCES studies(id) ON DELETE CASCADE,
+        owner_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );",
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+const TRIAL_COLUMNS: &str = "number, batch, ticket, x, config, state, fail_reason, metrics, elapsed_s, epoch, baseline";
+
+/// The settings a connection actually runs with, as SQLite reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pragmas {
+    pub journal_mode: String,
+    /// 0 off, 1 normal, 2 full, 3 extra.
+    pub synchronous: i64,
+    pub busy_timeout_ms: i64,
+    pub foreign_keys: bool,
+    pub user_version: i64,
+}
+
+/// A study store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Open (or create) the file and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = path.display();
+        let conn =
+            Connection::open(path).map_err(|e| Error::Storage(format!("{shown}: cannot open the SQLite file: {e}")))?;
+        let setup = |e: rusqlite::Error| Error::Storage(format!("{shown}: cannot set up the SQLite connection: {e}"));
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(setup)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(setup)?;
+        // Refuse a foreign or newer file before changing anything in it.
+        check_header(&conn, path)?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0)).map_err(setup)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Storage(format!(
+                "{shown}: SQLite refused WAL journal mode (got `{mode}`); keep the file on a local disk"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(setup)?;
+        let storage = SqliteStorage { path: path.to_path_buf(), conn: Mutex::new(conn) };
+        storage.write(migrate)?;
+        Ok(storage)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The durability settings in force on this handle's connection.
+    pub fn pragmas(&self) -> Result<Pragmas> {
+        let conn = self.lock();
+        let one = |name: &str| -> Result<rusqlite::types::Value> {
+            conn.pragma_query_value(None, name, |r| r.get(0)).map_err(|e| self.wrap(Error::Sqlite(e)))
+        };
+        let int = |name: &str| -> Result<i64> {
+            match one(name)? {
+                rusqlite::types::Value::Integer(i) => Ok(i),
+                other => Err(Error::Storage(format!("PRAGMA {name} returned {other:?}"))),
+            }
+        };
+        let journal_mode = match one("journal_mode")? {
+            rusqlite::types::Value::Text(s) => s,
+            other => return Err(Error::Storage(format!("PRAGMA journal_mode returned {other:?}"))),
+        };
+        Ok(Pragmas {
+            journal_mode,
+            synchronous: int("synchronous")?,
+            busy_timeout_ms: int("busy_timeout")?,
+            foreign_keys: int("foreign_keys")? == 1,
+            user_version: int("user_version")?,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside a transaction dropped it (rolled back): the
+        // connection itself is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Name the file in SQLite's own errors.
+    fn wrap(&self, e: Error) -> Error {
+        match e {
+            Error::Sqlite(e) => Error::Storage(format!("{}: {e}", self.path.display())),
+            other => other,
+        }
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction, committed when `f` succeeds.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let run = || -> Result<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx, &self.path)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.wrap(e))
+    }
+
+    /// One read transaction (a consistent view across its queries).
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let run = || -> Result<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let out = f(&tx, &self.path)?;
+            tx.finish()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.wrap(e))
+    }
+}
+
+/// Refuse files that are not ours or that a newer knobs wrote.
+fn check_header(conn: &Connection, path: &Path) -> Result<()> {
+    let shown = path.display();
+    let header = || -> rusqlite::Result<(i64, i64, i64)> {
+        let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        Ok((app, version, tables))
+    };
+    let (app, version, tables) = header().map_err(|e| Error::Storage(format!("{shown}: not a knobs database: {e}")))?;
+    if app != APPLICATION_ID && (app != 0 || tables > 0) {
+        return Err(Error::Storage(format!(
+            "{shown}: not a knobs database (it holds other data); choose another file"
+        )));
+    }
+    check_version(version, path)
+}
+
+fn check_version(version: i64, path: &Path) -> Result<()> {
+    if version > i64::from(SCHEMA_VERSION) {
+        return Err(Error::Storage(format!(
+            "{} was written by a newer knobs (schema {version}, this binary knows {SCHEMA_VERSION}); upgrade knobs",
+            path.display()
+        )));
+    }
+    if version < 0 {
+        return Err(Error::Storage(format!("{}: schema version {version} is invalid", path.display())));
+    }
+    Ok(())
+}
+
+/// Apply the missing migrations (inside the caller's IMMEDIATE transaction,
+/// so two processes opening a new file at once do not both migrate).
+fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<()> {
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    check_version(version, path)?;
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", v as i64 + 1)?;
+    }
+    let app: i64 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    if app != APPLICATION_ID {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    Ok(())
+}
+
+fn study_id(tx: &Transaction<'_>, study: &str) -> Result<i64> {
+    tx.query_row("SELECT id FROM studies WHERE name = ?1", [study], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| common::no_study(study))
+}
+
+fn to_i64(v: u64) -> i64 {
+    // Callers checked the range (common::check_new_trials).
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn point_label(p: SnapshotPoint) -> &'static str {
+    match p {
+        SnapshotPoint::Asked => "asked",
+        SnapshotPoint::Told => "told",
+    }
+}
+
+fn store_snapshot(tx: &Transaction<'_>, study_id: i64, snap: &StoredSnapshot) -> Result<()> {
+    let json = serde_json::to_string(&snap.snapshot)?;
+    tx.execute(
+        &format!("INSERT INTO snapshots (study_id, batch, point, snapshot, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"),
+        params![study_id, to_i64(snap.batch), point_label(snap.point), json],
+    )?;
+    tx.execute(
+        "DELETE FROM snapshots WHERE study_id = ?1 AND id NOT IN
+           (SELECT id FROM snapshots WHERE study_id = ?1 ORDER BY id DESC LIMIT ?2)",
+        params![study_id, SNAPSHOTS_KEPT],
+    )?;
+    Ok(())
+}
+
+/// Read one column, naming the row and column when the file holds garbage.
+fn col<T: rusqlite::types::FromSql>(row: &Row<'_>, idx: usize, where_: &str, name: &str) -> Result<T> {
+    row.get(idx).map_err(|e| damaged(where_, format_args!("column `{name}`"), e))
+}
+
+fn unsigned(v: i64, where_: &str, name: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| damaged(where_, format_args!("column `{name}`"), format_args!("negative: {v}")))
+}
+
+fn decoded<T>(r: std::result::Result<T, impl Display>, where_: &str, name: &str) -> Result<T> {
+    r.map_err(|e| damaged(where_, format_args!("column `{name}`"), e))
+}
+
+/// A `trials` row (selected with [`TRIAL_COLUMNS`]) back into a [`Trial`].
+fn trial_from_row(row: &Row<'_>, path: &Path, study: &str) -> Result<Trial> {
+    let place = format!("{} study `{study}`", path.display());
+    let number = unsigned(col(row, 0, &place, "number")?, &place, "number")?;
+    let at = format!("{place} trial {number}");
+    let at = at.as_str();
+    let x: String = col(row, 3, at, "x")?;
+    let config: String = col(row, 4, at, "config")?;
+    let state: String = col(row, 5, at, "state")?;
+    let metrics: String = col(row, 7, at, "metrics")?;
+    let ticket: Option<i64> = col(row, 2, at, "ticket")?;
+    Ok(Trial {
+        number,
+        batch: unsigned(col(row, 1, at, "batch")?, at, "batch")?,
+        ticket: ticket.map(|t| unsigned(t, at, "ticket")).transpose()?,
+        x: decoded(common::decode_floats(&x), at, "x")?,
+        config: decoded(serde_json::from_str::<Config>(&config), at, "config")?,
+        state: decoded(common::decode_state(&state, col(row, 6, at, "fail_reason")?), at, "state")?,
+        metrics: decoded(common::decode_metrics(&metrics), at, "metrics")?,
+        elapsed_s: col(row, 8, at, "elapsed_s")?,
+        epoch: unsigned(col(row, 9, at, "epoch")?, at, "epoch")?,
+        baseline: match col::<i64>(row, 10, at, "baseline")? {
+            0 => false,
+            1 => true,
+            other => return Err(damaged(at, "column `baseline`", format_args!("{other} is not 0 or 1"))),
+        },
+    })
+}
+
+fn study_from_row(row: &Row<'_>, path: &Path, name: &str) -> Result<StudyRecord> {
+    let at = format!("{} study `{name}`", path.display());
+    let spec: String = col(row, 1, &at, "spec")?;
+    Ok(StudyRecord {
+        name: col(row, 0, &at, "name")?,
+        spec: decoded(serde_json::from_str(&spec), &at, "spec")?,
+        created_at: col(row, 2, &at, "created_at")?,
+    })
+}
+
+fn query_trials(
+    tx: &Transaction<'_>,
+    path: &Path,
+    study: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Trial>> {
+    let mut stmt = tx.prepare(sql)?;
+    let mut rows = stmt.query(args)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(trial_from_row(row, path, study)?);
+    }
+    Ok(out)
+}
+
+impl Storage for SqliteStorage {
+    fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord> {
+        common::check_study_name(name)?;
+        let spec = serde_json::to_string(spec)?;
+        self.write(|tx, path| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO studies (name, spec, created_at) VALUES (?1, ?2, {NOW}) ON CONFLICT (name) DO NOTHING"
+                ),
+                params![name, spec],
+            )?;
+            tx.query_row_and_then("SELECT name, spec, created_at FROM studies WHERE name = ?1", [name], |row| {
+                study_from_row(row, path, name)
+            })
+        })
+    }
+
+    fn find_study(&self, name: &str) -> Result<Option<StudyRecord>> {
+        self.read(|tx, path| {
+            let mut stmt = tx.prepare("SELECT name, spec, created_at FROM studies WHERE name = ?1")?;
+            let mut rows = stmt.query([name])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(study_from_row(row, path, name)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn list_studies(&self) -> Result<Vec<StudySummary>> {
+        self.read(|tx, path| {
+            let mut stmt = tx.prepare(
+                "SELECT s.name, s.created_at, count(t.id),
+                        coalesce(sum(t.state = 'complete'), 0),
+                        coalesce(sum(t.state = 'failed'), 0),
+                        coalesce(sum(t.state = 'running'), 0)
+                 FROM studies s LEFT JOIN trials t ON t.study_id = s.id
+                 GROUP BY s.id ORDER BY s.id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let at = format!("{} studies", path.display());
+                let name: String = col(row, 0, &at, "name")?;
+                let count = |i: usize, what: &str| -> Result<u64> { unsigned(col(row, i, &at, what)?, &at, what) };
+                out.push(StudySummary {
+                    created_at: col(row, 1, &at, "created_at")?,
+                    trials: count(2, "trials")?,
+                    complete: count(3, "complete")?,
+                    failed: count(4, "failed")?,
+                    running: count(5, "running")?,
+                    name,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn acquire(&self, study: &str, owner: &Owner) -> Result<()> {
+        let owner_json = serde_json::to_string(owner)?;
+        self.write(|tx, path| {
+            let sid = study_id(tx, study)?;
+            let held: Option<(String, String, String)> = tx
+                .query_row("SELECT owner_id, owner, acquired_at FROM study_locks WHERE study_id = ?1", [sid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(|e| damaged(format_args!("{} study `{study}`", path.display()), "the lock row", e))?;
+            if let Some((held_id, held_owner, since)) = held {
+                if held_id == owner.id {
+                    tx.execute(&format!("UPDATE study_locks SET heartbeat_at = {NOW} WHERE study_id = ?1"), [sid])?;
+                    return Ok(());
+                }
+                let holder: Owner = serde_json::from_str(&held_owner)
+                    .map_err(|e| damaged(format_args!("{} study `{study}`", path.display()), "the lock row", e))?;
+                if holder.is_alive() {
+                    return Err(common::locked(study, &holder, &since));
+                }
+            }
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO study_locks (study_id, owner_id, owner, acquired_at, heartbeat_at)
+                     VALUES (?1, ?2, ?3, {NOW}, {NOW})"
+                ),
+                params![sid, owner.id, owner_json],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn release(&self, study: &str, owner: &Owner) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "DELETE FROM study_locks WHERE owner_id = ?2 AND study_id = (SELECT id FROM studies WHERE name = ?1)",
+                params![study, owner.id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn start_trials(
+        &self,
+        study: &str,
+        trials: &[NewTrial],
+        worker: &str,
+        snapshot: Option<&StoredSnapshot>,
+    ) -> Result<Vec<Trial>> {
+        common::check_new_trials(study, trials)?;
+        let encoded: Vec<(String, String)> = trials
+            .iter()
+            .map(|t| Ok((common::encode_floats(&t.x), serde_json::to_string(&t.config)?)))
+            .collect::<Result<_>>()?;
+        self.write(|tx, path| {
+            let sid = study_id(tx, study)?;
+            let next: i64 =
+                tx.query_row("SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| {
+                    r.get(0)
+                })?;
+            let first = unsigned(next, &format!("{} study `{study}`", path.display()), "number")?;
+            let mut insert = tx.prepare(&format!(
+                "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
+                                     heartbeat_at, started_at, baseline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', '{{}}', ?7, 0, {NOW}, {NOW}, ?8)"
+            ))?;
+            let mut out = Vec::with_capacity(trials.len());
+            for ((t, (x, config)), number) in trials.iter().zip(&encoded).zip(first..) {
+                insert.execute(params![
+                    sid,
+                    to_i64(number),
+                    to_i64(t.batch),
+                    t.ticket.map(to_i64),
+                    x,
+                    config,
+                    worker,
+                    t.baseline
+                ])?;
+                out.push(Trial {
+                    number,
+                    batch: t.batch,
+                    ticket: t.ticket,
+                    x: t.x.clone(),
+                    config: t.config.clone(),
+                    state: TrialState::Running,
+                    metrics: Default::default(),
+                    elapsed_s: None,
+                    epoch: 0,
+                    baseline: t.baseline,
+                });
+            }
+            if let Some(snap) = snapshot {
+                store_snapshot(tx, sid, snap)?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn finish_trial(&self, study: &str, finished: &Finished, snapshot: Option<&StoredSnapshot>) -> Result<()> {
+        let elapsed_s = common::check_finished(study, finished)?;
+        let metrics = common::encode_metrics(&finished.metrics);
+        let number = finished.number;
+        self.write(|tx, path| {
+            let sid = study_id(tx, study)?;
+            let Ok(num) = i64::try_from(number) else { return Err(common::no_trial(study, number)) };
+            let at = format!("{} study `{study}` trial {number}", path.display());
+            let row: Option<(i64, String, Option<String>, i64, String)> = tx
+                .query_row(
+                    "SELECT id, state, fail_reason, epoch, worker FROM trials WHERE study_id = ?1 AND number = ?2",
+                    params![sid, num],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()
+                .map_err(|e| damaged(&at, "the row", e))?;
+            let Some((id, state, reason, epoch, worker)) = row else { return Err(common::no_trial(study, number)) };
+            let state = decoded(common::decode_state(&state, reason), &at, "state")?;
+            if state.is_finished() {
+                return Err(common::already_finished(study, number, &state));
+            }
+            let epoch = unsigned(epoch, &at, "epoch")?;
+            if epoch != finished.epoch {
+                return Err(common::stale_epoch(study, number, finished.epoch, epoch, &worker));
+            }
+            let changed = tx.execute(
+                &format!(
+                    "UPDATE trials SET state = ?2, fail_reason = ?3, metrics = ?4, elapsed_s = ?5,
+                            heartbeat_at = {NOW}, finished_at = {NOW}
+                     WHERE id = ?1 AND state = 'running' AND epoch = ?6"
+                ),
+                params![
+                    id,
+                    finished.state.label(),
+                    common::fail_reason(&finished.state),
+                    metrics,
+                    elapsed_s,
+                    to_i64(epoch)
+                ],
+            )?;
+            if changed != 1 {
+                return Err(Error::Storage(format!("{at}: changed under an IMMEDIATE transaction; not finished")));
+            }
+            if let Some(snap) = snapshot {
+                store_snapshot(tx, sid, snap)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn reclaim_running(&self, study: &str, worker: &str) -> Result<Vec<Trial>> {
+        self.write(|tx, path| {
+            let sid = study_id(tx, study)?;
+            tx.execute(
+                &format!(
+                    "UPDATE trials SET epoch = epoch + 1, worker = ?2, heartbeat_at = {NOW}
+                     WHERE study_id = ?1 AND state = 'running'"
+                ),
+                params![sid, worker],
+            )?;
+            query_trials(
+                tx,
+                path,
+                study,
+                &format!(
+                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND state = 'running' ORDER BY number"
+                ),
+                [sid],
+            )
+        })
+    }
+
+    fn trials(&self, study: &str) -> Result<Vec<Trial>> {
+        self.read(|tx, path| {
+            let sid = study_id(tx, study)?;
+            query_trials(
+                tx,
+                path,
+                study,
+                &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 ORDER BY number"),
+                [sid],
+            )
+        })
+    }
+
+    fn latest_snapshot(&self, study: &str) -> Result<Option<StoredSnapshot>> {
+        self.read(|tx, path| {
+            let sid = study_id(tx, study)?;
+            let row: Option<(i64, String, String)> = tx
+                .query_row(
+                    "SELECT batch, point, snapshot FROM snapshots WHERE study_id = ?1 ORDER BY id DESC LIMIT 1",
+                    [sid],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(|e| damaged(format_args!("{} study `{study}`", path.display()), "the latest snapshot", e))?;
+            let Some((batch, point, json)) = row else { return Ok(None) };
+            let at = format!("{} study `{study}` snapshot", path.display());
+            let point = match point.as_str() {
+                "asked" => SnapshotPoint::Asked,
+                "told" => SnapshotPoint::Told,
+                other => return Err(damaged(&at, "column `point`", format_args!("unknown point `{other}`"))),
+            };
+            Ok(Some(StoredSnapshot {
+                batch: unsigned(batch, &at, "batch")?,
+                point,
+                snapshot: decoded(serde_json::from_str::<Snapshot>(&json), &at, "snapshot")?,
+            }))
+        })
+    }
+}

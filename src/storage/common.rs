@@ -1,0 +1,210 @@
+//! Rules, messages and encodings every backend shares, so that they refuse the
+//! same inputs with the same words and store floats the same way.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use serde_json::Value as Json;
+
+use crate::error::{Error, Result};
+use crate::space::Value;
+use crate::trial::TrialState;
+
+use super::{Finished, NewTrial, Owner};
+
+/// Longest study name accepted (bytes).
+pub(crate) const MAX_STUDY_NAME: usize = 256;
+
+pub(crate) fn check_study_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_STUDY_NAME {
+        return Err(Error::Config(format!("study name must be 1..{MAX_STUDY_NAME} bytes (got {} bytes)", name.len())));
+    }
+    Ok(())
+}
+
+/// Check trials before anything is written, so a refusal leaves no trace.
+pub(crate) fn check_new_trials(study: &str, trials: &[NewTrial]) -> Result<()> {
+    for (i, t) in trials.iter().enumerate() {
+        if i64::try_from(t.batch).is_err() {
+            return Err(Error::Config(format!("study `{study}`: new trial {i}: batch {} is too large", t.batch)));
+        }
+        if let Some(ticket) = t.ticket.filter(|&k| i64::try_from(k).is_err()) {
+            return Err(Error::Config(format!("study `{study}`: new trial {i}: ticket {ticket} is too large")));
+        }
+        for (name, v) in &t.config {
+            match v {
+                Value::Float(f) if !f.is_finite() => {
+                    return Err(Error::Config(format!(
+                        "study `{study}`: new trial {i}: config `{name}` is {f}; only finite values can be stored"
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check a finished trial; returns the elapsed time as it will be stored
+/// (`-0.0` becomes `0.0`, as SQLite would store it).
+pub(crate) fn check_finished(study: &str, f: &Finished) -> Result<Option<f64>> {
+    if !f.state.is_finished() {
+        return Err(Error::Config(format!(
+            "study `{study}` trial {}: a trial can only be finished as complete, failed or pruned (got running)",
+            f.number
+        )));
+    }
+    match f.elapsed_s {
+        None => Ok(None),
+        Some(e) if e.is_finite() && e >= 0.0 => Ok(Some(e + 0.0)),
+        Some(e) => Err(Error::Config(format!(
+            "study `{study}` trial {}: elapsed_s must be finite and >= 0 (got {e})",
+            f.number
+        ))),
+    }
+}
+
+pub(crate) fn no_study(name: &str) -> Error {
+    Error::NotFound(format!("study `{name}` does not exist"))
+}
+
+pub(crate) fn no_trial(study: &str, number: u64) -> Error {
+    Error::Storage(format!("study `{study}` has no trial {number}"))
+}
+
+pub(crate) fn already_finished(study: &str, number: u64, state: &TrialState) -> Error {
+    Error::Storage(format!(
+        "study `{study}` trial {number} is already {}; a finished trial is never edited",
+        state.label()
+    ))
+}
+
+pub(crate) fn stale_epoch(study: &str, number: u64, given: u64, current: u64, worker: &str) -> Error {
+    Error::Storage(format!(
+        "study `{study}` trial {number}: lease epoch {given} is stale (the trial was reclaimed and is now \
+         epoch {current}, held by worker `{worker}`); this result is refused so it is not counted twice"
+    ))
+}
+
+pub(crate) fn locked(study: &str, holder: &Owner, since: &str) -> Error {
+    Error::Locked(format!(
+        "another knobs run (pid {} on host {}) holds study `{study}` since {since}; wait for it to finish or stop it",
+        holder.pid, holder.host
+    ))
+}
+
+/// A float as JSON: a number when finite, else `"NaN"`, `"inf"` or `"-inf"`
+/// (JSON has no non-finite numbers).
+fn float_json(v: f64) -> Json {
+    match serde_json::Number::from_f64(v) {
+        Some(n) => Json::Number(n),
+        None if v.is_nan() => Json::String("NaN".into()),
+        None if v > 0.0 => Json::String("inf".into()),
+        None => Json::String("-inf".into()),
+    }
+}
+
+fn json_float(v: &Json) -> std::result::Result<f64, String> {
+    match v {
+        Json::Number(n) => n.as_f64().ok_or_else(|| format!("number {n} is not a float")),
+        Json::String(s) if s == "NaN" => Ok(f64::NAN),
+        Json::String(s) if s == "inf" => Ok(f64::INFINITY),
+        Json::String(s) if s == "-inf" => Ok(f64::NEG_INFINITY),
+        other => Err(format!("expected a number, got {other}")),
+    }
+}
+
+pub(crate) fn encode_floats(xs: &[f64]) -> String {
+    Json::Array(xs.iter().map(|&v| float_json(v)).collect()).to_string()
+}
+
+pub(crate) fn decode_floats(text: &str) -> std::result::Result<Vec<f64>, String> {
+    match serde_json::from_str::<Json>(text).map_err(|e| e.to_string())? {
+        Json::Array(items) => items.iter().map(json_float).collect(),
+        _ => Err("expected a JSON array".into()),
+    }
+}
+
+pub(crate) fn encode_metrics(m: &BTreeMap<String, f64>) -> String {
+    Json::Object(m.iter().map(|(k, &v)| (k.clone(), float_json(v))).collect()).to_string()
+}
+
+pub(crate) fn decode_metrics(text: &str) -> std::result::Result<BTreeMap<String, f64>, String> {
+    match serde_json::from_str::<Json>(text).map_err(|e| e.to_string())? {
+        Json::Object(items) => items
+            .iter()
+            .map(|(k, v)| json_float(v).map(|f| (k.clone(), f)).map_err(|e| format!("`{k}`: {e}")))
+            .collect(),
+        _ => Err("expected a JSON object".into()),
+    }
+}
+
+/// Stored state label and failure reason back into a [`TrialState`].
+pub(crate) fn decode_state(label: &str, reason: Option<String>) -> std::result::Result<TrialState, String> {
+    match (label, reason) {
+        ("running", _) => Ok(TrialState::Running),
+        ("complete", _) => Ok(TrialState::Complete),
+        ("pruned", _) => Ok(TrialState::Pruned),
+        ("failed", Some(reason)) => Ok(TrialState::Failed { reason }),
+        ("failed", None) => Err("failed without a reason".into()),
+        (other, _) => Err(format!("unknown state `{other}`")),
+    }
+}
+
+pub(crate) fn fail_reason(state: &TrialState) -> Option<&str> {
+    match state {
+        TrialState::Failed { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+/// A message for data that this binary cannot read back.
+pub(crate) fn damaged(where_: impl Display, what: impl Display, why: impl Display) -> Error {
+    Error::Storage(format!("{where_}: {what} is damaged ({why}); the file was edited or corrupted outside knobs"))
+}
+
+/// Now, UTC, in the format SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')` gives.
+pub(crate) fn now_utc() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_round_trip_bit_for_bit() {
+        let xs = [0.0, -0.0, 5e-324, f64::MIN_POSITIVE, 1.0 / 3.0, f64::MAX, -f64::MAX, 1e300, f64::INFINITY];
+        let back = decode_floats(&encode_floats(&xs)).unwrap();
+        assert_eq!(xs.map(f64::to_bits).to_vec(), back.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert!(decode_floats(&encode_floats(&[f64::NAN])).unwrap()[0].is_nan());
+        assert!(decode_floats("[\"x\"]").is_err());
+        assert!(decode_metrics("[1]").is_err());
+    }
+
+    #[test]
+    fn now_has_sqlite_shape() {
+        let s = now_utc();
+        assert_eq!(s.len(), 24, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z') && &s[10..11] == "T", "{s}");
+    }
+}
