@@ -162,6 +162,14 @@ impl Objectives {
         }
     }
 
+    /// What the objective's value is called: the metric for one objective, else `score`.
+    pub fn label(&self) -> &str {
+        match self.objectives.as_slice() {
+            [o] => &o.metric,
+            _ => "score",
+        }
+    }
+
     /// One line for humans, e.g. `minimize latency_ms` or `0.7*latency_ms - 0.3*throughput`.
     pub fn describe(&self) -> String {
         match self.objectives.as_slice() {

@@ -550,7 +550,7 @@ impl Progress {
             Some(bar) => {
                 bar.set_position(done);
                 if let Some((v, n)) = best {
-                    bar.set_message(format!("best {} = {} (trial {n})", study.spec.objectives.describe(), fmt_num(v)));
+                    bar.set_message(format!("best {} {} (trial {n})", study.spec.objectives.label(), fmt_num(v)));
                 }
             }
             None => {
