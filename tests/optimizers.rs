@@ -188,7 +188,7 @@ fn resumes_from_a_snapshot_on_the_same_trajectory() {
         let mut straight = build(name, dims.clone(), 21, 400);
         let (all, _) = drive(straight.as_mut(), &f, 400, 6);
 
-        for cut in [1usize, 6, 37, 150] {
+        for cut in [1usize, 6, 37, 60] {
             let mut first = build(name, dims.clone(), 21, 400);
             let (head, _) = drive(first.as_mut(), &f, cut * 6, 6);
             // Through JSON text, as storage does.

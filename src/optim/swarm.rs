@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const NAME: &str = "swarm";
 const VERSION: u32 = 1;
 /// RNG stream of this optimizer (independent of the other optimizers' streams).
-const STREAM: u64 = 0x5357_4152_4D;
+const STREAM: u64 = 0x0053_5741_524D;
 
 /// Which particles inform a particle's social term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +111,9 @@ struct Particle {
     best: Option<Observed>,
     /// Times this particle has been asked (its iteration count).
     moves: u64,
-    /// Ticket of its pending evaluation.
-    pending: Option<u64>,
+    /// Its pending evaluation: the ticket and the position asked (kept, as
+    /// a restart may move the particle before the result comes back).
+    pending: Option<Candidate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,10 +225,10 @@ impl ParticleSwarm {
             // sit there, but it should not stick to it.
             if x < 0.0 {
                 x = 0.0;
-                v = -0.5 * v;
+                v *= -0.5;
             } else if x > 1.0 {
                 x = 1.0;
-                v = -0.5 * v;
+                v *= -0.5;
             }
             p.x[j] = x;
             p.v[j] = v;
@@ -290,7 +291,7 @@ impl ParticleSwarm {
                 }
                 let p = &mut self.state.particles[i];
                 p.moves += 1;
-                p.pending = Some(ticket);
+                p.pending = Some(Candidate { ticket, x: p.x.clone() });
                 let x = self.evaluated(&self.state.particles[i].x);
                 Candidate { ticket, x }
             }
@@ -366,12 +367,13 @@ impl ParticleSwarm {
 
     fn accept(&mut self, o: &Observed) {
         if let Some(t) = o.ticket {
-            if let Some(i) = self.state.particles.iter().position(|p| p.pending == Some(t)) {
-                let x = self.state.particles[i].x.clone();
+            if let Some(i) = self.state.particles.iter().position(|p| p.pending.as_ref().is_some_and(|c| c.ticket == t))
+            {
+                let p = &mut self.state.particles[i];
+                let x = p.pending.take().map(|c| c.x).unwrap_or_else(|| p.x.clone());
                 let result = sanitized(x, o);
                 self.note_best(&Observed { x: self.evaluated(&result.x), ..result.clone() });
                 let p = &mut self.state.particles[i];
-                p.pending = None;
                 let better = match &p.best {
                     Some(b) => result.value.is_some() && result.cmp_quality(b).is_lt(),
                     None => result.value.is_some(),
