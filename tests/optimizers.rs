@@ -138,6 +138,7 @@ fn beats_random_search_on_a_budget() {
                 continue; // the yardsticks themselves
             }
             let got = median_best(name, d, f, budget);
+            eprintln!("{pname}: {name} median best {got:.3e} vs random {random:.3e}");
             assert!(got < random, "{name} on {pname}: median best {got} is not better than random search's {random}");
         }
     }
@@ -216,4 +217,25 @@ fn snapshot_with_pending_candidates_resumes() {
         b.tell(&told).unwrap();
         assert_eq!(a.ask(5).unwrap(), b.ask(5).unwrap(), "{name}");
     });
+}
+
+#[test]
+fn beats_random_search_when_asked_for_the_whole_remaining_budget() {
+    // The stdio protocol asks for `n` = the remaining budget every time; an
+    // adaptive optimizer must answer with its natural batch, not the budget.
+    let run = |name: &str, seed: u64| {
+        let mut opt = build(name, continuous(6), 300 + seed, 800);
+        drive(opt.as_mut(), &|x| Some(sphere(x)), 800, usize::MAX).1
+    };
+    let random = median((0..7).map(|s| run("random", s)).collect());
+    for name in optim::names() {
+        if name == "random" || name == "sobol" {
+            continue;
+        }
+        let mut opt = build(name, continuous(6), 1, 800);
+        let first = opt.ask(800).unwrap().len();
+        assert!(first <= 200, "{name}: answered an ask for the whole budget with {first} points");
+        let got = median((0..7).map(|s| run(name, s)).collect());
+        assert!(got < random / 10.0, "{name}: median best {got} vs random search's {random}");
+    }
 }

@@ -583,6 +583,12 @@ impl Optimizer for Annealing {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let p = if self.state.chains.is_empty() {
+                // The design, then the chains: never more design points than
+                // planned in one ask (a caller asking for its whole budget
+                // would otherwise get a budget of random points).
+                if !out.is_empty() && self.state.next_sobol as usize >= self.initial_samples {
+                    break;
+                }
                 self.design_point()
             } else {
                 match self.next_chain(out.is_empty()) {

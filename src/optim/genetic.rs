@@ -559,8 +559,14 @@ impl Optimizer for Genetic {
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
+        // At most what the current generation still needs: breeding further
+        // ahead would breed from parents the pending results may replace (a
+        // caller asking for its whole budget would get one generation of
+        // thousands). When the generation is fully pending, one extra child.
+        let room = self.offspring.saturating_sub(self.state.pool.len() + self.state.pending.len());
+        let limit = n.min(room.max(1));
+        let mut out = Vec::with_capacity(limit);
+        while out.len() < limit {
             let Some(x) = self.next_point(out.is_empty()) else {
                 break;
             };
