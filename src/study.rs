@@ -87,8 +87,21 @@ pub struct RunReport {
     pub resumed: bool,
 }
 
+/// Running summaries of the finished trials, kept up to date as each one
+/// finishes so that a check per trial costs O(1), not O(trials).
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    best: Option<(f64, u64)>,
+    since_improvement: u64,
+    consecutive_failures: u64,
+    last_failure: String,
+    next_batch: u64,
+    finished: u64,
+}
+
 /// An open study held by this process.
 pub struct Study {
+    tally: Tally,
     spec: Spec,
     storage: Arc<dyn Storage>,
     evaluator: Arc<dyn Evaluator>,
@@ -152,8 +165,10 @@ impl Study {
             pending_batch: None,
             resumed: false,
             stop_flag: Arc::new(AtomicBool::new(false)),
+            tally: Tally { next_batch: 1, ..Tally::default() },
         };
         study.recover()?;
+        study.retally();
         Ok(study)
     }
 
@@ -259,10 +274,49 @@ impl Study {
 
     /// Best feasible outcome so far (score, trial number).
     pub fn best(&self) -> Option<(f64, u64)> {
-        self.trials
-            .iter()
-            .filter_map(|t| self.outcome(t).filter(|o| o.feasible()).map(|o| (o.score, t.number)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
+        self.tally.best
+    }
+
+    fn trial(&self, number: u64) -> Option<&Trial> {
+        // Numbers are consecutive from 0, so the number is the index.
+        self.trials.get(number as usize).filter(|t| t.number == number).or_else(|| self.trials.iter().find(|t| t.number == number))
+    }
+
+    fn trial_mut(&mut self, number: u64) -> Option<&mut Trial> {
+        let i = match self.trials.get(number as usize) {
+            Some(t) if t.number == number => number as usize,
+            _ => self.trials.iter().position(|t| t.number == number)?,
+        };
+        self.trials.get_mut(i)
+    }
+
+    /// Rebuild the tally from every stored trial (once, when opening).
+    fn retally(&mut self) {
+        self.tally = Tally { next_batch: self.trials.iter().map(|t| t.batch + 1).max().unwrap_or(1), ..Tally::default() };
+        let finished: Vec<Trial> = self.trials.iter().filter(|t| t.state.is_finished()).cloned().collect();
+        for t in &finished {
+            self.count(t);
+        }
+    }
+
+    /// Add one finished trial to the tally.
+    fn count(&mut self, t: &Trial) {
+        self.tally.finished += 1;
+        let outcome = self.outcome(t).filter(|o| o.feasible());
+        match outcome {
+            Some(o) if self.tally.best.is_none_or(|(b, _)| o.score < b) => {
+                self.tally.best = Some((o.score, t.number));
+                self.tally.since_improvement = 0;
+            }
+            _ => self.tally.since_improvement += 1,
+        }
+        match &t.state {
+            TrialState::Failed { reason } => {
+                self.tally.consecutive_failures += 1;
+                self.tally.last_failure = reason.clone();
+            }
+            _ => self.tally.consecutive_failures = 0,
+        }
     }
 
     fn target_reached(&self) -> bool {
@@ -270,38 +324,6 @@ impl Study {
             (Some(target), Some((best, _))) => best <= self.spec.objectives.target_score(target),
             _ => false,
         }
-    }
-
-    fn trials_since_improvement(&self) -> u64 {
-        let mut best = f64::INFINITY;
-        let mut since = 0;
-        for t in self.trials.iter().filter(|t| t.state.is_finished()) {
-            match self.outcome(t).filter(|o| o.feasible()) {
-                Some(o) if o.score < best => {
-                    best = o.score;
-                    since = 0;
-                }
-                _ => since += 1,
-            }
-        }
-        since
-    }
-
-    fn consecutive_failures(&self) -> (u64, String) {
-        let mut n = 0;
-        let mut last = String::new();
-        for t in self.trials.iter().rev().filter(|t| t.state.is_finished()) {
-            match &t.state {
-                TrialState::Failed { reason } => {
-                    if n == 0 {
-                        last = reason.clone();
-                    }
-                    n += 1;
-                }
-                _ => break,
-            }
-        }
-        (n, last)
     }
 
     /// Run until a stop condition holds.
@@ -351,9 +373,9 @@ impl Study {
         if self.stop_flag.load(AtomicOrdering::SeqCst) {
             return Some(StopReason::Interrupted);
         }
-        let (fails, last) = self.consecutive_failures();
+        let fails = self.tally.consecutive_failures;
         if fails >= self.spec.budget.max_consecutive_failures {
-            return Some(StopReason::Failures { consecutive: fails, last_reason: last });
+            return Some(StopReason::Failures { consecutive: fails, last_reason: self.tally.last_failure.clone() });
         }
         if self.trials.len() as u64 >= total {
             return Some(StopReason::Trials);
@@ -362,7 +384,7 @@ impl Study {
             return Some(StopReason::Target);
         }
         if let Some(p) = self.spec.budget.patience {
-            if self.trials_since_improvement() >= p {
+            if self.tally.since_improvement >= p {
                 return Some(StopReason::Patience);
             }
         }
@@ -388,7 +410,8 @@ impl Study {
         if cands.is_empty() {
             return Ok(None);
         }
-        let batch = self.trials.iter().map(|t| t.batch + 1).max().unwrap_or(1);
+        let batch = self.tally.next_batch;
+        self.tally.next_batch += 1;
         let new: Vec<NewTrial> = cands
             .into_iter()
             .map(|mut c| {
@@ -445,7 +468,7 @@ impl Study {
         }
         for (number, result) in rx.iter() {
             remaining -= 1;
-            let epoch = self.trials.iter().find(|t| t.number == number).map(|t| t.epoch).unwrap_or(0);
+            let epoch = self.trial(number).map(|t| t.epoch).unwrap_or(0);
             let finished = match result {
                 Ok(m) => match self.spec.objectives.score(&m.metrics) {
                     Ok(_) => Finished {
@@ -474,10 +497,13 @@ impl Study {
             if let TrialState::Failed { reason } = &finished.state {
                 tracing::warn!(study = %self.spec.name, trial = number, "trial failed: {reason}");
             }
-            if let Some(t) = self.trials.iter_mut().find(|t| t.number == number) {
+            if let Some(t) = self.trial_mut(number) {
                 t.state = finished.state.clone();
                 t.metrics = finished.metrics.clone();
                 t.elapsed_s = finished.elapsed_s;
+            }
+            if let Some(t) = self.trial(number).cloned() {
+                self.count(&t);
             }
             if remaining == 0 {
                 if let Some(reason) = fatal {
@@ -486,7 +512,7 @@ impl Study {
                     return Err(Error::Evaluator(reason));
                 }
                 let batch_now: Vec<Trial> =
-                    batch.iter().map(|b| self.trials.iter().find(|t| t.number == b.number).cloned().unwrap_or(b.clone())).collect();
+                    batch.iter().map(|b| self.trial(b.number).cloned().unwrap_or(b.clone())).collect();
                 self.tell_batch(&batch_now, Some(finished))?;
             } else {
                 self.storage.finish_trial(&self.spec.name, &finished, None)?;
@@ -544,7 +570,7 @@ impl Progress {
     }
 
     fn update(&self, study: &Study, finished: Option<u64>) {
-        let done = study.trials.iter().filter(|t| t.state.is_finished()).count() as u64;
+        let done = study.tally.finished;
         let best = study.best().map(|(s, n)| (study.spec.objectives.display_value(s), n));
         match &self.bar {
             Some(bar) => {
@@ -554,7 +580,7 @@ impl Progress {
                 }
             }
             None => {
-                let Some(t) = finished.and_then(|n| study.trials.iter().find(|t| t.number == n)) else { return };
+                let Some(t) = finished.and_then(|n| study.trial(n)) else { return };
                 let value = study.outcome(t).map(|o| fmt_num(study.spec.objectives.display_value(o.score)));
                 let value = value.as_deref().unwrap_or("-");
                 tracing::debug!(study = %study.spec.name, trial = t.number, state = t.state.label(), value, "trial finished");
