@@ -5,7 +5,7 @@
 //! `tell` (the stdio protocol's worst case); a second group asks in batches
 //! of 8. Figures go to benches/RESULTS.md.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use knobs::optim::{self, Dim, Observed, Optimizer, OptimizerSpec, Problem};
 
 fn sphere(x: &[f64]) -> f64 {

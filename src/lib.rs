@@ -6,9 +6,9 @@
 //! evaluates them (in parallel), stores every trial, and tells the results
 //! back; [`recommend`] ranks what was found against the baseline.
 
+pub mod cli;
 pub mod error;
 pub mod eval;
-pub mod cli;
 pub mod objective;
 pub mod optim;
 pub mod recommend;

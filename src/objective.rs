@@ -129,7 +129,11 @@ impl Objectives {
             Some(v) => Err(format!("metric `{name}` is {v}, not a finite number")),
             None => Err(format!(
                 "metric `{name}` missing; the evaluator reported: {}",
-                if metrics.is_empty() { "nothing".to_string() } else { metrics.keys().cloned().collect::<Vec<_>>().join(", ") }
+                if metrics.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
             )),
         };
         let mut score = 0.0;
@@ -177,7 +181,14 @@ impl Objectives {
             many => {
                 let terms: Vec<String> = many
                     .iter()
-                    .map(|o| format!("{}{}*{}", if o.direction == Direction::Maximize { "-" } else { "+" }, o.weight, o.metric))
+                    .map(|o| {
+                        format!(
+                            "{}{}*{}",
+                            if o.direction == Direction::Maximize { "-" } else { "+" },
+                            o.weight,
+                            o.metric
+                        )
+                    })
                     .collect();
                 format!("minimize {}", terms.join(" ").trim_start_matches('+'))
             }

@@ -75,7 +75,13 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         let Ok(outcome) = objectives.score(&t.metrics) else { continue };
         let key = serde_json::to_string(&t.config).unwrap_or_default();
         let i = *index.entry(key).or_insert_with(|| {
-            groups.push(Group { config: t.config.clone(), trials: vec![], metrics: vec![], values: vec![], violation: 0.0 });
+            groups.push(Group {
+                config: t.config.clone(),
+                trials: vec![],
+                metrics: vec![],
+                values: vec![],
+                violation: 0.0,
+            });
             groups.len() - 1
         });
         let g = &mut groups[i];
@@ -104,7 +110,15 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         let key = serde_json::to_string(&b).unwrap_or_default();
         let g = &groups[*index.get(&key)?];
         let (score, violation, metrics, _) = summarize(g);
-        Some((score, Baseline { config: g.config.clone(), metrics, value: objectives.display_value(score), feasible: violation <= 0.0 }))
+        Some((
+            score,
+            Baseline {
+                config: g.config.clone(),
+                metrics,
+                value: objectives.display_value(score),
+                feasible: violation <= 0.0,
+            },
+        ))
     });
 
     let mut ranked: Vec<(f64, f64, &Group)> = groups
@@ -115,7 +129,8 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         })
         .collect();
     // Feasible by score, then infeasible by violation.
-    ranked.sort_by(|a, b| (a.1 > 0.0, a.1, a.0).partial_cmp(&(b.1 > 0.0, b.1, b.0)).unwrap_or(std::cmp::Ordering::Equal));
+    ranked
+        .sort_by(|a, b| (a.1 > 0.0, a.1, a.0).partial_cmp(&(b.1 > 0.0, b.1, b.0)).unwrap_or(std::cmp::Ordering::Equal));
 
     let recommendations = ranked
         .into_iter()
@@ -178,7 +193,7 @@ impl Recommendations {
                 "-".into(),
                 "".into(),
             ];
-            row.extend(params.iter().map(|p| b.config.get(*p).map(|v| fmt_value(v)).unwrap_or_else(|| "-".into())));
+            row.extend(params.iter().map(|p| b.config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())));
             rows.push(row);
         }
         for r in &self.recommendations {
@@ -192,7 +207,7 @@ impl Recommendations {
                 None => fmt_num(r.value),
             };
             let mut row = vec![r.rank.to_string(), value, vs, r.evaluations.to_string()];
-            row.extend(params.iter().map(|p| r.config.get(*p).map(|v| fmt_value(v)).unwrap_or_else(|| "-".into())));
+            row.extend(params.iter().map(|p| r.config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())));
             rows.push(row);
         }
         let widths: Vec<usize> =

@@ -16,12 +16,23 @@ use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvaluatorSpec;
 use crate::objective::{Bound, Constraint, Direction, Objective, Objectives};
 use crate::optim::{self, OptimizerSpec};
-use crate::space::{parse_space, Space};
+use crate::space::{Space, parse_space};
 use crate::yaml::{self, join};
 
 const KEYS: &[&str] = &[
-    "name", "description", "seed", "space", "objectives", "constraints", "optimizer", "evaluator", "budget",
-    "parallelism", "storage", "output", "recommend",
+    "name",
+    "description",
+    "seed",
+    "space",
+    "objectives",
+    "constraints",
+    "optimizer",
+    "evaluator",
+    "budget",
+    "parallelism",
+    "storage",
+    "output",
+    "recommend",
 ];
 const BUDGET_KEYS: &[&str] = &["trials", "time", "target", "patience", "max_consecutive_failures"];
 
@@ -95,7 +106,11 @@ impl Spec {
         let shown = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(|e| Error::io(&shown, e))?;
         if meta.len() > yaml::MAX_BYTES as u64 {
-            return Err(Error::invalid(&shown, "(file)", format!("{} bytes is over the {} byte limit", meta.len(), yaml::MAX_BYTES)));
+            return Err(Error::invalid(
+                &shown,
+                "(file)",
+                format!("{} bytes is over the {} byte limit", meta.len(), yaml::MAX_BYTES),
+            ));
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(&shown, e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -125,13 +140,17 @@ impl Spec {
             },
             None => Some(default_name.to_string()),
         };
-        let description = yaml::get(m, "description").and_then(|v| yaml::as_str(v, "description", &mut p)).map(str::to_string);
+        let description =
+            yaml::get(m, "description").and_then(|v| yaml::as_str(v, "description", &mut p)).map(str::to_string);
         let seed = yaml::get(m, "seed").and_then(|v| yaml::as_u64(v, "seed", &mut p)).unwrap_or(0);
 
         let space = match yaml::get(m, "space") {
             Some(v) => parse_space(v, "space", &mut p),
             None => {
-                p.push(Problem::new("space", "missing; declare the parameters to tune (a list of name/type/low/high/default)"));
+                p.push(Problem::new(
+                    "space",
+                    "missing; declare the parameters to tune (a list of name/type/low/high/default)",
+                ));
                 None
             }
         };
@@ -140,7 +159,10 @@ impl Spec {
         let evaluator: Option<EvaluatorSpec> = match yaml::get(m, "evaluator") {
             Some(v) => yaml::typed(v, "evaluator", &mut p),
             None => {
-                p.push(Problem::new("evaluator", "missing; say how to measure a configuration (type: function or command)"));
+                p.push(Problem::new(
+                    "evaluator",
+                    "missing; say how to measure a configuration (type: function or command)",
+                ));
                 None
             }
         };
@@ -152,7 +174,11 @@ impl Spec {
                 for (i, metric) in o.required_metrics().iter().enumerate() {
                     if !known.iter().any(|k| k == metric) {
                         p.push(Problem::new(
-                            if i < o.objectives.len() { format!("objectives[{i}].metric") } else { "constraints".to_string() },
+                            if i < o.objectives.len() {
+                                format!("objectives[{i}].metric")
+                            } else {
+                                "constraints".to_string()
+                            },
                             format!("`{metric}` is not reported by this evaluator; it reports: {}", known.join(", ")),
                         ));
                     }
@@ -286,7 +312,10 @@ fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) -> Option<Obj
                 None => Some(1.0),
                 Some(Some(w)) if w > 0.0 => Some(w),
                 Some(Some(w)) => {
-                    p.push(Problem::new(join(&path, "weight"), format!("must be > 0 (got {w}); use direction to flip a metric")));
+                    p.push(Problem::new(
+                        join(&path, "weight"),
+                        format!("must be > 0 (got {w}); use direction to flip a metric"),
+                    ));
                     None
                 }
                 Some(None) => None,
@@ -314,8 +343,12 @@ fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) -> Option<Obj
                     let min = yaml::get(c, "min").and_then(|v| yaml::as_f64(v, &join(&path, "min"), p));
                     match (metric, max, min) {
                         (None, ..) => p.push(Problem::new(join(&path, "metric"), "missing")),
-                        (Some(m), Some(b), None) => out.constraints.push(Constraint { metric: m.into(), op: Bound::AtMost, bound: b }),
-                        (Some(m), None, Some(b)) => out.constraints.push(Constraint { metric: m.into(), op: Bound::AtLeast, bound: b }),
+                        (Some(m), Some(b), None) => {
+                            out.constraints.push(Constraint { metric: m.into(), op: Bound::AtMost, bound: b })
+                        }
+                        (Some(m), None, Some(b)) => {
+                            out.constraints.push(Constraint { metric: m.into(), op: Bound::AtLeast, bound: b })
+                        }
                         (Some(_), ..) => p.push(Problem::new(&path, "give exactly one of max or min")),
                     }
                 }
@@ -363,7 +396,10 @@ fn parse_optimizer(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<OptimizerSp
             Some(OptimizerSpec { name, options })
         }
         Some(other) => {
-            p.push(Problem::new("optimizer", format!("must be a name or a mapping with `name`, got {}", yaml::type_name(other))));
+            p.push(Problem::new(
+                "optimizer",
+                format!("must be a name or a mapping with `name`, got {}", yaml::type_name(other)),
+            ));
             None
         }
     }
@@ -389,7 +425,9 @@ fn parse_budget(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<Budget> {
         };
         match d {
             Some(d) => b.time = Some(d),
-            None => p.push(Problem::new("budget.time", "must be a positive duration like 90s, 10m, 2h, 1d (or seconds)")),
+            None => {
+                p.push(Problem::new("budget.time", "must be a positive duration like 90s, 10m, 2h, 1d (or seconds)"))
+            }
         }
     }
     b.target = yaml::get(m, "target").and_then(|v| yaml::as_f64(v, "budget.target", p));
@@ -399,7 +437,9 @@ fn parse_budget(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<Budget> {
         }
         b.patience = Some(n);
     }
-    if let Some(n) = yaml::get(m, "max_consecutive_failures").and_then(|v| yaml::as_u64(v, "budget.max_consecutive_failures", p)) {
+    if let Some(n) =
+        yaml::get(m, "max_consecutive_failures").and_then(|v| yaml::as_u64(v, "budget.max_consecutive_failures", p))
+    {
         if n == 0 {
             p.push(Problem::new("budget.max_consecutive_failures", "must be at least 1"));
         }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -130,7 +130,12 @@ impl Study {
 
     /// [`Study::open`] with an evaluator of the caller's (the spec's
     /// `evaluator` section is then not used to build one).
-    pub fn open_with(spec: Spec, storage: Arc<dyn Storage>, evaluator: Arc<dyn Evaluator>, resume: bool) -> Result<Study> {
+    pub fn open_with(
+        spec: Spec,
+        storage: Arc<dyn Storage>,
+        evaluator: Arc<dyn Evaluator>,
+        resume: bool,
+    ) -> Result<Study> {
         let name = spec.name.clone();
         let spec_json = serde_json::json!({ "identity": spec.identity(), "spec": spec });
         if let Some(existing) = storage.find_study(&name)? {
@@ -242,17 +247,13 @@ impl Study {
                 vec![None; trials.len()]
             } else {
                 let asked = self.optimizer.ask(trials.len())?;
-                trials
-                    .iter()
-                    .map(|t| asked.iter().find(|c| c.x == t.x).map(|c| c.ticket))
-                    .collect()
+                trials.iter().map(|t| asked.iter().find(|c| c.x == t.x).map(|c| c.ticket)).collect()
             };
             if trials.iter().any(|t| t.state == TrialState::Running) {
                 self.pending_batch = Some(batch);
                 continue;
             }
-            let obs: Vec<Observed> =
-                trials.iter().zip(tickets).map(|(t, ticket)| self.observe(t, ticket)).collect();
+            let obs: Vec<Observed> = trials.iter().zip(tickets).map(|(t, ticket)| self.observe(t, ticket)).collect();
             self.optimizer.tell(&obs)?;
         }
         Ok(())
@@ -279,7 +280,10 @@ impl Study {
 
     fn trial(&self, number: u64) -> Option<&Trial> {
         // Numbers are consecutive from 0, so the number is the index.
-        self.trials.get(number as usize).filter(|t| t.number == number).or_else(|| self.trials.iter().find(|t| t.number == number))
+        self.trials
+            .get(number as usize)
+            .filter(|t| t.number == number)
+            .or_else(|| self.trials.iter().find(|t| t.number == number))
     }
 
     fn trial_mut(&mut self, number: u64) -> Option<&mut Trial> {
@@ -292,7 +296,8 @@ impl Study {
 
     /// Rebuild the tally from every stored trial (once, when opening).
     fn retally(&mut self) {
-        self.tally = Tally { next_batch: self.trials.iter().map(|t| t.batch + 1).max().unwrap_or(1), ..Tally::default() };
+        self.tally =
+            Tally { next_batch: self.trials.iter().map(|t| t.batch + 1).max().unwrap_or(1), ..Tally::default() };
         let finished: Vec<Trial> = self.trials.iter().filter(|t| t.state.is_finished()).cloned().collect();
         for t in &finished {
             self.count(t);
@@ -440,13 +445,15 @@ impl Study {
             let tx = tx.clone();
             let evaluator = self.evaluator.clone();
             let config = t.config.clone();
-            let ctx = EvalContext { study: self.spec.name.clone(), trial: t.number, base_dir: self.spec.base_dir.clone() };
+            let ctx =
+                EvalContext { study: self.spec.name.clone(), trial: t.number, base_dir: self.spec.base_dir.clone() };
             let number = t.number;
             pool.spawn(move || {
                 let mut attempt = 0;
                 let result = loop {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(&config, &ctx)))
-                        .unwrap_or_else(|_| Err(EvalError::Invalid("the evaluator panicked".into())));
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(&config, &ctx)))
+                            .unwrap_or_else(|_| Err(EvalError::Invalid("the evaluator panicked".into())));
                     match r {
                         Err(EvalError::Transient(m)) if attempt < TRANSIENT_RETRIES => {
                             attempt += 1;
@@ -478,13 +485,23 @@ impl Study {
                         metrics: m.metrics,
                         elapsed_s: Some(m.elapsed.as_secs_f64()),
                     },
-                    Err(reason) => {
-                        Finished { number, epoch, state: TrialState::Failed { reason }, metrics: m.metrics, elapsed_s: Some(m.elapsed.as_secs_f64()) }
-                    }
+                    Err(reason) => Finished {
+                        number,
+                        epoch,
+                        state: TrialState::Failed { reason },
+                        metrics: m.metrics,
+                        elapsed_s: Some(m.elapsed.as_secs_f64()),
+                    },
                 },
                 Err(EvalError::Fatal(reason)) => {
                     fatal.get_or_insert_with(|| reason.clone());
-                    Finished { number, epoch, state: TrialState::Failed { reason }, metrics: BTreeMap::new(), elapsed_s: None }
+                    Finished {
+                        number,
+                        epoch,
+                        state: TrialState::Failed { reason },
+                        metrics: BTreeMap::new(),
+                        elapsed_s: None,
+                    }
                 }
                 Err(e) => Finished {
                     number,
@@ -559,9 +576,11 @@ impl Progress {
         }
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} trials  {msg}  ({elapsed}, eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix} [{bar:30}] {pos}/{len} trials  {msg}  ({elapsed}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(spec.name.clone());
         bar.set_position(done);

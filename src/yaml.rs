@@ -16,7 +16,8 @@ pub const MAX_DEPTH: usize = 32;
 
 /// Parse YAML text (named `source` in messages) with the size and depth caps.
 pub fn load(text: &str, source: &str) -> Result<Value> {
-    let fail = |msg: String| Error::Invalid(Problems { source: source.to_string(), items: vec![Problem::new("(file)", msg)] });
+    let fail =
+        |msg: String| Error::Invalid(Problems { source: source.to_string(), items: vec![Problem::new("(file)", msg)] });
     if text.len() > MAX_BYTES {
         return Err(fail(format!("{} bytes is larger than the {} byte limit for a spec", text.len(), MAX_BYTES)));
     }
@@ -80,7 +81,10 @@ pub fn check_keys(m: &Mapping, path: &str, allowed: &[&str], problems: &mut Vec<
             Some(k) if allowed.contains(&k) => {}
             Some(k) => {
                 let hint = closest(k, allowed).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
-                problems.push(Problem::new(join(path, k), format!("unknown key; {hint}valid keys: {}", allowed.join(", "))));
+                problems.push(Problem::new(
+                    join(path, k),
+                    format!("unknown key; {hint}valid keys: {}", allowed.join(", ")),
+                ));
             }
             None => problems.push(Problem::new(path, format!("keys must be strings, got {}", type_name(k)))),
         }

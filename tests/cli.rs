@@ -54,8 +54,10 @@ fn every_config_validates_and_runs_with_a_small_budget() {
                 .arg("--out")
                 .arg(tmp.path()),
         );
-        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {out}", file.display()));
-        let recs = v["recommendations"].as_array().unwrap_or_else(|| panic!("{}: no recommendations array", file.display()));
+        let v: Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {out}", file.display()));
+        let recs =
+            v["recommendations"].as_array().unwrap_or_else(|| panic!("{}: no recommendations array", file.display()));
         assert!(!recs.is_empty(), "{}: no recommendation", file.display());
         assert_eq!(v["run"]["total_trials"].as_u64(), Some(trials.parse().unwrap()), "{}", file.display());
         let name = v["study"].as_str().unwrap();
@@ -88,7 +90,8 @@ budget: {trials: 0, tim: 5m}
     let out = knobs().args(["validate", "--json"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
-    let paths: Vec<String> = v["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect();
+    let paths: Vec<String> =
+        v["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect();
     for expected in [
         "space.pool.low",
         "space.ttl.low",
@@ -217,7 +220,17 @@ fn sigkill_then_resume_loses_nothing_and_continues_the_same_trajectory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
 
-    run_ok(knobs().arg("run").arg(&spec).arg("--resume").arg("--storage").arg(&db).arg("--out").arg(tmp.path()).arg("--json"));
+    run_ok(
+        knobs()
+            .arg("run")
+            .arg(&spec)
+            .arg("--resume")
+            .arg("--storage")
+            .arg(&db)
+            .arg("--out")
+            .arg(tmp.path())
+            .arg("--json"),
+    );
     let after = stored_trials(&db, "killme");
     assert_eq!(after.len(), 40, "the resumed study must end with the budget's trials");
     for t in &before {
@@ -299,9 +312,19 @@ fn recommend_and_studies_read_the_stored_study() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quickstart.yaml");
     let db = tmp.path().join("k.db");
-    run_ok(knobs().arg("run").arg(&spec).args(["--trials", "30", "--json", "--storage"]).arg(&db).arg("--out").arg(tmp.path()));
-    let v: Value =
-        serde_json::from_str(&run_ok(knobs().args(["recommend", "quickstart", "--json", "--top", "3", "--storage"]).arg(&db))).unwrap();
+    run_ok(
+        knobs()
+            .arg("run")
+            .arg(&spec)
+            .args(["--trials", "30", "--json", "--storage"])
+            .arg(&db)
+            .arg("--out")
+            .arg(tmp.path()),
+    );
+    let v: Value = serde_json::from_str(&run_ok(
+        knobs().args(["recommend", "quickstart", "--json", "--top", "3", "--storage"]).arg(&db),
+    ))
+    .unwrap();
     let recs = v["recommendations"].as_array().unwrap();
     assert_eq!(recs.len(), 3);
     assert!(recs[0]["value"].as_f64().unwrap() <= recs[1]["value"].as_f64().unwrap());
@@ -359,7 +382,9 @@ fn stdio_protocol_round_trip() {
                 assert!((1.0..=86400.0).contains(&ttl));
                 assert!(["lru", "lfu", "fifo"].contains(&p["eviction"].as_str().unwrap()));
                 let value = if i == 0 { Value::Null } else { serde_json::json!((pool as f64 - 99.0).abs() + ttl.ln()) };
-                results.push(serde_json::json!({"id": t["id"], "value": value, "status": if i == 0 { "failed" } else { "ok" }}));
+                results.push(
+                    serde_json::json!({"id": t["id"], "value": value, "status": if i == 0 { "failed" } else { "ok" }}),
+                );
             }
             told += trials.len();
             let r = call(&serde_json::json!({"op": "tell", "results": results}).to_string());

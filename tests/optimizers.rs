@@ -129,7 +129,8 @@ fn median_best(name: &str, d: usize, f: fn(&[f64]) -> f64, budget: usize) -> f64
 
 #[test]
 fn beats_random_search_on_a_budget() {
-    let problems: [(&str, usize, fn(&[f64]) -> f64, usize); 3] =
+    type Case = (&'static str, usize, fn(&[f64]) -> f64, usize);
+    let problems: [Case; 3] =
         [("sphere", 6, sphere, 600), ("rosenbrock", 4, rosenbrock, 1000), ("branin", 2, branin, 300)];
     for (pname, d, f, budget) in problems {
         let random = median_best("random", d, f, budget);
@@ -212,7 +213,8 @@ fn snapshot_with_pending_candidates_resumes() {
         let text = serde_json::to_string(&a.snapshot().expect("snapshot")).unwrap();
         let mut b = build(name, continuous(3), 4, 200);
         b.restore(&serde_json::from_str(&text).unwrap()).expect("restore");
-        let told: Vec<Observed> = pending.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), sphere(&c.x))).collect();
+        let told: Vec<Observed> =
+            pending.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), sphere(&c.x))).collect();
         a.tell(&told).unwrap();
         b.tell(&told).unwrap();
         assert_eq!(a.ask(5).unwrap(), b.ask(5).unwrap(), "{name}");

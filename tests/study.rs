@@ -39,13 +39,16 @@ fn x(c: &Config, k: &str) -> f64 {
     }
 }
 
+/// Decides from the configuration and the call count whether an evaluation fails.
+type FailIf = Box<dyn Fn(&Config, usize) -> Option<EvalError> + Send + Sync>;
+
 /// Quadratic bowl with optimum (0.4, -0.3), mode b best; reports `value` and `p99`.
 struct Bowl {
     calls: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     sleep: Duration,
-    fail_if: Box<dyn Fn(&Config, usize) -> Option<EvalError> + Send + Sync>,
+    fail_if: FailIf,
     seen: Mutex<Vec<Config>>,
 }
 
@@ -110,7 +113,8 @@ fn batches_are_evaluated_in_parallel() {
     let mut bowl = Bowl::new();
     bowl.sleep = Duration::from_millis(30);
     let bowl = Arc::new(bowl);
-    let mut study = Study::open_with(spec("budget: {trials: 25}\nparallelism: 4"), memory(), bowl.clone(), false).unwrap();
+    let mut study =
+        Study::open_with(spec("budget: {trials: 25}\nparallelism: 4"), memory(), bowl.clone(), false).unwrap();
     study.run(&RunOptions::default()).unwrap();
     assert_eq!(study.trials().len(), 25);
     assert!(bowl.max_in_flight.load(Ordering::SeqCst) >= 2, "parallelism 4 never ran two evaluations at once");
@@ -147,7 +151,8 @@ fn too_many_consecutive_failures_stop_the_study_with_the_reason() {
     let mut bowl = Bowl::new();
     bowl.fail_if = Box::new(|_, _| Some(EvalError::Invalid("no route to database".into())));
     let mut study =
-        Study::open_with(spec("budget: {trials: 100, max_consecutive_failures: 5}"), memory(), Arc::new(bowl), false).unwrap();
+        Study::open_with(spec("budget: {trials: 100, max_consecutive_failures: 5}"), memory(), Arc::new(bowl), false)
+            .unwrap();
     let report = study.run(&RunOptions::default()).unwrap();
     match report.stop {
         StopReason::Failures { consecutive, last_reason } => {
@@ -246,7 +251,8 @@ fn resume_adds_trials_and_replays_when_the_snapshot_is_gone() {
 fn a_changed_space_is_refused_on_resume() {
     let storage = memory();
     {
-        let mut st = Study::open_with(spec("budget: {trials: 10}"), storage.clone(), Arc::new(Bowl::new()), false).unwrap();
+        let mut st =
+            Study::open_with(spec("budget: {trials: 10}"), storage.clone(), Arc::new(Bowl::new()), false).unwrap();
         st.run(&RunOptions::default()).unwrap();
     }
     let mut changed = spec("budget: {trials: 10}");

@@ -2,13 +2,13 @@
 //! prints tables or `--json`. Holds no logic the library lacks.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
-use crate::recommend::{recommend, Recommendations};
+use crate::recommend::{Recommendations, recommend};
 use crate::spec::Spec;
 use crate::storage::{self, Storage};
 use crate::study::{RunOptions, StopReason, Study};
@@ -197,7 +197,9 @@ fn open_storage(cli: Option<&str>, spec: Option<&Spec>) -> crate::Result<Arc<dyn
     let location = match (cli, spec.and_then(|s| s.storage.as_deref())) {
         (Some(c), _) => c.to_string(),
         (None, Some(s)) if s.starts_with("memory:") => s.to_string(),
-        (None, Some(s)) => spec.map(|sp| sp.resolve(s.trim_start_matches("sqlite:")).display().to_string()).unwrap_or_default(),
+        (None, Some(s)) => {
+            spec.map(|sp| sp.resolve(s.trim_start_matches("sqlite:")).display().to_string()).unwrap_or_default()
+        }
         (None, None) => "knobs.db".to_string(),
     };
     Ok(Arc::from(storage::open(&location)?))
@@ -225,7 +227,9 @@ fn install_signal_handlers(flag: Arc<AtomicBool>) {
         loop {
             if INTERRUPTS.load(Ordering::SeqCst) > 0 {
                 flag.store(true, Ordering::SeqCst);
-                eprintln!("\nstopping after the trials in flight; press Ctrl-C again to quit now (they re-run on --resume)");
+                eprintln!(
+                    "\nstopping after the trials in flight; press Ctrl-C again to quit now (they re-run on --resume)"
+                );
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -248,7 +252,8 @@ fn write_outputs(dir: &Path, recs: &Recommendations) -> crate::Result<(PathBuf, 
     let json_path = dir.join("recommendations.json");
     let yaml = serde_yaml::to_string(recs).map_err(|e| Error::Config(format!("cannot write YAML: {e}")))?;
     std::fs::write(&yaml_path, yaml).map_err(|e| Error::io(yaml_path.display().to_string(), e))?;
-    std::fs::write(&json_path, serde_json::to_string_pretty(recs)?).map_err(|e| Error::io(json_path.display().to_string(), e))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(recs)?)
+        .map_err(|e| Error::io(json_path.display().to_string(), e))?;
     Ok((yaml_path, json_path))
 }
 
@@ -302,7 +307,10 @@ fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
         match Spec::load(path) {
             Ok(spec) => {
                 if json {
-                    println!("{}", serde_json::json!({"file": path.display().to_string(), "ok": true, "study": spec.name}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": path.display().to_string(), "ok": true, "study": spec.name})
+                    );
                 } else {
                     println!(
                         "ok: {} (study `{}`: {} parameters, optimizer {}, {} trials)",
@@ -321,7 +329,10 @@ fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
                         Error::Invalid(p) => serde_json::to_value(&p.items)?,
                         other => serde_json::json!([{"path": "(file)", "message": other.to_string()}]),
                     };
-                    println!("{}", serde_json::json!({"file": path.display().to_string(), "ok": false, "problems": problems}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": path.display().to_string(), "ok": false, "problems": problems})
+                    );
                 } else {
                     println!("{e}");
                 }
@@ -369,7 +380,10 @@ fn studies(store: StoreArgs, json: bool) -> crate::Result<i32> {
     } else {
         println!("{:<30} {:>7} {:>9} {:>7} {:>8}  created", "study", "trials", "complete", "failed", "running");
         for s in list {
-            println!("{:<30} {:>7} {:>9} {:>7} {:>8}  {}", s.name, s.trials, s.complete, s.failed, s.running, s.created_at);
+            println!(
+                "{:<30} {:>7} {:>9} {:>7} {:>8}  {}",
+                s.name, s.trials, s.complete, s.failed, s.running, s.created_at
+            );
         }
     }
     Ok(0)

@@ -18,11 +18,11 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 
 use crate::error::{Error, Result};
 use crate::optim::{self, Observed, Optimizer, OptimizerSpec, Problem};
-use crate::space::{parse_space, Config, Space};
+use crate::space::{Config, Space, parse_space};
 
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -95,7 +95,10 @@ pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
         let (reply, close) = match serde_json::from_str::<Request>(&line) {
             Ok(req) => {
                 let close = matches!(req, Request::Close {});
-                (handle(req, &spec, &mut session).unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()})), close)
+                (
+                    handle(req, &spec, &mut session).unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()})),
+                    close,
+                )
             }
             Err(e) => (json!({"ok": false, "error": format!("malformed request: {e}")}), false),
         };
@@ -123,9 +126,8 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
             let yaml: serde_yaml::Value =
                 serde_yaml::to_value(&params).map_err(|e| Error::Config(format!("space: {e}")))?;
             let mut problems = Vec::new();
-            let space = parse_space(&yaml, "space.params", &mut problems).ok_or_else(|| {
-                Error::Invalid(crate::error::Problems { source: "init".into(), items: problems })
-            })?;
+            let space = parse_space(&yaml, "space.params", &mut problems)
+                .ok_or_else(|| Error::Invalid(crate::error::Problems { source: "init".into(), items: problems }))?;
             let mut problem = Problem::new(space.dims(), seed.unwrap_or(0));
             problem.budget = budget;
             problem.parallelism = parallelism.unwrap_or(1).max(1);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
 use super::sobol::sobol_point;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
+use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::{Error, Result};
 
 const NAME: &str = "annealing";
@@ -554,24 +554,6 @@ fn spread(values: &[f64]) -> f64 {
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
     let sd = var.sqrt();
     if sd.is_finite() && sd > 0.0 { sd.min(f64::MAX / 4.0) } else { (mean.abs() * 1e-3).clamp(1e-9, 1.0) }
-}
-
-/// Fold a value back into [0,1] by reflection at the bounds (keeps the
-/// proposal symmetric, as the Metropolis rule assumes).
-fn reflect(v: f64) -> f64 {
-    if !v.is_finite() {
-        return 0.5;
-    }
-    let v = v.rem_euclid(2.0);
-    if v > 1.0 { 2.0 - v } else { v }
-}
-
-/// A told result as stored: own coordinates, non-finite numbers made safe
-/// (a NaN or infinite value counts as a failed evaluation).
-fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
-    let value = o.value.filter(|v| v.is_finite());
-    let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
-    Observed { ticket: None, x, value, violation }
 }
 
 impl Optimizer for Annealing {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
 use super::sobol::sobol_point;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
+use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::{Error, Result};
 
 const NAME: &str = "genetic";
@@ -403,14 +403,6 @@ fn push_distinct(to: &mut Vec<Observed>, from: Vec<Observed>, cap: usize) {
     }
 }
 
-/// A told result as stored: own coordinates, non-finite numbers made safe
-/// (a NaN or infinite value counts as a failed evaluation).
-fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
-    let value = o.value.filter(|v| v.is_finite());
-    let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
-    Observed { ticket: None, x, value, violation }
-}
-
 /// A stable hash of the bins a point falls in.
 fn discrete_key(dims: &[Dim], x: &[f64]) -> u64 {
     let mut h: u64 = 0x243F_6A88_85A3_08D3;
@@ -497,15 +489,6 @@ fn polynomial(y: f64, eta: f64, rng: &mut Rng) -> f64 {
         1.0 - val.powf(p)
     };
     (y + dq).clamp(0.0, 1.0)
-}
-
-/// Fold a value back into [0,1] by reflection at the bounds.
-fn reflect(mut v: f64) -> f64 {
-    if !v.is_finite() {
-        return 0.5;
-    }
-    v = v.rem_euclid(2.0);
-    if v > 1.0 { 2.0 - v } else { v }
 }
 
 /// Mutate one gene: continuous genes by the configured operator, integer

@@ -20,7 +20,7 @@ pub mod rng;
 pub mod sobol;
 pub mod swarm;
 
-pub use registry::{build, names, OptimizerSpec};
+pub use registry::{OptimizerSpec, build, names};
 
 /// What kind of values one coordinate of the unit cube decodes to.
 ///
@@ -181,11 +181,32 @@ pub fn restore_from<T: for<'de> Deserialize<'de>>(name: &str, version: u32, snap
     if snapshot.version != version {
         return Err(Error::optimizer(
             name,
-            format!("snapshot format version {} is not {version}; the study will be replayed instead", snapshot.version),
+            format!(
+                "snapshot format version {} is not {version}; the study will be replayed instead",
+                snapshot.version
+            ),
         ));
     }
     serde_json::from_value(snapshot.state.clone())
         .map_err(|e| Error::optimizer(name, format!("snapshot does not match this version: {e}")))
+}
+
+/// Fold a value back into [0,1] by reflection at the bounds (non-finite → 0.5).
+pub(crate) fn reflect(v: f64) -> f64 {
+    if !v.is_finite() {
+        return 0.5;
+    }
+    let v = v.rem_euclid(2.0);
+    if v > 1.0 { 2.0 - v } else { v }
+}
+
+/// A told result as an optimizer stores it: its own copy of the coordinates,
+/// non-finite numbers made safe (a NaN or infinite value counts as a failed
+/// evaluation, a NaN or infinite violation as the largest one).
+pub(crate) fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
+    let value = o.value.filter(|v| v.is_finite());
+    let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
+    Observed { ticket: None, x, value, violation }
 }
 
 /// Clamp every coordinate into [0,1] (NaN becomes 0.5).

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::{restore_from, snapshot_of, Candidate, Dim, Observed, Optimizer, Problem, Snapshot};
+use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
 use crate::error::Result;
 
 /// `random` has no options.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{restore_from, snapshot_of, Candidate, Observed, Optimizer, Problem, Snapshot};
+use super::{Candidate, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
 use crate::error::Result;
 
 /// `sobol` has no options.
@@ -25,9 +25,8 @@ pub fn sobol_point(index: u64, d: usize, seed: u64) -> Vec<f64> {
     (0..d)
         .map(|k| {
             let dim_block = (k / MAX_DIMS) as u64;
-            let s = seed
-                .wrapping_add(block.wrapping_mul(0x9E37_79B9))
-                .wrapping_add(dim_block.wrapping_mul(0x85EB_CA6B));
+            let s =
+                seed.wrapping_add(block.wrapping_mul(0x9E37_79B9)).wrapping_add(dim_block.wrapping_mul(0x85EB_CA6B));
             let s32 = (s ^ (s >> 32)) as u32;
             // f32 output: move from the bin's corner into the cube's interior.
             let v = sobol_burley::sample(i, (k % MAX_DIMS) as u32, s32) as f64;

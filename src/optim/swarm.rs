@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
 use super::sobol::sobol_point;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
+use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::{Error, Result};
 
 const NAME: &str = "swarm";
@@ -400,23 +400,6 @@ impl ParticleSwarm {
 /// Half the way to a random point of the cube, clamped.
 fn initial_velocity(x: &[f64], vmax: f64, rng: &mut Rng) -> Vec<f64> {
     x.iter().map(|&xi| (0.5 * (rng.uniform() - xi)).clamp(-vmax, vmax)).collect()
-}
-
-/// Fold a value back into [0,1] by reflection at the bounds.
-fn reflect(v: f64) -> f64 {
-    if !v.is_finite() {
-        return 0.5;
-    }
-    let v = v.rem_euclid(2.0);
-    if v > 1.0 { 2.0 - v } else { v }
-}
-
-/// A told result as stored: given coordinates, non-finite numbers made safe
-/// (a NaN or infinite value counts as a failed evaluation).
-fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
-    let value = o.value.filter(|v| v.is_finite());
-    let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
-    Observed { ticket: None, x, value, violation }
 }
 
 impl Optimizer for ParticleSwarm {

@@ -19,7 +19,7 @@ use crate::optim::Dim;
 
 mod parse;
 
-pub use parse::{parse_space, MAX_PARAMS};
+pub use parse::{MAX_PARAMS, parse_space};
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,7 +183,11 @@ impl Domain {
                 if b == a { 0.5 } else { ((v.as_f64()?.ln() - a) / (b - a)).clamp(0.0, 1.0) }
             }
             Domain::Float { low, high, .. } => {
-                if high == low { 0.5 } else { ((v.as_f64()? - low) / (high - low)).clamp(0.0, 1.0) }
+                if high == low {
+                    0.5
+                } else {
+                    ((v.as_f64()? - low) / (high - low)).clamp(0.0, 1.0)
+                }
             }
             Domain::Int { low, high, log: true, .. } => {
                 let (a, b) = ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln());
@@ -234,7 +238,9 @@ impl Domain {
         match (self, v) {
             (Domain::Int { .. }, Value::Float(f)) => Value::Int(*f as i64),
             (Domain::Float { .. }, Value::Int(i)) => Value::Float(*i as f64),
-            (Domain::Categorical { choices }, _) => choices.iter().find(|c| c.same(v)).cloned().unwrap_or_else(|| v.clone()),
+            (Domain::Categorical { choices }, _) => {
+                choices.iter().find(|c| c.same(v)).cloned().unwrap_or_else(|| v.clone())
+            }
             _ => v.clone(),
         }
     }
@@ -253,7 +259,11 @@ impl Domain {
                 s
             }
             Domain::Int { low, high, step, .. } => {
-                if *step > 1 { format!("an int in [{low}, {high}] on the grid {low} + k*{step}") } else { format!("an int in [{low}, {high}]") }
+                if *step > 1 {
+                    format!("an int in [{low}, {high}] on the grid {low} + k*{step}")
+                } else {
+                    format!("an int in [{low}, {high}]")
+                }
             }
             Domain::Categorical { choices } => {
                 format!("one of [{}]", choices.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))
@@ -299,10 +309,7 @@ impl Space {
         self.params
             .iter()
             .map(|p| match config.get(&p.name) {
-                Some(v) => p
-                    .domain
-                    .encode(v)
-                    .ok_or_else(|| format!("{}: {v} is not {}", p.name, p.domain.describe())),
+                Some(v) => p.domain.encode(v).ok_or_else(|| format!("{}: {v} is not {}", p.name, p.domain.describe())),
                 None => Ok(p.default.as_ref().and_then(|d| p.domain.encode(d)).unwrap_or(0.5)),
             })
             .collect()

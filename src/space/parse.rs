@@ -27,7 +27,10 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
         return None;
     }
     if list.len() > MAX_PARAMS {
-        problems.push(Problem::new(path, format!("declares {} parameters; at most {MAX_PARAMS} are supported", list.len())));
+        problems.push(Problem::new(
+            path,
+            format!("declares {} parameters; at most {MAX_PARAMS} are supported", list.len()),
+        ));
         return None;
     }
     let mut params: Vec<Param> = Vec::new();
@@ -60,7 +63,8 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
         if let Some(n) = &name {
             p_path = format!("{path}.{n}");
             if seen.contains(n) {
-                problems.push(Problem::new(join(&p_path, "name"), format!("duplicate name `{n}`; names must be unique")));
+                problems
+                    .push(Problem::new(join(&p_path, "name"), format!("duplicate name `{n}`; names must be unique")));
             }
             seen.push(n.clone());
         }
@@ -75,7 +79,8 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
                 ));
             }
         }
-        let when = yaml::get(m, "when").map(|w| parse_when(w, &join(&p_path, "when"), &params, problems)).unwrap_or_default();
+        let when =
+            yaml::get(m, "when").map(|w| parse_when(w, &join(&p_path, "when"), &params, problems)).unwrap_or_default();
         if let (Some(name), Some(domain)) = (name, domain) {
             params.push(Param { name, domain, default, when });
         }
@@ -152,16 +157,23 @@ fn parse_domain(m: &serde_yaml::Mapping, path: &str, problems: &mut Vec<Problem>
                 return None;
             }
             let before = problems.len();
-            let choices: Vec<Value> =
-                list.iter().enumerate().filter_map(|(i, c)| yaml::as_value(c, &format!("{c_path}[{i}]"), problems)).collect();
+            let choices: Vec<Value> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| yaml::as_value(c, &format!("{c_path}[{i}]"), problems))
+                .collect();
             if problems.len() > before {
                 return None;
             }
-            let kinds: Vec<&str> = choices.iter().map(|c| if c.as_f64().is_some() { "number" } else { c.kind() }).collect();
+            let kinds: Vec<&str> =
+                choices.iter().map(|c| if c.as_f64().is_some() { "number" } else { c.kind() }).collect();
             if kinds.iter().any(|k| *k != kinds[0]) {
                 problems.push(Problem::new(
                     &c_path,
-                    format!("mixes types ({}); all choices must be strings, or all numbers, or all bools", kinds.join(", ")),
+                    format!(
+                        "mixes types ({}); all choices must be strings, or all numbers, or all bools",
+                        kinds.join(", ")
+                    ),
                 ));
                 return None;
             }
@@ -178,7 +190,10 @@ fn parse_domain(m: &serde_yaml::Mapping, path: &str, problems: &mut Vec<Problem>
             Some(Domain::Bool)
         }
         other => {
-            problems.push(Problem::new(join(path, "type"), format!("unknown type `{other}`; must be one of {}", TYPES.join(", "))));
+            problems.push(Problem::new(
+                join(path, "type"),
+                format!("unknown type `{other}`; must be one of {}", TYPES.join(", ")),
+            ));
             None
         }
     }
@@ -219,7 +234,8 @@ fn check_step(step: f64, range: f64, log: bool, path: &str, problems: &mut Vec<P
         return false;
     }
     if range > 0.0 && step > range {
-        problems.push(Problem::new(join(path, "step"), format!("{step} is larger than the range high - low = {range}")));
+        problems
+            .push(Problem::new(join(path, "step"), format!("{step} is larger than the range high - low = {range}")));
         return false;
     }
     if log && step != 1.0 {
@@ -249,13 +265,20 @@ fn parse_when(v: &Yaml, path: &str, earlier: &[Param], problems: &mut Vec<Proble
             continue;
         };
         let values: Vec<Value> = match val {
-            Yaml::Sequence(s) => s.iter().enumerate().filter_map(|(i, x)| yaml::as_value(x, &format!("{c_path}[{i}]"), problems)).collect(),
+            Yaml::Sequence(s) => s
+                .iter()
+                .enumerate()
+                .filter_map(|(i, x)| yaml::as_value(x, &format!("{c_path}[{i}]"), problems))
+                .collect(),
             other => yaml::as_value(other, &c_path, problems).into_iter().collect(),
         };
         let mut ok = !values.is_empty();
         for x in &values {
             if !parent.domain.contains(x) {
-                problems.push(Problem::new(&c_path, format!("{x} is not a value of `{param}`; must be {}", parent.domain.describe())));
+                problems.push(Problem::new(
+                    &c_path,
+                    format!("{x} is not a value of `{param}`; must be {}", parent.domain.describe()),
+                ));
                 ok = false;
             }
         }

@@ -24,7 +24,8 @@ fn domain_strategy() -> impl Strategy<Value = Domain> {
             step
         }),
         (1i64..1000, 0i64..1_000_000).prop_map(|(low, w)| Domain::Int { low, high: low + w, log: true, step: 1 }),
-        (1usize..12).prop_map(|n| Domain::Categorical { choices: (0..n).map(|i| Value::Str(format!("c{i}"))).collect() }),
+        (1usize..12)
+            .prop_map(|n| Domain::Categorical { choices: (0..n).map(|i| Value::Str(format!("c{i}"))).collect() }),
         Just(Domain::Bool),
     ]
 }

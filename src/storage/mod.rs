@@ -123,10 +123,8 @@ impl Owner {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
         let pid = std::process::id();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         Owner { id: format!("{host}:{pid}:{nanos}"), host, pid }
     }
 
