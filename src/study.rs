@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::eval::{EvalContext, EvalError, Evaluator, Measurement};
-use crate::objective::Outcome;
+use crate::objective::{Objectives, Outcome};
 use crate::optim::{self, Observed, Optimizer};
 use crate::spec::Spec;
 use crate::storage::{Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot};
@@ -99,9 +99,40 @@ struct Tally {
     finished: u64,
 }
 
+impl Tally {
+    /// Add one finished trial.
+    fn count(&mut self, objectives: &Objectives, t: &Trial) {
+        self.finished += 1;
+        match outcome(objectives, t).filter(|o| o.feasible()) {
+            Some(o) if self.best.is_none_or(|(b, _)| o.score < b) => {
+                self.best = Some((o.score, t.number));
+                self.since_improvement = 0;
+            }
+            _ => self.since_improvement += 1,
+        }
+        match &t.state {
+            TrialState::Failed { reason } => {
+                self.consecutive_failures += 1;
+                self.last_failure = reason.clone();
+            }
+            _ => self.consecutive_failures = 0,
+        }
+    }
+}
+
+/// The score of a complete trial (`None` for failed, pruned or running ones).
+fn outcome(objectives: &Objectives, t: &Trial) -> Option<Outcome> {
+    match t.state {
+        TrialState::Complete => objectives.score(&t.metrics).ok(),
+        _ => None,
+    }
+}
+
 /// An open study held by this process.
 pub struct Study {
     tally: Tally,
+    /// Evaluation threads, `parallelism` of them, for the study's lifetime.
+    pool: rayon::ThreadPool,
     spec: Spec,
     storage: Arc<dyn Storage>,
     evaluator: Arc<dyn Evaluator>,
@@ -160,7 +191,13 @@ impl Study {
         let owner = Owner::current();
         storage.acquire(&name, &owner)?;
         let optimizer = optim::build(&spec.optimizer, &spec.problem())?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(spec.parallelism)
+            .thread_name(|i| format!("knobs-eval-{i}"))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start {} evaluation threads: {e}", spec.parallelism)))?;
         let mut study = Study {
+            pool,
             spec,
             storage,
             evaluator,
@@ -260,10 +297,7 @@ impl Study {
     }
 
     fn outcome(&self, t: &Trial) -> Option<Outcome> {
-        match t.state {
-            TrialState::Complete => self.spec.objectives.score(&t.metrics).ok(),
-            _ => None,
-        }
+        outcome(&self.spec.objectives, t)
     }
 
     fn observe(&self, t: &Trial, ticket: Option<u64>) -> Observed {
@@ -278,50 +312,27 @@ impl Study {
         self.tally.best
     }
 
-    fn trial(&self, number: u64) -> Option<&Trial> {
-        // Numbers are consecutive from 0, so the number is the index.
-        self.trials
-            .get(number as usize)
-            .filter(|t| t.number == number)
-            .or_else(|| self.trials.iter().find(|t| t.number == number))
+    /// Index of a trial in `self.trials`: numbers are consecutive from 0, so
+    /// the number is the index (searched only if storage ever breaks that).
+    fn index(&self, number: u64) -> Option<usize> {
+        match self.trials.get(number as usize) {
+            Some(t) if t.number == number => Some(number as usize),
+            _ => self.trials.iter().position(|t| t.number == number),
+        }
     }
 
-    fn trial_mut(&mut self, number: u64) -> Option<&mut Trial> {
-        let i = match self.trials.get(number as usize) {
-            Some(t) if t.number == number => number as usize,
-            _ => self.trials.iter().position(|t| t.number == number)?,
-        };
-        self.trials.get_mut(i)
+    fn trial(&self, number: u64) -> Option<&Trial> {
+        self.index(number).map(|i| &self.trials[i])
     }
 
     /// Rebuild the tally from every stored trial (once, when opening).
     fn retally(&mut self) {
-        self.tally =
+        let mut tally =
             Tally { next_batch: self.trials.iter().map(|t| t.batch + 1).max().unwrap_or(1), ..Tally::default() };
-        let finished: Vec<Trial> = self.trials.iter().filter(|t| t.state.is_finished()).cloned().collect();
-        for t in &finished {
-            self.count(t);
+        for t in self.trials.iter().filter(|t| t.state.is_finished()) {
+            tally.count(&self.spec.objectives, t);
         }
-    }
-
-    /// Add one finished trial to the tally.
-    fn count(&mut self, t: &Trial) {
-        self.tally.finished += 1;
-        let outcome = self.outcome(t).filter(|o| o.feasible());
-        match outcome {
-            Some(o) if self.tally.best.is_none_or(|(b, _)| o.score < b) => {
-                self.tally.best = Some((o.score, t.number));
-                self.tally.since_improvement = 0;
-            }
-            _ => self.tally.since_improvement += 1,
-        }
-        match &t.state {
-            TrialState::Failed { reason } => {
-                self.tally.consecutive_failures += 1;
-                self.tally.last_failure = reason.clone();
-            }
-            _ => self.tally.consecutive_failures = 0,
-        }
+        self.tally = tally;
     }
 
     fn target_reached(&self) -> bool {
@@ -436,11 +447,6 @@ impl Study {
     fn evaluate_batch(&mut self, batch: Vec<Trial>, progress: &Progress) -> Result<()> {
         let (tx, rx) = mpsc::channel::<(u64, std::result::Result<Measurement, EvalError>)>();
         let to_run: Vec<&Trial> = batch.iter().filter(|t| t.state == TrialState::Running).collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.spec.parallelism.min(to_run.len()).max(1))
-            .thread_name(|i| format!("knobs-eval-{i}"))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start evaluation threads: {e}")))?;
         for t in &to_run {
             let tx = tx.clone();
             let evaluator = self.evaluator.clone();
@@ -448,7 +454,7 @@ impl Study {
             let ctx =
                 EvalContext { study: self.spec.name.clone(), trial: t.number, base_dir: self.spec.base_dir.clone() };
             let number = t.number;
-            pool.spawn(move || {
+            self.pool.spawn(move || {
                 let mut attempt = 0;
                 let result = loop {
                     let r =
@@ -467,70 +473,51 @@ impl Study {
             });
         }
         drop(tx);
+        let numbers: Vec<u64> = batch.iter().map(|t| t.number).collect();
         let mut remaining = to_run.len();
         let mut fatal: Option<String> = None;
         if remaining == 0 {
             // Every trial of the batch finished before a kill: only the tell is missing.
-            return self.tell_batch(&batch, None);
+            return self.tell_batch(&numbers, None);
         }
         for (number, result) in rx.iter() {
             remaining -= 1;
-            let epoch = self.trial(number).map(|t| t.epoch).unwrap_or(0);
-            let finished = match result {
-                Ok(m) => match self.spec.objectives.score(&m.metrics) {
-                    Ok(_) => Finished {
-                        number,
-                        epoch,
-                        state: TrialState::Complete,
-                        metrics: m.metrics,
-                        elapsed_s: Some(m.elapsed.as_secs_f64()),
-                    },
-                    Err(reason) => Finished {
-                        number,
-                        epoch,
-                        state: TrialState::Failed { reason },
-                        metrics: m.metrics,
-                        elapsed_s: Some(m.elapsed.as_secs_f64()),
-                    },
-                },
-                Err(EvalError::Fatal(reason)) => {
-                    fatal.get_or_insert_with(|| reason.clone());
-                    Finished {
-                        number,
-                        epoch,
-                        state: TrialState::Failed { reason },
-                        metrics: BTreeMap::new(),
-                        elapsed_s: None,
-                    }
+            let (state, metrics, elapsed_s) = match result {
+                Ok(m) => {
+                    let state = match self.spec.objectives.score(&m.metrics) {
+                        Ok(_) => TrialState::Complete,
+                        Err(reason) => TrialState::Failed { reason },
+                    };
+                    (state, m.metrics, Some(m.elapsed.as_secs_f64()))
                 }
-                Err(e) => Finished {
-                    number,
-                    epoch,
-                    state: TrialState::Failed { reason: e.to_string() },
-                    metrics: BTreeMap::new(),
-                    elapsed_s: None,
-                },
+                Err(e) => {
+                    let reason = match e {
+                        EvalError::Fatal(reason) => {
+                            fatal.get_or_insert_with(|| reason.clone());
+                            reason
+                        }
+                        other => other.to_string(),
+                    };
+                    (TrialState::Failed { reason }, BTreeMap::new(), None)
+                }
             };
-            if let TrialState::Failed { reason } = &finished.state {
+            if let TrialState::Failed { reason } = &state {
                 tracing::warn!(study = %self.spec.name, trial = number, "trial failed: {reason}");
             }
-            if let Some(t) = self.trial_mut(number) {
-                t.state = finished.state.clone();
-                t.metrics = finished.metrics.clone();
-                t.elapsed_s = finished.elapsed_s;
-            }
-            if let Some(t) = self.trial(number).cloned() {
-                self.count(&t);
-            }
+            let i = self.index(number).ok_or_else(|| Error::Storage(format!("trial {number} is not in this study")))?;
+            let t = &mut self.trials[i];
+            t.state = state.clone();
+            t.metrics = metrics.clone();
+            t.elapsed_s = elapsed_s;
+            self.tally.count(&self.spec.objectives, &self.trials[i]);
+            let finished = Finished { number, epoch: self.trials[i].epoch, state, metrics, elapsed_s };
             if remaining == 0 {
                 if let Some(reason) = fatal {
                     // Store the trial, leave the optimizer untold: a fixed evaluator resumes cleanly.
                     self.storage.finish_trial(&self.spec.name, &finished, None)?;
                     return Err(Error::Evaluator(reason));
                 }
-                let batch_now: Vec<Trial> =
-                    batch.iter().map(|b| self.trial(b.number).cloned().unwrap_or(b.clone())).collect();
-                self.tell_batch(&batch_now, Some(finished))?;
+                self.tell_batch(&numbers, Some(finished))?;
             } else {
                 self.storage.finish_trial(&self.spec.name, &finished, None)?;
             }
@@ -541,10 +528,11 @@ impl Study {
 
     /// Tell the optimizer a fully evaluated batch; store the snapshot in the
     /// same transaction as `last` (or on its own when every trial is stored).
-    fn tell_batch(&mut self, batch: &[Trial], last: Option<Finished>) -> Result<()> {
+    fn tell_batch(&mut self, numbers: &[u64], last: Option<Finished>) -> Result<()> {
+        let batch: Vec<&Trial> = numbers.iter().filter_map(|n| self.trial(*n)).collect();
         let obs: Vec<Observed> = batch.iter().map(|t| self.observe(t, t.ticket)).collect();
-        self.optimizer.tell(&obs)?;
         let b = batch.first().map(|t| t.batch).unwrap_or(0);
+        self.optimizer.tell(&obs)?;
         let snap = StoredSnapshot { batch: b, point: SnapshotPoint::Told, snapshot: self.optimizer.snapshot()? };
         match last {
             Some(f) => self.storage.finish_trial(&self.spec.name, &f, Some(&snap)),
