@@ -59,6 +59,14 @@ pub struct Recommendations {
     pub recommendations: Vec<Recommendation>,
 }
 
+struct Summary {
+    group: Group,
+    score: f64,
+    feasible: bool,
+    metrics: BTreeMap<String, f64>,
+    value_std: Option<f64>,
+}
+
 struct Group {
     config: Config,
     trials: Vec<u64>,
@@ -90,70 +98,61 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         g.values.push(outcome.score);
         g.violation += outcome.violation;
     }
-    let summarize = |g: &Group| {
-        let n = g.values.len() as f64;
-        let mean_score = g.values.iter().sum::<f64>() / n;
-        let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
-        for m in &g.metrics {
-            for (k, v) in m {
-                *metrics.entry(k.clone()).or_default() += v / n;
-            }
-        }
-        let std = (g.values.len() > 1).then(|| {
-            let var = g.values.iter().map(|v| (v - mean_score).powi(2)).sum::<f64>() / (n - 1.0);
-            objectives.display_value(var.sqrt()).abs()
-        });
-        (mean_score, g.violation / n, metrics, std)
-    };
-
-    let baseline = space.baseline().and_then(|b| {
-        let key = serde_json::to_string(&b).unwrap_or_default();
-        let g = &groups[*index.get(&key)?];
-        let (score, violation, metrics, _) = summarize(g);
-        Some((
-            score,
-            Baseline {
-                config: g.config.clone(),
-                metrics,
-                value: objectives.display_value(score),
-                feasible: violation <= 0.0,
-            },
-        ))
-    });
-
-    let mut ranked: Vec<(f64, f64, &Group)> = groups
-        .iter()
+    // One summary per distinct configuration: mean score and violation, mean
+    // metrics, and the spread of the objective.
+    let summaries: Vec<Summary> = groups
+        .into_iter()
         .map(|g| {
-            let (s, v, _, _) = summarize(g);
-            (s, v, g)
+            let n = g.values.len() as f64;
+            let score = g.values.iter().sum::<f64>() / n;
+            let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
+            for m in &g.metrics {
+                for (k, v) in m {
+                    *metrics.entry(k.clone()).or_default() += v / n;
+                }
+            }
+            let value_std = (g.values.len() > 1).then(|| {
+                let var = g.values.iter().map(|v| (v - score).powi(2)).sum::<f64>() / (n - 1.0);
+                objectives.display_value(var.sqrt()).abs()
+            });
+            Summary { feasible: g.violation <= 0.0, score, metrics, value_std, group: g }
         })
         .collect();
-    // Feasible by score, then infeasible by violation.
-    ranked
-        .sort_by(|a, b| (a.1 > 0.0, a.1, a.0).partial_cmp(&(b.1 > 0.0, b.1, b.0)).unwrap_or(std::cmp::Ordering::Equal));
 
+    let baseline = space.baseline().and_then(|b| {
+        let s = &summaries[*index.get(&serde_json::to_string(&b).unwrap_or_default())?];
+        let baseline = Baseline {
+            config: s.group.config.clone(),
+            metrics: s.metrics.clone(),
+            value: objectives.display_value(s.score),
+            feasible: s.feasible,
+        };
+        Some((s.score, baseline))
+    });
+
+    // Only feasible configurations are recommended, best score first.
+    let mut ranked: Vec<&Summary> = summaries.iter().filter(|s| s.feasible).collect();
+    ranked.sort_by(|a, b| a.score.total_cmp(&b.score));
     let recommendations = ranked
         .into_iter()
-        .filter(|(_, v, _)| *v <= 0.0)
         .take(k)
         .enumerate()
-        .map(|(i, (score, violation, g))| {
-            let (_, _, metrics, value_std) = summarize(g);
+        .map(|(i, s)| {
             let improvement = baseline.as_ref().filter(|(_, b)| b.feasible).map(|(bs, b)| {
-                // Positive = better, in the user's units.
-                let absolute = (bs - score).signum() * (b.value - objectives.display_value(score)).abs();
+                // Positive = better, in the user's units (display_value is linear).
+                let absolute = (bs - s.score).signum() * objectives.display_value(bs - s.score).abs();
                 let percent = (b.value != 0.0).then(|| 100.0 * absolute / b.value.abs());
                 Improvement { absolute, percent }
             });
             Recommendation {
                 rank: i + 1,
-                config: g.config.clone(),
-                metrics,
-                value: objectives.display_value(score),
-                feasible: violation <= 0.0,
-                evaluations: g.values.len(),
-                value_std,
-                trials: g.trials.clone(),
+                config: s.group.config.clone(),
+                metrics: s.metrics.clone(),
+                value: objectives.display_value(s.score),
+                feasible: true,
+                evaluations: s.group.values.len(),
+                value_std: s.value_std,
+                trials: s.group.trials.clone(),
                 improvement,
             }
         })
@@ -233,5 +232,79 @@ fn fmt_value(v: &crate::space::Value) -> String {
     match v {
         crate::space::Value::Float(f) => fmt_num(*f),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{Constraint, Direction, Objective};
+    use crate::space::{Domain, Param, Value};
+
+    fn space() -> Space {
+        Space {
+            params: vec![Param {
+                name: "n".into(),
+                domain: Domain::Int { low: 1, high: 10, log: false, step: 1 },
+                default: Some(Value::Int(5)),
+                when: vec![],
+            }],
+        }
+    }
+
+    fn trial(number: u64, n: i64, metrics: &[(&str, f64)]) -> Trial {
+        Trial {
+            number,
+            batch: number,
+            ticket: None,
+            x: vec![0.5],
+            config: Config::from([("n".to_string(), Value::Int(n))]),
+            state: TrialState::Complete,
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            elapsed_s: None,
+            epoch: 0,
+            baseline: n == 5,
+        }
+    }
+
+    fn objectives(direction: Direction) -> Objectives {
+        Objectives {
+            objectives: vec![Objective { metric: "lat".into(), direction, weight: 2.0 }],
+            constraints: vec![Constraint::parse("err <= 0.1").unwrap()],
+        }
+    }
+
+    #[test]
+    fn ranks_distinct_feasible_configs_with_improvement_over_the_baseline() {
+        let trials = vec![
+            trial(0, 5, &[("lat", 10.0), ("err", 0.0)]), // baseline
+            trial(1, 3, &[("lat", 7.0), ("err", 0.0)]),
+            trial(2, 3, &[("lat", 9.0), ("err", 0.0)]), // same config again: mean 8
+            trial(3, 1, &[("lat", 1.0), ("err", 0.5)]), // best latency but infeasible
+            trial(4, 8, &[("lat", 12.0), ("err", 0.0)]),
+        ];
+        let r = recommend("s", &space(), &objectives(Direction::Minimize), &trials, 10);
+        let order: Vec<i64> = r.recommendations.iter().map(|x| x.config["n"].as_f64().unwrap() as i64).collect();
+        assert_eq!(order, vec![3, 5, 8], "infeasible n=1 must not be recommended");
+        let best = &r.recommendations[0];
+        assert_eq!((best.value, best.evaluations, best.trials.clone()), (8.0, 2, vec![1, 2]));
+        assert_eq!(best.value_std, Some(2f64.sqrt()));
+        let imp = best.improvement.as_ref().unwrap();
+        assert_eq!((imp.absolute, imp.percent), (2.0, Some(20.0)));
+        let worse = r.recommendations[2].improvement.as_ref().unwrap();
+        assert_eq!((worse.absolute, worse.percent), (-2.0, Some(-20.0)));
+        assert_eq!(r.baseline.as_ref().unwrap().value, 10.0);
+    }
+
+    #[test]
+    fn maximized_metrics_improve_upwards() {
+        let trials =
+            vec![trial(0, 5, &[("lat", 100.0), ("err", 0.0)]), trial(1, 2, &[("lat", 150.0), ("err", 0.0)])];
+        let r = recommend("s", &space(), &objectives(Direction::Maximize), &trials, 1);
+        assert_eq!(r.recommendations.len(), 1);
+        let top = &r.recommendations[0];
+        assert_eq!(top.value, 150.0);
+        let imp = top.improvement.as_ref().unwrap();
+        assert_eq!((imp.absolute, imp.percent), (50.0, Some(50.0)));
     }
 }
