@@ -298,8 +298,7 @@ mod tests {
 
     #[test]
     fn maximized_metrics_improve_upwards() {
-        let trials =
-            vec![trial(0, 5, &[("lat", 100.0), ("err", 0.0)]), trial(1, 2, &[("lat", 150.0), ("err", 0.0)])];
+        let trials = vec![trial(0, 5, &[("lat", 100.0), ("err", 0.0)]), trial(1, 2, &[("lat", 150.0), ("err", 0.0)])];
         let r = recommend("s", &space(), &objectives(Direction::Maximize), &trials, 1);
         assert_eq!(r.recommendations.len(), 1);
         let top = &r.recommendations[0];

@@ -360,12 +360,10 @@ fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) -> Option<Obj
 }
 
 fn parse_optimizer(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<OptimizerSpec> {
-    let names = optim::names();
-    let check_name = |n: &str, p: &mut Vec<Problem>| {
-        if names.contains(&n) {
-            true
-        } else {
-            p.push(Problem::new("optimizer.name", format!("unknown optimizer `{n}`; valid: {}", names.join(", "))));
+    let check_name = |n: &str, p: &mut Vec<Problem>| match optim::registry::check_name(n) {
+        Ok(()) => true,
+        Err(e) => {
+            p.push(Problem::new("optimizer.name", e));
             false
         }
     };
@@ -376,7 +374,7 @@ fn parse_optimizer(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<OptimizerSp
             let name = match yaml::get(m, "name") {
                 Some(n) => yaml::as_str(n, "optimizer.name", p)?.to_string(),
                 None => {
-                    p.push(Problem::new("optimizer.name", format!("missing; one of {}", names.join(", "))));
+                    p.push(Problem::new("optimizer.name", format!("missing; one of {}", optim::names().join(", "))));
                     return None;
                 }
             };

@@ -25,6 +25,22 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `knobs run <spec> --storage <db> --out <out>`.
+fn run_cmd(spec: &Path, db: &Path, out: &Path) -> Command {
+    let mut c = knobs();
+    c.arg("run").arg(spec).arg("--storage").arg(db).arg("--out").arg(out);
+    c
+}
+
+/// Wait until `study` has at least `n` complete trials in `db` (a minute at most).
+fn wait_for_complete(db: &Path, study: &str, n: usize) {
+    let start = Instant::now();
+    while count_complete(db, study) < n {
+        assert!(start.elapsed() < Duration::from_secs(60), "{study}: no {n} complete trials within a minute");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn configs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -188,28 +204,14 @@ fn sigkill_then_resume_loses_nothing_and_continues_the_same_trajectory() {
 
     // Uninterrupted reference run.
     let ref_db = tmp.path().join("ref.db");
-    run_ok(knobs().arg("run").arg(&spec).arg("--storage").arg(&ref_db).arg("--out").arg(tmp.path()).arg("--json"));
+    run_ok(run_cmd(&spec, &ref_db, tmp.path()).arg("--json"));
     let reference = stored_trials(&ref_db, "killme");
     assert_eq!(reference.len(), 40);
 
     // Killed run: SIGKILL once some trials are stored, mid-flight.
     let db = tmp.path().join("k.db");
-    let mut child = knobs()
-        .arg("run")
-        .arg(&spec)
-        .arg("--storage")
-        .arg(&db)
-        .arg("--out")
-        .arg(tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while count_complete(&db, "killme") < 9 {
-        assert!(start.elapsed() < Duration::from_secs(60), "run made no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = run_cmd(&spec, &db, tmp.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for_complete(&db, "killme", 9);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = stored_trials(&db, "killme");
@@ -220,17 +222,7 @@ fn sigkill_then_resume_loses_nothing_and_continues_the_same_trajectory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
 
-    run_ok(
-        knobs()
-            .arg("run")
-            .arg(&spec)
-            .arg("--resume")
-            .arg("--storage")
-            .arg(&db)
-            .arg("--out")
-            .arg(tmp.path())
-            .arg("--json"),
-    );
+    run_ok(run_cmd(&spec, &db, tmp.path()).arg("--resume").arg("--json"));
     let after = stored_trials(&db, "killme");
     assert_eq!(after.len(), 40, "the resumed study must end with the budget's trials");
     for t in &before {
@@ -250,22 +242,8 @@ fn a_second_run_on_a_held_study_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = slow_spec(tmp.path(), "held", 30, 0.2);
     let db = tmp.path().join("k.db");
-    let mut first = knobs()
-        .arg("run")
-        .arg(&spec)
-        .arg("--storage")
-        .arg(&db)
-        .arg("--out")
-        .arg(tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while count_complete(&db, "held") < 1 {
-        assert!(start.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut first = run_cmd(&spec, &db, tmp.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for_complete(&db, "held", 1);
     let out = knobs().arg("run").arg(&spec).arg("--resume").arg("--storage").arg(&db).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     first.kill().unwrap();
@@ -279,22 +257,8 @@ fn ctrl_c_stops_after_the_trials_in_flight_and_resume_finishes() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = slow_spec(tmp.path(), "sigint", 30, 0.05);
     let db = tmp.path().join("k.db");
-    let child = knobs()
-        .arg("run")
-        .arg(&spec)
-        .arg("--storage")
-        .arg(&db)
-        .arg("--out")
-        .arg(tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while count_complete(&db, "sigint") < 5 {
-        assert!(start.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = run_cmd(&spec, &db, tmp.path()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_complete(&db, "sigint", 5);
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
@@ -303,7 +267,7 @@ fn ctrl_c_stops_after_the_trials_in_flight_and_resume_finishes() {
     let stored = stored_trials(&db, "sigint");
     assert!(stored.iter().all(|t| t["state"] == "complete"), "Ctrl-C must let the trials in flight finish");
     assert!(stored.len() < 30);
-    run_ok(knobs().arg("run").arg(&spec).arg("--resume").arg("--storage").arg(&db).arg("--out").arg(tmp.path()));
+    run_ok(run_cmd(&spec, &db, tmp.path()).arg("--resume"));
     assert_eq!(stored_trials(&db, "sigint").len(), 30);
 }
 
@@ -397,4 +361,20 @@ fn stdio_protocol_round_trip() {
         assert!(r["best"]["value"].is_number());
         assert!(child.wait().unwrap().success());
     }
+}
+
+#[test]
+fn storage_in_the_spec_is_relative_to_the_spec_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tuning");
+    std::fs::create_dir(&dir).unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/random.yaml"))
+        .unwrap()
+        .replace("budget: {trials: 200}", "budget: {trials: 5}\nstorage: here.db\noutput: results");
+    std::fs::write(dir.join("spec.yaml"), text).unwrap();
+    // Run from another directory, as cron does.
+    run_ok(knobs().current_dir(tmp.path()).args(["run", "tuning/spec.yaml", "--json"]));
+    assert_eq!(count_complete(&dir.join("here.db"), "example-random"), 5);
+    assert!(dir.join("results/example-random/recommendations.json").is_file());
+    assert!(!tmp.path().join("knobs.db").exists() && !tmp.path().join("here.db").exists());
 }

@@ -8,15 +8,11 @@ use std::time::{Duration, Instant};
 use knobs::error::Problem;
 use knobs::eval::command::{CommandEvaluator, CommandSpec, MetricsSource};
 use knobs::eval::{EvalContext, EvalError, Evaluator, EvaluatorSpec, Measurement};
-use knobs::space::{Config, Space, Value, parse_space};
+use knobs::space::{Config, Space, Value};
 use tempfile::TempDir;
 
 fn space(yaml: &str) -> Space {
-    let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-    let mut problems = Vec::new();
-    let space = parse_space(&v, "space", &mut problems);
-    assert!(problems.is_empty(), "{problems:?}");
-    space.unwrap()
+    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn one_param() -> Space {

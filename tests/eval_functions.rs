@@ -14,7 +14,7 @@ use knobs::eval::functions::{
     mixed_service, rastrigin, rosenbrock, styblinski_tang,
 };
 use knobs::eval::{EvalContext, EvalError, Evaluator, EvaluatorSpec};
-use knobs::space::{Config, Space, Value, parse_space};
+use knobs::space::{Config, Space, Value};
 
 fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/peers")
@@ -256,11 +256,7 @@ fn random_points_agree_with_python() {
 // ---------------------------------------------------------------------------
 
 fn space(yaml: &str) -> Space {
-    let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-    let mut problems = Vec::new();
-    let space = parse_space(&v, "space", &mut problems);
-    assert!(problems.is_empty(), "{problems:?}");
-    space.unwrap()
+    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ctx() -> EvalContext {

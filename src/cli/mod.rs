@@ -194,12 +194,14 @@ pub fn main() -> i32 {
 }
 
 fn open_storage(cli: Option<&str>, spec: Option<&Spec>) -> crate::Result<Arc<dyn Storage>> {
-    let location = match (cli, spec.and_then(|s| s.storage.as_deref())) {
+    // The command line wins; a path in the spec is relative to the spec's directory.
+    let location = match (cli, spec) {
         (Some(c), _) => c.to_string(),
-        (None, Some(s)) if s.starts_with("memory:") => s.to_string(),
-        (None, Some(s)) => {
-            spec.map(|sp| sp.resolve(s.trim_start_matches("sqlite:")).display().to_string()).unwrap_or_default()
-        }
+        (None, Some(sp)) => match sp.storage.as_deref() {
+            Some(s) if s.starts_with("memory:") => s.to_string(),
+            Some(s) => sp.resolve(s.trim_start_matches("sqlite:")).display().to_string(),
+            None => "knobs.db".to_string(),
+        },
         (None, None) => "knobs.db".to_string(),
     };
     Ok(Arc::from(storage::open(&location)?))

@@ -22,7 +22,7 @@ use serde_json::{Value as Json, json};
 
 use crate::error::{Error, Result};
 use crate::optim::{self, Observed, Optimizer, OptimizerSpec, Problem};
-use crate::space::{Config, Space, parse_space};
+use crate::space::{Config, Space};
 
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -75,9 +75,7 @@ fn parse_options(options: &[String]) -> Result<serde_json::Map<String, Json>> {
 /// Serve the protocol until `close` or end of input.
 pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
     let spec = OptimizerSpec { name: optimizer.to_string(), options: parse_options(options)? };
-    if !optim::names().contains(&optimizer) {
-        return Err(Error::Config(format!("unknown optimizer `{optimizer}`; valid: {}", optim::names().join(", "))));
-    }
+    optim::registry::check_name(optimizer).map_err(Error::Config)?;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -125,9 +123,7 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
             let params = space.get("params").cloned().unwrap_or(space);
             let yaml: serde_yaml::Value =
                 serde_yaml::to_value(&params).map_err(|e| Error::Config(format!("space: {e}")))?;
-            let mut problems = Vec::new();
-            let space = parse_space(&yaml, "space.params", &mut problems)
-                .ok_or_else(|| Error::Invalid(crate::error::Problems { source: "init".into(), items: problems }))?;
+            let space = Space::from_yaml(&yaml, "space.params", "init")?;
             let mut problem = Problem::new(space.dims(), seed.unwrap_or(0));
             problem.budget = budget;
             problem.parallelism = parallelism.unwrap_or(1).max(1);

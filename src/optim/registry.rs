@@ -84,16 +84,22 @@ pub fn summaries() -> Vec<(&'static str, &'static str)> {
     ENTRIES.iter().map(|e| (e.name, e.summary)).collect()
 }
 
+/// `Ok` for a registered name, else what would be valid.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if ENTRIES.iter().any(|e| e.name == name) {
+        Ok(())
+    } else {
+        Err(format!("unknown optimizer `{name}`; valid: {}", names().join(", ")))
+    }
+}
+
 /// Build the optimizer a spec names.
 pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimizer>> {
     match ENTRIES.iter().find(|e| e.name == spec.name) {
         Some(e) => (e.ctor)(problem, &spec.options),
         None => Err(Error::Invalid(Problems {
             source: "spec".into(),
-            items: vec![SpecProblem::new(
-                "optimizer.name",
-                format!("unknown optimizer `{}`; valid: {}", spec.name, names().join(", ")),
-            )],
+            items: vec![SpecProblem::new("optimizer.name", check_name(&spec.name).unwrap_err())],
         })),
     }
 }

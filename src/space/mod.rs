@@ -274,6 +274,15 @@ impl Domain {
 }
 
 impl Space {
+    /// Parse a `space` list on its own (not inside a spec file): every
+    /// problem is reported, paths start with `path`, messages name `source`.
+    pub fn from_yaml(v: &serde_yaml::Value, path: &str, source: &str) -> crate::Result<Space> {
+        let mut problems = Vec::new();
+        parse_space(v, path, &mut problems).ok_or_else(|| {
+            crate::error::Error::Invalid(crate::error::Problems { source: source.to_string(), items: problems })
+        })
+    }
+
     pub fn dim(&self) -> usize {
         self.params.len()
     }

@@ -4,9 +4,11 @@ use super::*;
 use crate::error::Problem;
 
 fn parse(yaml: &str) -> Result<Space, Vec<Problem>> {
-    let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-    let mut p = Vec::new();
-    parse_space(&v, "space", &mut p).ok_or(p)
+    match Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test") {
+        Ok(s) => Ok(s),
+        Err(crate::Error::Invalid(p)) => Err(p.items),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 fn domain_strategy() -> impl Strategy<Value = Domain> {
