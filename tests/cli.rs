@@ -378,3 +378,24 @@ fn storage_in_the_spec_is_relative_to_the_spec_file() {
     assert!(dir.join("results/example-random/recommendations.json").is_file());
     assert!(!tmp.path().join("knobs.db").exists() && !tmp.path().join("here.db").exists());
 }
+
+#[test]
+fn every_bad_optimizer_option_is_reported_at_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/random.yaml")).unwrap();
+    for (optimizer, expected) in [
+        ("{name: annealing, chains: 0, target_acceptance: 2}", ["optimizer.chains", "optimizer.target_acceptance"]),
+        ("{name: cmaes, population: 1, sigma0: 0}", ["optimizer.population", "optimizer.sigma0"]),
+        ("{name: swarm, particles: 1, max_velocity: 3}", ["optimizer.particles", "optimizer.max_velocity"]),
+        ("{name: genetic, tournament: 0, crossover_rate: 2}", ["optimizer.tournament", "optimizer.crossover_rate"]),
+    ] {
+        let spec = tmp.path().join("s.yaml");
+        std::fs::write(&spec, base.replace("optimizer: random", &format!("optimizer: {optimizer}"))).unwrap();
+        let out = knobs().args(["validate", "--json"]).arg(&spec).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{optimizer}");
+        let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        let paths: Vec<&str> = v["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, expected, "{optimizer}");
+    }
+}

@@ -10,10 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::OptionCheck;
 use super::rng::Rng;
 use super::sobol::sobol_point;
 use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const NAME: &str = "annealing";
 const VERSION: u32 = 1;
@@ -102,33 +103,33 @@ impl Default for AnnealingConfig {
 
 impl AnnealingConfig {
     fn check(&self) -> Result<()> {
-        let bad = |field: &str, msg: String| Err(Error::optimizer(NAME, format!("option `{field}`: {msg}")));
+        let mut check = OptionCheck::default();
         if self.chains == Some(0) {
-            return bad("chains", "must be at least 1 (got 0)".into());
+            check.bad("chains", "must be at least 1 (got 0)");
         }
         if let Cooling::Exponential(r) = self.cooling
             && !(r > 0.0 && r <= 1.0)
         {
-            return bad("cooling", format!("exponential rate must be in (0, 1] (got {r})"));
+            check.bad("cooling", format!("exponential rate must be in (0, 1] (got {r})"));
         }
         let t = self.target_acceptance;
         if !(t > 0.0 && t < 1.0) {
-            return bad("target_acceptance", format!("must be in (0, 1) (got {t})"));
+            check.bad("target_acceptance", format!("must be in (0, 1) (got {t})"));
         }
         let s = self.initial_step;
         if !(s > 0.0 && s <= MAX_STEP) {
-            return bad("initial_step", format!("must be in (0, {MAX_STEP}] (got {s})"));
+            check.bad("initial_step", format!("must be in (0, {MAX_STEP}] (got {s})"));
         }
         if self.initial_samples == Some(0) {
-            return bad("initial_samples", "must be at least 1 (got 0)".into());
+            check.bad("initial_samples", "must be at least 1 (got 0)");
         }
         if self.patience == Some(0) {
-            return bad("patience", "must be at least 1 (got 0)".into());
+            check.bad("patience", "must be at least 1 (got 0)");
         }
         if !(self.reheat.is_finite() && self.reheat >= 1.0) {
-            return bad("reheat", format!("must be a finite number >= 1 (got {})", self.reheat));
+            check.bad("reheat", format!("must be a finite number >= 1 (got {})", self.reheat));
         }
-        Ok(())
+        check.finish()
     }
 }
 

@@ -21,7 +21,9 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, clamp_unit, restore_from, snapshot_of};
+use super::{
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, clamp_unit, restore_from, snapshot_of,
+};
 use crate::error::{Error, Result};
 
 const NAME: &str = "cmaes";
@@ -346,24 +348,16 @@ impl CmaEs {
         if n == 0 {
             return Err(Error::optimizer(NAME, "the space has no parameters to search"));
         }
-        let mut problems = Vec::new();
+        let mut check = OptionCheck::default();
         if let Some(p) = config.population
             && p < 2
         {
-            problems.push(crate::error::Problem::new(
-                "optimizer.options.population",
-                format!("must be at least 2 (got {p})"),
-            ));
+            check.bad("population", format!("must be at least 2 (got {p})"));
         }
         if !(config.sigma0.is_finite() && config.sigma0 > 0.0 && config.sigma0 <= 1.0) {
-            problems.push(crate::error::Problem::new(
-                "optimizer.options.sigma0",
-                format!("must be in (0, 1], a fraction of the cube's side (got {})", config.sigma0),
-            ));
+            check.bad("sigma0", format!("must be in (0, 1], a fraction of the cube's side (got {})", config.sigma0));
         }
-        if !problems.is_empty() {
-            return Err(Error::Invalid(crate::error::Problems { source: "spec".into(), items: problems }));
-        }
+        check.finish()?;
         let default_lambda = config
             .population
             .unwrap_or_else(|| (4 + (3.0 * (n as f64).ln()).floor() as usize).max(problem.parallelism));

@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::OptionCheck;
 use super::rng::Rng;
 use super::sobol::sobol_point;
 use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const NAME: &str = "genetic";
 const VERSION: u32 = 1;
@@ -96,50 +97,50 @@ impl Default for GeneticConfig {
 
 impl GeneticConfig {
     fn check(&self) -> Result<()> {
-        let bad = |field: &str, msg: String| Err(Error::optimizer(NAME, format!("option `{field}`: {msg}")));
+        let mut check = OptionCheck::default();
         if let Some(p) = self.population
             && p < 4
         {
-            return bad("population", format!("must be at least 4 (got {p})"));
+            check.bad("population", format!("must be at least 4 (got {p})"));
         }
         if self.offspring == Some(0) {
-            return bad("offspring", "must be at least 1 (got 0)".into());
+            check.bad("offspring", "must be at least 1 (got 0)");
         }
         if self.tournament < 1 {
-            return bad("tournament", "must be at least 1 (got 0)".into());
+            check.bad("tournament", "must be at least 1 (got 0)");
         }
         if !(0.0..=1.0).contains(&self.crossover_rate) {
-            return bad("crossover_rate", format!("must be in [0, 1] (got {})", self.crossover_rate));
+            check.bad("crossover_rate", format!("must be in [0, 1] (got {})", self.crossover_rate));
         }
         match self.crossover {
             Crossover::Sbx(eta) if !(eta.is_finite() && eta >= 0.0) => {
-                return bad("crossover", format!("sbx eta must be a finite number >= 0 (got {eta})"));
+                check.bad("crossover", format!("sbx eta must be a finite number >= 0 (got {eta})"));
             }
             Crossover::Blend(a) if !(a.is_finite() && a >= 0.0) => {
-                return bad("crossover", format!("blend alpha must be a finite number >= 0 (got {a})"));
+                check.bad("crossover", format!("blend alpha must be a finite number >= 0 (got {a})"));
             }
             _ => {}
         }
         match self.mutation {
             Mutation::Polynomial(eta) if !(eta.is_finite() && eta >= 0.0) => {
-                return bad("mutation", format!("polynomial eta must be a finite number >= 0 (got {eta})"));
+                check.bad("mutation", format!("polynomial eta must be a finite number >= 0 (got {eta})"));
             }
             Mutation::Gaussian(s) if !(s.is_finite() && s > 0.0) => {
-                return bad("mutation", format!("gaussian sigma must be a finite number > 0 (got {s})"));
+                check.bad("mutation", format!("gaussian sigma must be a finite number > 0 (got {s})"));
             }
             _ => {}
         }
         if let Some(r) = self.mutation_rate
             && !(0.0..=1.0).contains(&r)
         {
-            return bad("mutation_rate", format!("must be in [0, 1] (got {r})"));
+            check.bad("mutation_rate", format!("must be in [0, 1] (got {r})"));
         }
         if let (Some(e), Some(p)) = (self.elites, self.population)
             && e > p
         {
-            return bad("elites", format!("must be at most `population` ({p}) (got {e})"));
+            check.bad("elites", format!("must be at most `population` ({p}) (got {e})"));
         }
-        Ok(())
+        check.finish()
     }
 }
 
@@ -193,10 +194,9 @@ impl Genetic {
         if let Some(e) = config.elites
             && e > population
         {
-            return Err(Error::optimizer(
-                NAME,
-                format!("option `elites`: must be at most the population ({population}) (got {e})"),
-            ));
+            let mut check = OptionCheck::default();
+            check.bad("elites", format!("must be at most the population ({population}) (got {e})"));
+            check.finish()?;
         }
         let mutation_rate = config.mutation_rate.unwrap_or(1.0 / d.max(1) as f64);
         let offspring = config.offspring.unwrap_or(population);

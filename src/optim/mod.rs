@@ -191,6 +191,25 @@ pub fn restore_from<T: for<'de> Deserialize<'de>>(name: &str, version: u32, snap
         .map_err(|e| Error::optimizer(name, format!("snapshot does not match this version: {e}")))
 }
 
+/// Collects every bad option of an optimizer's config, so that a spec
+/// reports them all at once, each at its path `optimizer.<option>`.
+#[derive(Default)]
+pub(crate) struct OptionCheck(Vec<crate::error::Problem>);
+
+impl OptionCheck {
+    pub(crate) fn bad(&mut self, option: &str, message: impl Into<String>) {
+        self.0.push(crate::error::Problem::new(format!("optimizer.{option}"), message));
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(crate::error::Problems { source: "spec".into(), items: self.0 }))
+        }
+    }
+}
+
 /// Fold a value back into [0,1] by reflection at the bounds (non-finite → 0.5).
 pub(crate) fn reflect(v: f64) -> f64 {
     if !v.is_finite() {

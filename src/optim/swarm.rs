@@ -11,10 +11,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::OptionCheck;
 use super::rng::Rng;
 use super::sobol::sobol_point;
 use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const NAME: &str = "swarm";
 const VERSION: u32 = 1;
@@ -74,27 +75,27 @@ impl Default for SwarmConfig {
 
 impl SwarmConfig {
     fn check(&self) -> Result<()> {
-        let bad = |field: &str, msg: String| Err(Error::optimizer(NAME, format!("option `{field}`: {msg}")));
+        let mut check = OptionCheck::default();
         if let Some(p) = self.particles
             && p < 2
         {
-            return bad("particles", format!("must be at least 2 (got {p})"));
+            check.bad("particles", format!("must be at least 2 (got {p})"));
         }
         if !(self.inertia.is_finite() && (0.0..1.0).contains(&self.inertia)) {
-            return bad("inertia", format!("must be in [0, 1) (got {})", self.inertia));
+            check.bad("inertia", format!("must be in [0, 1) (got {})", self.inertia));
         }
         for (field, c) in [("cognitive", self.cognitive), ("social", self.social)] {
             if !(c.is_finite() && c >= 0.0) {
-                return bad(field, format!("must be a finite number >= 0 (got {c})"));
+                check.bad(field, format!("must be a finite number >= 0 (got {c})"));
             }
         }
         if !(self.max_velocity.is_finite() && self.max_velocity > 0.0 && self.max_velocity <= 1.0) {
-            return bad("max_velocity", format!("must be in (0, 1] (got {})", self.max_velocity));
+            check.bad("max_velocity", format!("must be in (0, 1] (got {})", self.max_velocity));
         }
         if self.restart_after == Some(0) {
-            return bad("restart_after", "must be at least 1 (got 0)".into());
+            check.bad("restart_after", "must be at least 1 (got 0)");
         }
-        Ok(())
+        check.finish()
     }
 }
 
