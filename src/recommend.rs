@@ -59,14 +59,6 @@ pub struct Recommendations {
     pub recommendations: Vec<Recommendation>,
 }
 
-struct Summary {
-    group: Group,
-    score: f64,
-    feasible: bool,
-    metrics: BTreeMap<String, f64>,
-    value_std: Option<f64>,
-}
-
 struct Group {
     config: Config,
     trials: Vec<u64>,
@@ -98,61 +90,59 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         g.values.push(outcome.score);
         g.violation += outcome.violation;
     }
-    // One summary per distinct configuration: mean score and violation, mean
-    // metrics, and the spread of the objective.
-    let summaries: Vec<Summary> = groups
-        .into_iter()
-        .map(|g| {
-            let n = g.values.len() as f64;
-            let score = g.values.iter().sum::<f64>() / n;
-            let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
-            for m in &g.metrics {
-                for (k, v) in m {
-                    *metrics.entry(k.clone()).or_default() += v / n;
-                }
+    // Mean score per distinct configuration (one pass); metrics and spread are
+    // computed below only for what is shown: the top k and the baseline.
+    let mean = |g: &Group| g.values.iter().sum::<f64>() / g.values.len() as f64;
+    let mean_metrics = |g: &Group| {
+        let n = g.values.len() as f64;
+        let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
+        for m in &g.metrics {
+            for (k, v) in m {
+                *metrics.entry(k.clone()).or_default() += v / n;
             }
-            let value_std = (g.values.len() > 1).then(|| {
-                let var = g.values.iter().map(|v| (v - score).powi(2)).sum::<f64>() / (n - 1.0);
-                objectives.display_value(var.sqrt()).abs()
-            });
-            Summary { feasible: g.violation <= 0.0, score, metrics, value_std, group: g }
-        })
-        .collect();
+        }
+        metrics
+    };
 
     let baseline = space.baseline().and_then(|b| {
-        let s = &summaries[*index.get(&serde_json::to_string(&b).unwrap_or_default())?];
+        let g = &groups[*index.get(&serde_json::to_string(&b).unwrap_or_default())?];
         let baseline = Baseline {
-            config: s.group.config.clone(),
-            metrics: s.metrics.clone(),
-            value: objectives.display_value(s.score),
-            feasible: s.feasible,
+            config: g.config.clone(),
+            metrics: mean_metrics(g),
+            value: objectives.display_value(mean(g)),
+            feasible: g.violation <= 0.0,
         };
-        Some((s.score, baseline))
+        Some((mean(g), baseline))
     });
 
     // Only feasible configurations are recommended, best score first.
-    let mut ranked: Vec<&Summary> = summaries.iter().filter(|s| s.feasible).collect();
-    ranked.sort_by(|a, b| a.score.total_cmp(&b.score));
+    let mut ranked: Vec<(f64, &Group)> = groups.iter().filter(|g| g.violation <= 0.0).map(|g| (mean(g), g)).collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
     let recommendations = ranked
         .into_iter()
         .take(k)
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, (score, g))| {
+            let n = g.values.len() as f64;
+            let value_std = (g.values.len() > 1).then(|| {
+                let var = g.values.iter().map(|v| (v - score).powi(2)).sum::<f64>() / (n - 1.0);
+                objectives.display_value(var.sqrt()).abs()
+            });
             let improvement = baseline.as_ref().filter(|(_, b)| b.feasible).map(|(bs, b)| {
                 // Positive = better, in the user's units (display_value is linear).
-                let absolute = (bs - s.score).signum() * objectives.display_value(bs - s.score).abs();
+                let absolute = (bs - score).signum() * objectives.display_value(bs - score).abs();
                 let percent = (b.value != 0.0).then(|| 100.0 * absolute / b.value.abs());
                 Improvement { absolute, percent }
             });
             Recommendation {
                 rank: i + 1,
-                config: s.group.config.clone(),
-                metrics: s.metrics.clone(),
-                value: objectives.display_value(s.score),
+                config: g.config.clone(),
+                metrics: mean_metrics(g),
+                value: objectives.display_value(score),
                 feasible: true,
-                evaluations: s.group.values.len(),
-                value_std: s.value_std,
-                trials: s.group.trials.clone(),
+                evaluations: g.values.len(),
+                value_std,
+                trials: g.trials.clone(),
                 improvement,
             }
         })

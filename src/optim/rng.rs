@@ -42,11 +42,4 @@ impl Rng {
     pub fn unit_point(&mut self, d: usize) -> Vec<f64> {
         (0..d).map(|_| self.uniform()).collect()
     }
-    /// Fisher-Yates shuffle.
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
 }
