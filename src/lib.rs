@@ -12,10 +12,12 @@ pub mod eval;
 pub mod objective;
 pub mod optim;
 pub mod recommend;
+pub mod report;
 pub mod space;
 pub mod spec;
 pub mod storage;
 pub mod study;
+pub mod surrogate;
 pub mod trial;
 pub mod yaml;
 

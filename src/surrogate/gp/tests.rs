@@ -1,0 +1,148 @@
+use super::*;
+
+const C: InputKind = InputKind::Continuous;
+
+fn hyper(d: usize, ls: f64, sf2: f64, sn2: f64) -> Hyper {
+    Hyper { log_lengthscales: vec![ls.ln(); d], log_signal_var: sf2.ln(), log_noise_var: sn2.ln() }
+}
+
+#[test]
+fn interpolates_training_points_without_noise() {
+    let xs: Vec<Vec<f64>> = (0..6).map(|i| vec![i as f64 / 5.0, (i * i % 7) as f64 / 7.0]).collect();
+    let ys: Vec<f64> = xs.iter().map(|x| (3.0 * x[0]).sin() + x[1]).collect();
+    let gp = Gp::with_hyper(&[C, C], &xs, &ys, hyper(2, 0.4, 1.0, 1e-10)).unwrap();
+    for (x, y) in xs.iter().zip(&ys) {
+        let (m, v) = gp.predict(x);
+        assert!((m - y).abs() < 1e-5, "mean {m} vs {y}");
+        assert!(v < 1e-6, "variance {v} at a training point");
+    }
+    // Far from the data the variance returns towards the signal variance.
+    let (_, v) = Gp::with_hyper(&[C, C], &xs[..1], &ys[..1], hyper(2, 0.1, 1.0, 1e-10)).unwrap().predict(&[1.0, 1.0]);
+    assert!(v > 0.99, "{v}");
+}
+
+#[test]
+fn marginal_likelihood_matches_closed_form() {
+    // Two points, y = (1, -1): by symmetry the GLS mean is 0, and
+    // yᵀK⁻¹y = 2 / (s - k), |K| = s² - k² with s = σ_f² + σ_n².
+    let xs = vec![vec![0.2], vec![0.7]];
+    let ys = vec![1.0, -1.0];
+    let (ls, sf2, sn2) = (0.3, 1.5, 0.01);
+    let gp = Gp::with_hyper(&[C], &xs, &ys, hyper(1, ls, sf2, sn2)).unwrap();
+    let r = 0.5 / ls;
+    let k = sf2 * (1.0 + 5f64.sqrt() * r + 5.0 * r * r / 3.0) * (-(5f64.sqrt()) * r).exp();
+    let s = sf2 + sn2;
+    let expect = -0.5 * 2.0 / (s - k) - 0.5 * (s * s - k * k).ln() - (2.0 * std::f64::consts::PI).ln();
+    assert!(gp.mean_constant().abs() < 1e-12);
+    assert!((gp.log_marginal_likelihood() - expect).abs() < 1e-10, "{} vs {expect}", gp.log_marginal_likelihood());
+}
+
+#[test]
+fn likelihood_gradient_matches_finite_differences() {
+    let kinds = [C, InputKind::Ordinal { levels: 5 }, InputKind::Categorical { choices: 3 }];
+    let xs: Vec<Vec<f64>> = (0..12)
+        .map(|i| {
+            let t = i as f64;
+            vec![(t * 0.37).fract(), (t * 0.61).fract(), (t * 0.23).fract()]
+        })
+        .collect();
+    let ys: Vec<f64> = xs.iter().map(|x| x[0] * x[0] - x[1] + if x[2] > 0.5 { 0.3 } else { 0.0 }).collect();
+    let refs: Vec<&Vec<f64>> = xs.iter().map(|x| x).collect();
+    let tx: Vec<Vec<f64>> = refs.iter().map(|x| transform(&kinds, x, false)).collect();
+    let trefs: Vec<&Vec<f64>> = tx.iter().collect();
+    let data = FitData::new(&kinds, &trefs, &ys);
+    let theta = vec![-0.5, 0.2, 0.1, 0.3, -5.0];
+    let (_, g) = data.neg_log_posterior(&theta);
+    for i in 0..theta.len() {
+        let h = 1e-6;
+        let mut tp = theta.clone();
+        tp[i] += h;
+        let mut tm = theta.clone();
+        tm[i] -= h;
+        let fd = (data.neg_log_posterior(&tp).0 - data.neg_log_posterior(&tm).0) / (2.0 * h);
+        assert!((fd - g[i]).abs() < 1e-4 * (1.0 + fd.abs()), "theta[{i}]: analytic {} vs fd {fd}", g[i]);
+    }
+}
+
+#[test]
+fn prediction_gradients_match_finite_differences() {
+    let xs: Vec<Vec<f64>> = (0..10).map(|i| vec![(i as f64 * 0.31).fract(), (i as f64 * 0.77).fract()]).collect();
+    let ys: Vec<f64> = xs.iter().map(|x| (4.0 * x[0]).cos() * x[1]).collect();
+    let gp = Gp::with_hyper(&[C, C], &xs, &ys, hyper(2, 0.3, 1.2, 1e-4)).unwrap();
+    let x = [0.43, 0.58];
+    let (m, v, dm, dv) = gp.predict_with_grad(&x);
+    let (m0, v0) = gp.predict(&x);
+    assert!((m - m0).abs() < 1e-12 && (v - v0).abs() < 1e-12);
+    for j in 0..2 {
+        let h = 1e-6;
+        let mut p = x;
+        p[j] += h;
+        let mut q = x;
+        q[j] -= h;
+        let ((mp, vp), (mq, vq)) = (gp.predict(&p), gp.predict(&q));
+        assert!((dm[j] - (mp - mq) / (2.0 * h)).abs() < 1e-5, "dmean[{j}]");
+        assert!((dv[j] - (vp - vq) / (2.0 * h)).abs() < 1e-5, "dvar[{j}]");
+    }
+}
+
+#[test]
+fn adding_a_point_equals_conditioning_on_it() {
+    let xs: Vec<Vec<f64>> = (0..8).map(|i| vec![(i as f64 * 0.41).fract(), (i as f64 * 0.13).fract()]).collect();
+    let ys: Vec<f64> = xs.iter().map(|x| x[0] - 2.0 * x[1] * x[1]).collect();
+    let h = hyper(2, 0.5, 1.0, 1e-3);
+    let mut gp = Gp::with_hyper(&[C, C], &xs[..7], &ys[..7], h.clone()).unwrap();
+    gp.add_point(&xs[7], ys[7]).unwrap();
+    let mut full = Gp::with_hyper(&[C, C], &xs, &ys, h).unwrap();
+    // The incremental update keeps the earlier constant mean.
+    full.mean = gp.mean;
+    full.alpha = full.chol.solve(&DVector::from_vec(ys.clone()).add_scalar(-full.mean));
+    for x in [[0.1, 0.9], [0.5, 0.5], [0.95, 0.05]] {
+        let (a, b) = (gp.predict(&x), full.predict(&x));
+        assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn fitted_model_predicts_a_smooth_function() {
+    let f = |x: &[f64]| (6.0 * x[0]).sin() + 0.5 * x[1];
+    let xs: Vec<Vec<f64>> = (0..25).map(|i| crate::optim::sobol::sobol_point(i, 3, 7)).collect();
+    let ys: Vec<f64> = xs.iter().map(|x| f(x)).collect();
+    let gp = Gp::fit(&[C, C, C], &xs, &ys, &FitOptions::default()).unwrap();
+    let mut err = 0.0;
+    let mut spread = 0.0;
+    for i in 100..150 {
+        let x = crate::optim::sobol::sobol_point(i, 3, 11);
+        err += (gp.predict(&x).0 - f(&x)).powi(2);
+        spread += f(&x).powi(2);
+    }
+    assert!(err / spread < 0.05, "relative squared error {}", err / spread);
+    // x2 does not matter: its length scale is the longest.
+    let ls = gp.hyper().lengthscales();
+    assert!(ls[2] > ls[0] && ls[2] > ls[1], "{ls:?}");
+}
+
+#[test]
+fn ints_in_one_level_are_one_point() {
+    let k = [InputKind::Ordinal { levels: 4 }];
+    let gp = Gp::with_hyper(&k, &[vec![0.30], vec![0.9]], &[1.0, -1.0], hyper(1, 0.5, 1.0, 1e-8)).unwrap();
+    // 0.30 and 0.45 both decode to level 1.
+    let (m, v) = gp.predict(&[0.45]);
+    assert!((m - 1.0).abs() < 1e-4 && v < 1e-6, "{m} {v}");
+}
+
+#[test]
+fn contradictory_duplicates_are_handled_by_jitter_or_noise() {
+    let xs = vec![vec![0.5], vec![0.5], vec![0.2]];
+    let ys = vec![1.0, -1.0, 0.0];
+    let gp = Gp::with_hyper(&[C], &xs, &ys, hyper(1, 0.3, 1.0, 1e-6)).unwrap();
+    assert!(gp.predict(&[0.5]).0.abs() < 1e-3);
+    let fitted = Gp::fit(&[C], &xs, &ys, &FitOptions::default()).unwrap();
+    assert!(fitted.hyper().noise_var() > 1e-3, "noise should explain the contradiction");
+}
+
+#[test]
+fn non_finite_data_is_a_clear_error() {
+    let err = Gp::with_hyper(&[C], &[vec![0.5]], &[f64::NAN], hyper(1, 0.3, 1.0, 1e-6)).unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
+    assert!(Gp::with_hyper(&[C], &[], &[], hyper(1, 0.3, 1.0, 1e-6)).is_err());
+}
