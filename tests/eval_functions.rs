@@ -265,7 +265,7 @@ fn ctx() -> EvalContext {
 
 fn check(name: &str, space: &Space) -> Vec<Problem> {
     let mut problems = Vec::new();
-    FunctionSpec { name: name.into() }.check(space, &mut problems);
+    FunctionSpec { name: name.into(), gradients: false }.check(space, &mut problems);
     problems
 }
 
@@ -276,7 +276,7 @@ fn config(pairs: &[(&str, Value)]) -> Config {
 #[test]
 fn spec_parses_from_yaml_and_refuses_unknown_fields() {
     let spec: EvaluatorSpec = serde_yaml::from_str("type: function\nname: branin\n").unwrap();
-    assert_eq!(spec, EvaluatorSpec::Function(FunctionSpec { name: "branin".into() }));
+    assert_eq!(spec, EvaluatorSpec::Function(FunctionSpec { name: "branin".into(), gradients: false }));
     assert_eq!(spec.metrics(), Some(vec![METRIC.to_string()]));
     let err = serde_yaml::from_str::<EvaluatorSpec>("type: function\nname: branin\nnoise: 1\n").unwrap_err();
     assert!(err.to_string().contains("noise"), "{err}");
@@ -286,7 +286,7 @@ fn spec_parses_from_yaml_and_refuses_unknown_fields() {
 fn evaluator_reads_parameters_in_declaration_order() {
     // Declared b, a: x0 = b, x1 = a, whatever the names.
     let s = space("- {name: b, type: float, low: -5, high: 10}\n- {name: a, type: int, low: 0, high: 15}\n");
-    let ev = EvaluatorSpec::Function(FunctionSpec { name: "branin".into() }).build(&s).unwrap();
+    let ev = EvaluatorSpec::Function(FunctionSpec { name: "branin".into(), gradients: false }).build(&s).unwrap();
     let m = ev.evaluate(&config(&[("b", Value::Float(PI)), ("a", Value::Int(2))]), &ctx()).unwrap();
     assert_eq!(m.metrics.len(), 1);
     assert_eq!(m.metrics[METRIC], branin(&[PI, 2.0]));
@@ -296,7 +296,7 @@ fn evaluator_reads_parameters_in_declaration_order() {
 #[test]
 fn evaluator_reports_bad_configurations_as_invalid() {
     let s = space("- {name: x0, type: float, low: -5, high: 5}\n- {name: x1, type: float, low: -5, high: 5}\n");
-    let ev = FunctionEvaluator::new(&FunctionSpec { name: "rosenbrock".into() }, &s).unwrap();
+    let ev = FunctionEvaluator::new(&FunctionSpec { name: "rosenbrock".into(), gradients: false }, &s).unwrap();
     let missing = ev.evaluate(&config(&[("x0", Value::Float(1.0))]), &ctx()).unwrap_err();
     assert!(matches!(&missing, EvalError::Invalid(m) if m.contains("x1") && m.contains("missing")), "{missing:?}");
     let text = ev.evaluate(&config(&[("x0", Value::Float(1.0)), ("x1", Value::Str("a".into()))]), &ctx()).unwrap_err();
@@ -337,7 +337,7 @@ fn check_names_the_valid_functions() {
     // A harness name gets a hint.
     let p = check("rosenbrock10", &s);
     assert!(p[0].message.contains("`rosenbrock`"), "{}", p[0].message);
-    assert!(FunctionEvaluator::new(&FunctionSpec { name: "sphere".into() }, &s).is_err());
+    assert!(FunctionEvaluator::new(&FunctionSpec { name: "sphere".into(), gradients: false }, &s).is_err());
 }
 
 #[test]

@@ -82,7 +82,7 @@ impl Evaluator for Bowl {
         };
         let v = (x(config, "x") - 0.4).powi(2) + (x(config, "y") + 0.3).powi(2) + mode;
         let metrics = BTreeMap::from([("value".to_string(), v), ("p99".to_string(), 10.0 + 5.0 * x(config, "x"))]);
-        Ok(Measurement { metrics, elapsed: Duration::from_millis(1) })
+        Ok(Measurement::new(metrics, Duration::from_millis(1)))
     }
 }
 

@@ -576,7 +576,7 @@ impl Evaluator for CommandEvaluator {
                 "output pipes still open 2s after the program ended (a descendant left its process group?)"
             );
         }
-        Ok(Measurement { metrics, elapsed })
+        Ok(Measurement::new(metrics, elapsed))
     }
 
     fn metrics(&self) -> Vec<String> {

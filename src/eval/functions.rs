@@ -7,6 +7,7 @@
 //! `gc_threshold` and `eviction` by name and is bit-for-bit identical to the
 //! Python reference (it uses only `+ - * /`, in the documented order).
 
+use std::collections::BTreeMap;
 use std::f64::consts::{E, PI};
 use std::time::Instant;
 
@@ -26,6 +27,10 @@ pub const METRIC: &str = "value";
 pub struct FunctionSpec {
     /// One of [`Function::names`].
     pub name: String,
+    /// Also report the analytic gradient (every continuous function but
+    /// `mixed_service`), for optimizers that use one (`gradient`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gradients: bool,
 }
 
 /// A test function knobs knows.
@@ -103,6 +108,19 @@ impl Function {
             Function::MixedService => return None,
         })
     }
+
+    /// The analytic gradient of a continuous function (`None` for `mixed_service`).
+    pub fn gradient(self, x: &[f64]) -> Option<Vec<f64>> {
+        Some(match self {
+            Function::Branin => branin_gradient(x),
+            Function::Hartmann6 => hartmann6_gradient(x),
+            Function::Ackley => ackley_gradient(x),
+            Function::Rosenbrock => rosenbrock_gradient(x),
+            Function::Rastrigin => x.iter().map(|v| 2.0 * v + 20.0 * PI * (2.0 * PI * v).sin()).collect(),
+            Function::StyblinskiTang => x.iter().map(|v| 2.0 * v * v * v - 16.0 * v + 2.5).collect(),
+            Function::MixedService => return None,
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -119,6 +137,15 @@ pub fn branin(x: &[f64]) -> f64 {
     let (x1, x2) = (x[0], x[1]);
     let q = x2 - b * (x1 * x1) + c * x1 - r;
     a * (q * q) + s * (1.0 - t) * x1.cos() + s
+}
+
+/// Gradient of [`branin`].
+pub fn branin_gradient(x: &[f64]) -> Vec<f64> {
+    let (a, b, c) = (1.0, 5.1 / (4.0 * (PI * PI)), 5.0 / PI);
+    let (r, s, t) = (6.0, 10.0, 1.0 / (8.0 * PI));
+    let (x1, x2) = (x[0], x[1]);
+    let q = x2 - b * (x1 * x1) + c * x1 - r;
+    vec![2.0 * a * q * (c - 2.0 * b * x1) - s * (1.0 - t) * x1.sin(), 2.0 * a * q]
 }
 
 const H6_ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
@@ -153,12 +180,34 @@ pub fn hartmann6(x: &[f64]) -> f64 {
     -outer
 }
 
+/// Gradient of [`hartmann6`].
+pub fn hartmann6_gradient(x: &[f64]) -> Vec<f64> {
+    let mut g = vec![0.0; 6];
+    for i in 0..4 {
+        let inner: f64 = (0..6).map(|j| H6_A[i][j] * (x[j] - 1e-4 * H6_P[i][j]).powi(2)).sum();
+        let w = H6_ALPHA[i] * (-inner).exp();
+        for j in 0..6 {
+            g[j] += w * 2.0 * H6_A[i][j] * (x[j] - 1e-4 * H6_P[i][j]);
+        }
+    }
+    g
+}
+
 /// Ackley (a = 20, b = 0.2, c = 2π), any dimension; f* = 0 at x = 0.
 pub fn ackley(x: &[f64]) -> f64 {
     let d = x.len() as f64;
     let s1 = x.iter().fold(0.0, |s, v| s + v * v) / d;
     let s2 = x.iter().fold(0.0, |s, v| s + (2.0 * PI * v).cos()) / d;
     -20.0 * (-0.2 * s1.sqrt()).exp() - s2.exp() + 20.0 + E
+}
+
+/// Gradient of [`ackley`]; 0 at the origin, where the function has a kink.
+pub fn ackley_gradient(x: &[f64]) -> Vec<f64> {
+    let d = x.len() as f64;
+    let r = (x.iter().map(|v| v * v).sum::<f64>() / d).sqrt();
+    let s2 = x.iter().map(|v| (2.0 * PI * v).cos()).sum::<f64>() / d;
+    let outer = if r > 0.0 { 4.0 * (-0.2 * r).exp() / (d * r) } else { 0.0 };
+    x.iter().map(|v| outer * v + 2.0 * PI / d * s2.exp() * (2.0 * PI * v).sin()).collect()
 }
 
 /// Rosenbrock, `Σ_{i<d-1} 100 (x_{i+1} - x_i²)² + (1 - x_i)²`; f* = 0 at x = 1.
@@ -168,6 +217,17 @@ pub fn rosenbrock(x: &[f64]) -> f64 {
         let b = 1.0 - w[0];
         s + (100.0 * (a * a) + b * b)
     })
+}
+
+/// Gradient of [`rosenbrock`].
+pub fn rosenbrock_gradient(x: &[f64]) -> Vec<f64> {
+    let mut g = vec![0.0; x.len()];
+    for i in 0..x.len().saturating_sub(1) {
+        let a = x[i + 1] - x[i] * x[i];
+        g[i] += -400.0 * x[i] * a - 2.0 * (1.0 - x[i]);
+        g[i + 1] += 200.0 * a;
+    }
+    g
 }
 
 /// Rastrigin, `10 d + Σ x_i² - 10 cos(2π x_i)`; f* = 0 at x = 0.
@@ -280,7 +340,7 @@ pub struct Benchmark {
 impl Benchmark {
     /// The evaluator spec that evaluates this problem over [`Benchmark::space`].
     pub fn spec(&self) -> FunctionSpec {
-        FunctionSpec { name: self.function.name().to_string() }
+        FunctionSpec { name: self.function.name().to_string(), gradients: false }
     }
 }
 
@@ -395,6 +455,12 @@ impl FunctionSpec {
             Some(arity) => check_continuous(name, arity, space, problems),
             None => check_mixed_service(space, problems),
         }
+        if self.gradients && function.arity().is_none() {
+            problems.push(Problem::new(
+                "evaluator.gradients",
+                format!("function `{name}` has no analytic gradient; only the continuous functions do"),
+            ));
+        }
     }
 }
 
@@ -502,6 +568,8 @@ fn check_mixed_service(space: &Space, problems: &mut Vec<Problem>) {
 #[derive(Debug, Clone)]
 pub struct FunctionEvaluator {
     function: Function,
+    /// Report the analytic gradient too.
+    gradients: bool,
     /// Parameter names in declaration order (x0, x1, ... for continuous functions).
     params: Vec<String>,
 }
@@ -515,14 +583,19 @@ impl FunctionEvaluator {
             Some(f) if problems.is_empty() => f,
             _ => return Err(Error::Invalid(Problems { source: "spec".into(), items: problems })),
         };
-        Ok(FunctionEvaluator { function, params: space.params.iter().map(|p| p.name.clone()).collect() })
+        Ok(FunctionEvaluator {
+            function,
+            gradients: spec.gradients,
+            params: space.params.iter().map(|p| p.name.clone()).collect(),
+        })
     }
 
     pub fn function(&self) -> Function {
         self.function
     }
 
-    fn value(&self, config: &Config) -> Result<f64, EvalError> {
+    /// The value, and the gradient (parameter → derivative) when asked for one.
+    fn value(&self, config: &Config) -> Result<(f64, Option<BTreeMap<String, f64>>), EvalError> {
         let get =
             |name: &str| config.get(name).ok_or_else(|| EvalError::Invalid(format!("parameter `{name}` is missing")));
         let not =
@@ -565,7 +638,7 @@ impl FunctionEvaluator {
                     MS_CACHE_TTL_S.1.to_string(),
                 ));
             }
-            return Ok(mixed_service(c, t, g, k));
+            return Ok((mixed_service(c, t, g, k), None));
         }
         let x = self
             .params
@@ -575,18 +648,24 @@ impl FunctionEvaluator {
                 v.as_f64().ok_or_else(|| not(name, v, "a number"))
             })
             .collect::<Result<Vec<f64>, EvalError>>()?;
-        Ok(self.function.continuous(&x).unwrap_or(f64::NAN))
+        let gradient = if self.gradients { self.function.gradient(&x) } else { None };
+        let gradient = gradient.map(|g| self.params.iter().cloned().zip(g).collect());
+        Ok((self.function.continuous(&x).unwrap_or(f64::NAN), gradient))
     }
 }
 
 impl Evaluator for FunctionEvaluator {
     fn evaluate(&self, config: &Config, _ctx: &EvalContext) -> Result<Measurement, EvalError> {
         let start = Instant::now();
-        let value = self.value(config)?;
+        let (value, gradient) = self.value(config)?;
         if !value.is_finite() {
             return Err(EvalError::Invalid(format!("{} evaluated to {value}", self.function.name())));
         }
-        Ok(Measurement { metrics: [(METRIC.to_string(), value)].into(), elapsed: start.elapsed() })
+        let mut m = Measurement::new([(METRIC.to_string(), value)].into(), start.elapsed());
+        if let Some(g) = gradient.filter(|g| g.values().all(|v| v.is_finite())) {
+            m.gradients.insert(METRIC.to_string(), g);
+        }
+        Ok(m)
     }
 
     fn metrics(&self) -> Vec<String> {

@@ -23,7 +23,19 @@ pub use functions::{FunctionEvaluator, FunctionSpec};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     pub metrics: BTreeMap<String, f64>,
+    /// Derivatives the evaluator could give: metric → (parameter → d metric
+    /// / d parameter, in the parameter's own units). Empty when it gives none;
+    /// the study passes them to the optimizer when the score is one metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gradients: BTreeMap<String, BTreeMap<String, f64>>,
     pub elapsed: Duration,
+}
+
+impl Measurement {
+    /// Metrics without gradients.
+    pub fn new(metrics: BTreeMap<String, f64>, elapsed: Duration) -> Self {
+        Measurement { metrics, gradients: BTreeMap::new(), elapsed }
+    }
 }
 
 /// Why an evaluation did not produce a measurement.

@@ -311,6 +311,36 @@ impl Space {
         config
     }
 
+    /// The gradient of a function of the configuration, from its
+    /// derivatives in each parameter's own units (`gradient`: name →
+    /// derivative) to unit-cube coordinates at `x`, by the chain rule through
+    /// each encoding: linear floats scale by `high - low`, log floats by
+    /// `value * ln(high / low)`, log ints (which optimizers treat as
+    /// continuous) by the same for the value before rounding; linear ints,
+    /// stepped floats, categoricals, bools and inactive parameters get 0
+    /// (their value is piecewise constant in the cube). `None` when the
+    /// derivative of an active float or log int is missing or not finite.
+    pub fn unit_gradient(&self, x: &[f64], gradient: &BTreeMap<String, f64>) -> Option<Vec<f64>> {
+        let config = self.decode(x);
+        self.params
+            .iter()
+            .zip(x)
+            .map(|(p, &u)| {
+                let Some(value) = config.get(&p.name) else { return Some(0.0) };
+                let du = match p.domain {
+                    Domain::Float { low, high, log: false, step: None } => high - low,
+                    Domain::Float { low, high, log: true, step: None } => value.as_f64()? * (high / low).ln(),
+                    Domain::Int { low, high, log: true, .. } => {
+                        let (a, b) = ((low as f64 - 0.5).ln(), (high as f64 + 0.5).ln());
+                        (a + u.clamp(0.0, 1.0) * (b - a)).exp() * (b - a)
+                    }
+                    _ => return Some(0.0),
+                };
+                Some(gradient.get(&p.name).copied().filter(|g| g.is_finite())? * du)
+            })
+            .collect()
+    }
+
     /// Configuration → unit-cube point. Inactive or missing parameters take
     /// their default's coordinate (or the cube's centre without a default).
     /// Fails naming the first parameter whose value is not in its domain.
