@@ -3,7 +3,9 @@
 //! `cargo bench --bench optimizers`. Each optimizer is warmed up with 500
 //! evaluations of a 10-d sphere, then one iteration is one `ask(1)` + one
 //! `tell` (the stdio protocol's worst case); a second group asks in batches
-//! of 8. Figures go to benches/RESULTS.md.
+//! of 8. Figures go to benches/RESULTS.md. The model-based optimizers
+//! (`bayes`, and `auto`, which starts with it) have their own bench against
+//! the history size: benches/gp.rs.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use knobs::optim::{self, Dim, Observed, Optimizer, OptimizerSpec, Problem};
@@ -35,10 +37,15 @@ fn step(opt: &mut dyn Optimizer, n: usize) {
     opt.tell(&obs).unwrap();
 }
 
+/// The population-based optimizers (cost independent of the history).
+fn names() -> Vec<&'static str> {
+    optim::names().into_iter().filter(|n| !matches!(*n, "bayes" | "auto")).collect()
+}
+
 fn bench(c: &mut Criterion) {
     for (batch, label) in [(1usize, "ask1_tell"), (8, "ask8_tell")] {
         let mut g = c.benchmark_group(label);
-        for name in optim::names() {
+        for name in names() {
             // Run many steps on one warmed instance: cost in steady state.
             let mut opt = warmed(name, 10);
             g.bench_function(format!("{name}/d10"), |b| b.iter(|| step(opt.as_mut(), batch)));
@@ -46,7 +53,7 @@ fn bench(c: &mut Criterion) {
         g.finish();
     }
     let mut g = c.benchmark_group("snapshot_restore");
-    for name in optim::names() {
+    for name in names() {
         g.bench_function(format!("{name}/d10"), |b| {
             b.iter_batched(
                 || warmed(name, 10),
@@ -66,7 +73,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    config = Criterion::default().without_plots().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
     targets = bench
 }
 criterion_main!(benches);

@@ -74,11 +74,18 @@ impl Constraint {
 
     /// How far a value is on the wrong side, relative to the bound's size.
     pub fn violation(&self, value: f64) -> f64 {
+        self.slack(value).max(0.0)
+    }
+
+    /// Signed distance to the bound, relative to the bound's size: positive
+    /// on the wrong side, negative (the margin) on the right side. Models of
+    /// feasibility learn from both sides.
+    pub fn slack(&self, value: f64) -> f64 {
         let over = match self.op {
             Bound::AtMost => value - self.bound,
             Bound::AtLeast => self.bound - value,
         };
-        over.max(0.0) / self.bound.abs().max(1.0)
+        over / self.bound.abs().max(1.0)
     }
 }
 
@@ -111,6 +118,12 @@ impl Default for Objectives {
 }
 
 impl Objectives {
+    /// Each constraint's signed slack (see [`Constraint::slack`]), in order;
+    /// `None` when a constrained metric is missing or not finite.
+    pub fn slacks(&self, metrics: &BTreeMap<String, f64>) -> Option<Vec<f64>> {
+        self.constraints.iter().map(|c| metrics.get(&c.metric).filter(|v| v.is_finite()).map(|&v| c.slack(v))).collect()
+    }
+
     /// Metric names the study needs from every evaluation.
     pub fn required_metrics(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.objectives.iter().map(|o| o.metric.as_str()).collect();
@@ -146,6 +159,16 @@ impl Objectives {
             violation += c.violation(get(&c.metric)?);
         }
         Ok(Outcome { score, violation })
+    }
+
+    /// When the score is one metric times a factor (a single objective and
+    /// no constraints): that metric and the factor (the weight, negated when
+    /// maximizing). Derivatives of the metric then scale into the score's.
+    pub fn linear_score(&self) -> Option<(&str, f64)> {
+        match (self.objectives.as_slice(), self.constraints.is_empty()) {
+            ([o], true) => Some((&o.metric, if o.direction == Direction::Maximize { -o.weight } else { o.weight })),
+            _ => None,
+        }
     }
 
     /// The score in the user's units: for one objective, the metric itself.

@@ -368,7 +368,7 @@ fn parse_optimizer(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<OptimizerSp
         }
     };
     match v {
-        None => Some(OptimizerSpec::named("cmaes")),
+        None => Some(OptimizerSpec::named("auto")),
         Some(Yaml::String(s)) => check_name(s, p).then(|| OptimizerSpec::named(s)),
         Some(Yaml::Mapping(m)) => {
             let name = match yaml::get(m, "name") {

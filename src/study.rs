@@ -143,6 +143,9 @@ pub struct Study {
     pending_batch: Option<u64>,
     resumed: bool,
     stop_flag: Arc<AtomicBool>,
+    /// Score gradients (unit-cube coordinates) of evaluated trials not yet
+    /// told, by trial number; see [`Study::observe`].
+    gradients: BTreeMap<u64, Vec<f64>>,
 }
 
 impl Drop for Study {
@@ -208,6 +211,7 @@ impl Study {
             resumed: false,
             stop_flag: Arc::new(AtomicBool::new(false)),
             tally: Tally { next_batch: 1, ..Tally::default() },
+            gradients: BTreeMap::new(),
         };
         study.recover()?;
         study.retally();
@@ -300,11 +304,29 @@ impl Study {
         outcome(&self.spec.objectives, t)
     }
 
+    /// What the optimizer is told about a trial. The score's gradient is
+    /// passed on when the evaluator reported it in this process (gradients
+    /// are not stored: a trial replayed from storage has none).
     fn observe(&self, t: &Trial, ticket: Option<u64>) -> Observed {
         match self.outcome(t) {
-            Some(o) => Observed { ticket, x: t.x.clone(), value: Some(o.score), violation: o.violation },
+            Some(o) => Observed {
+                ticket,
+                x: t.x.clone(),
+                value: Some(o.score),
+                violation: o.violation,
+                gradient: self.gradients.get(&t.number).cloned(),
+                slacks: self.spec.objectives.slacks(&t.metrics).unwrap_or_default(),
+            },
             None => Observed::failed(ticket, t.x.clone()),
         }
+    }
+
+    /// The score's gradient in unit-cube coordinates at `x`, when the score
+    /// is one metric (times a factor) whose derivatives the evaluator gave.
+    fn score_gradient(&self, x: &[f64], m: &Measurement) -> Option<Vec<f64>> {
+        let (metric, factor) = self.spec.objectives.linear_score()?;
+        let g = self.spec.space.unit_gradient(x, m.gradients.get(metric)?)?;
+        Some(g.into_iter().map(|v| v * factor).collect())
     }
 
     /// Best feasible outcome so far (score, trial number).
@@ -484,6 +506,9 @@ impl Study {
             remaining -= 1;
             let (state, metrics, elapsed_s) = match result {
                 Ok(m) => {
+                    if let Some(g) = self.index(number).and_then(|i| self.score_gradient(&self.trials[i].x, &m)) {
+                        self.gradients.insert(number, g);
+                    }
                     let state = match self.spec.objectives.score(&m.metrics) {
                         Ok(_) => TrialState::Complete,
                         Err(reason) => TrialState::Failed { reason },
@@ -532,6 +557,9 @@ impl Study {
         let batch: Vec<&Trial> = numbers.iter().filter_map(|n| self.trial(*n)).collect();
         let obs: Vec<Observed> = batch.iter().map(|t| self.observe(t, t.ticket)).collect();
         let b = batch.first().map(|t| t.batch).unwrap_or(0);
+        for n in numbers {
+            self.gradients.remove(n);
+        }
         self.optimizer.tell(&obs)?;
         let snap = StoredSnapshot { batch: b, point: SnapshotPoint::Told, snapshot: self.optimizer.snapshot()? };
         match last {

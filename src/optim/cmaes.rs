@@ -199,7 +199,14 @@ impl Told {
         Told { value, violation }
     }
     fn as_observed(&self) -> Observed {
-        Observed { ticket: None, x: Vec::new(), value: self.value, violation: self.violation }
+        Observed {
+            ticket: None,
+            x: Vec::new(),
+            value: self.value,
+            violation: self.violation,
+            gradient: None,
+            slacks: Vec::new(),
+        }
     }
     /// The value when feasible.
     fn feasible(&self) -> Option<f64> {

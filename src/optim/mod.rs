@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub mod annealing;
+pub mod auto;
+pub mod bayes;
 pub mod cmaes;
 pub mod genetic;
+pub mod gradient;
 pub mod random;
 pub mod registry;
 pub mod rng;
@@ -101,14 +104,28 @@ pub struct Observed {
     /// Total constraint violation; 0 when feasible. Infeasible points rank
     /// below every feasible one, then by violation.
     pub violation: f64,
+    /// d value / dx in unit-cube coordinates (same sign and scale as
+    /// `value`), when the evaluator provides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient: Option<Vec<f64>>,
+    /// Signed slack of each constraint (positive = violated by that much,
+    /// negative = the margin), when known; empty otherwise. Lets a model
+    /// learn where the feasible region's boundary runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slacks: Vec<f64>,
 }
 
 impl Observed {
     pub fn ok(ticket: Option<u64>, x: Vec<f64>, value: f64) -> Self {
-        Observed { ticket, x, value: Some(value), violation: 0.0 }
+        Observed { ticket, x, value: Some(value), violation: 0.0, gradient: None, slacks: Vec::new() }
     }
     pub fn failed(ticket: Option<u64>, x: Vec<f64>) -> Self {
-        Observed { ticket, x, value: None, violation: 0.0 }
+        Observed { ticket, x, value: None, violation: 0.0, gradient: None, slacks: Vec::new() }
+    }
+    /// The same result with the evaluator's gradient (unit-cube coordinates).
+    pub fn with_gradient(mut self, gradient: Vec<f64>) -> Self {
+        self.gradient = Some(gradient);
+        self
     }
     pub fn is_feasible(&self) -> bool {
         self.value.is_some() && self.violation <= 0.0
@@ -221,11 +238,14 @@ pub(crate) fn reflect(v: f64) -> f64 {
 
 /// A told result as an optimizer stores it: its own copy of the coordinates,
 /// non-finite numbers made safe (a NaN or infinite value counts as a failed
-/// evaluation, a NaN or infinite violation as the largest one).
+/// evaluation, a NaN or infinite violation as the largest one, a gradient
+/// with a non-finite component as none).
 pub(crate) fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
     let value = o.value.filter(|v| v.is_finite());
     let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
-    Observed { ticket: None, x, value, violation }
+    let gradient = o.gradient.clone().filter(|g| value.is_some() && g.iter().all(|v| v.is_finite()));
+    let slacks = if o.slacks.iter().all(|v| v.is_finite()) { o.slacks.clone() } else { Vec::new() };
+    Observed { ticket: None, x, value, violation, gradient, slacks }
 }
 
 /// Clamp every coordinate into [0,1] (NaN becomes 0.5).

@@ -72,6 +72,21 @@ const ENTRIES: &[Entry] = &[
         summary: "simulated annealing, adaptive steps, parallel chains",
         ctor: |p, o| Ok(Box::new(super::annealing::Annealing::new(p, options("annealing", o)?)?)),
     },
+    Entry {
+        name: "bayes",
+        summary: "Bayesian optimization: Gaussian process (Matern-5/2, ARD) + log expected improvement",
+        ctor: |p, o| Ok(Box::new(super::bayes::Bayes::new(p, options("bayes", o)?)?)),
+    },
+    Entry {
+        name: "gradient",
+        summary: "multi-start L-BFGS with finite-difference gradients (SPSA when noisy), for smooth objectives",
+        ctor: |p, o| Ok(Box::new(super::gradient::Gradient::new(p, options("gradient", o)?)?)),
+    },
+    Entry {
+        name: "auto",
+        summary: "picks and switches among the others from budget, dimension, parameter types (the default)",
+        ctor: |p, o| Ok(Box::new(super::auto::Auto::new(p, options("auto", o)?)?)),
+    },
 ];
 
 /// Every registered optimizer name, in registry order.

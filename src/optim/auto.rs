@@ -1,0 +1,340 @@
+//! `auto`: picks and switches among the other optimizers from what is known
+//! before the first trial: the budget, the dimension, the parameter types
+//! and the parallelism. It is the default when a spec names no optimizer.
+//!
+//! | situation | plan |
+//! |---|---|
+//! | budget ≤ 200 trials (evaluations are expensive) | `bayes` throughout |
+//! | budget unknown (open-ended, e.g. cron adding trials) | `bayes` for 200 trials, then as for a large budget |
+//! | larger budget, mostly (> half) categorical parameters | `bayes` for 100 trials, then `genetic` |
+//! | larger budget, otherwise | `bayes` for `clamp(10·d, 50, 150)` trials, then `cmaes` from the best point found, with a step size of 0.15 |
+//! | larger budget, all parameters continuous | as above, and the last 5% of the budget go to `gradient` (L-BFGS refinement from the best point) |
+//!
+//! Why: a GP model is the most sample-efficient of the methods when every
+//! evaluation counts, but its cost grows with the cube of the history, so
+//! for large budgets (cheap evaluations) it hands over to CMA-ES, which
+//! needs thousands of evaluations to shine and then beats every other
+//! method on continuous problems; the genetic algorithm's crossover copes
+//! with mostly unordered choices; a final quasi-Newton polish turns a
+//! nearly converged point of a smooth problem into a precise one.
+//!
+//! On a switch every observation so far is told to the next optimizer as a
+//! point it did not propose (CMA-ES centres its first run on the best one).
+//! Candidates still pending at a switch are told to the new optimizer when
+//! their results arrive.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, registry, restore_from, snapshot_of};
+use crate::error::Result;
+
+const NAME: &str = "auto";
+const VERSION: u32 = 1;
+/// Budgets up to this many trials are spent on the GP model only.
+pub const SMALL_BUDGET: u64 = 200;
+
+/// Options of `auto`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoConfig {
+    /// Trials of the model-based (bayes) phase; default from the table above.
+    pub model_trials: Option<u64>,
+    /// Share of a known budget used for the final gradient refinement on
+    /// all-continuous spaces (default 0.05; 0 turns it off).
+    pub refine_share: Option<f64>,
+}
+
+/// One phase of the plan: an optimizer, its options, and how many
+/// candidates it proposes (`None`: until the end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub optimizer: String,
+    pub options: serde_json::Map<String, serde_json::Value>,
+    pub trials: Option<u64>,
+}
+
+impl Phase {
+    fn new(optimizer: &str, trials: Option<u64>) -> Self {
+        Phase { optimizer: optimizer.into(), options: Default::default(), trials }
+    }
+}
+
+/// The plan `auto` follows for a problem (documented in the module table).
+pub fn plan(problem: &Problem, config: &AutoConfig) -> Vec<Phase> {
+    let d = problem.dim() as u64;
+    let categorical = problem.dims.iter().filter(|d| d.is_categorical()).count() as u64;
+    let all_continuous = problem.dims.iter().all(|d| matches!(d, Dim::Continuous));
+    let mostly_categorical = 2 * categorical > d;
+    match problem.budget {
+        Some(b) if b <= SMALL_BUDGET && config.model_trials.is_none() => vec![Phase::new("bayes", None)],
+        budget => {
+            let model = config.model_trials.unwrap_or(match (budget, mostly_categorical) {
+                (None, _) => SMALL_BUDGET,
+                (Some(_), true) => 100,
+                (Some(_), false) => (10 * d).clamp(50, 150),
+            });
+            let mut phases = vec![Phase::new("bayes", Some(model))];
+            if mostly_categorical {
+                phases.push(Phase::new("genetic", None));
+                return phases;
+            }
+            let mut cma = Phase::new("cmaes", None);
+            cma.options.insert("sigma0".into(), serde_json::json!(0.15));
+            let refine = config.refine_share.unwrap_or(0.05);
+            match budget {
+                Some(b) if all_continuous && refine > 0.0 && b > model => {
+                    let polish = ((b - model) as f64 * refine).round() as u64;
+                    cma.trials = Some(b - model - polish);
+                    phases.push(cma);
+                    if polish > 0 {
+                        phases.push(Phase::new("gradient", None));
+                    }
+                }
+                _ => phases.push(cma),
+            }
+            phases
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Told {
+    x: Vec<f64>,
+    value: Option<f64>,
+    violation: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    phase: usize,
+    /// Candidates the current phase has proposed.
+    asked_in_phase: u64,
+    next_ticket: u64,
+    /// Our ticket → (phase, the inner optimizer's ticket).
+    tickets: BTreeMap<u64, (usize, u64)>,
+    /// Every observation, kept while another phase may follow.
+    history: Vec<Told>,
+    inner: Snapshot,
+}
+
+pub struct Auto {
+    problem: Problem,
+    phases: Vec<Phase>,
+    inner: Box<dyn Optimizer>,
+    state: State,
+}
+
+fn build_phase(problem: &Problem, phases: &[Phase], k: usize, used: u64) -> Result<Box<dyn Optimizer>> {
+    let mut p = problem.clone();
+    p.seed = problem.seed.wrapping_add(k as u64 * 0x51ED);
+    p.budget = match phases[k].trials {
+        Some(t) => Some(t),
+        None => problem.budget.map(|b| b.saturating_sub(used).max(1)),
+    };
+    let spec = registry::OptimizerSpec { name: phases[k].optimizer.clone(), options: phases[k].options.clone() };
+    registry::build(&spec, &p)
+}
+
+impl Auto {
+    pub fn new(problem: &Problem, config: AutoConfig) -> Result<Self> {
+        let mut check = OptionCheck::default();
+        if config.model_trials == Some(0) {
+            check.bad("model_trials", "must be at least 1");
+        }
+        if let Some(r) = config.refine_share
+            && !(0.0..=0.5).contains(&r)
+        {
+            check.bad("refine_share", format!("must be between 0 and 0.5, not {r}"));
+        }
+        check.finish()?;
+        let phases = plan(problem, &config);
+        let inner = build_phase(problem, &phases, 0, 0)?;
+        let state = State {
+            phase: 0,
+            asked_in_phase: 0,
+            next_ticket: 0,
+            tickets: BTreeMap::new(),
+            history: Vec::new(),
+            inner: inner.snapshot()?,
+        };
+        Ok(Auto { problem: problem.clone(), phases, inner, state })
+    }
+
+    /// The phases this instance follows, and the index of the current one.
+    pub fn phases(&self) -> (&[Phase], usize) {
+        (&self.phases, self.state.phase)
+    }
+
+    fn used(&self) -> u64 {
+        self.state.history.len() as u64
+    }
+
+    fn switch(&mut self) -> Result<()> {
+        let k = self.state.phase + 1;
+        self.inner = build_phase(&self.problem, &self.phases, k, self.used().max(self.state.next_ticket))?;
+        let told: Vec<Observed> = self
+            .state
+            .history
+            .iter()
+            .map(|t| Observed {
+                ticket: None,
+                x: t.x.clone(),
+                value: t.value,
+                violation: t.violation,
+                gradient: None,
+                slacks: Vec::new(),
+            })
+            .collect();
+        self.inner.tell(&told)?;
+        self.state.phase = k;
+        self.state.asked_in_phase = 0;
+        if k + 1 == self.phases.len() {
+            // No later phase needs the history.
+            self.state.history = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+impl Optimizer for Auto {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        let mut idle_switches = 0;
+        while out.is_empty() {
+            let phase = &self.phases[self.state.phase];
+            let last = self.state.phase + 1 == self.phases.len();
+            let quota = phase.trials.map(|t| t.saturating_sub(self.state.asked_in_phase));
+            if quota == Some(0) && !last {
+                self.switch()?;
+                continue;
+            }
+            let want = n.max(1).min(quota.unwrap_or(u64::MAX) as usize);
+            let got = self.inner.ask(want)?;
+            if got.is_empty() {
+                // The phase has finished on its own: move on, or stop at the end.
+                if last || idle_switches > self.phases.len() {
+                    break;
+                }
+                idle_switches += 1;
+                self.switch()?;
+                continue;
+            }
+            for c in got {
+                let ticket = self.state.next_ticket;
+                self.state.next_ticket += 1;
+                self.state.asked_in_phase += 1;
+                self.state.tickets.insert(ticket, (self.state.phase, c.ticket));
+                out.push(Candidate { ticket, x: c.x });
+            }
+            // The phase answered with its natural batch: that is the answer
+            // (asking again would defeat a sequential optimizer).
+            break;
+        }
+        Ok(out)
+    }
+
+    fn tell(&mut self, results: &[Observed]) -> Result<()> {
+        let mut inner = Vec::with_capacity(results.len());
+        for r in results {
+            let mapped = r.ticket.and_then(|t| self.state.tickets.remove(&t));
+            let ticket = match mapped {
+                Some((phase, t)) if phase == self.state.phase => Some(t),
+                _ => None,
+            };
+            if self.state.phase + 1 < self.phases.len() {
+                self.state.history.push(Told { x: r.x.clone(), value: r.value, violation: r.violation });
+            }
+            inner.push(Observed { ticket, ..r.clone() });
+        }
+        self.inner.tell(&inner)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let mut state = self.state.clone();
+        state.inner = self.inner.snapshot()?;
+        snapshot_of(NAME, VERSION, &state)
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let state: State = restore_from(NAME, VERSION, snapshot)?;
+        let mut inner = build_phase(&self.problem, &self.phases, state.phase, 0)?;
+        inner.restore(&state.inner)?;
+        self.inner = inner;
+        self.state = state;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(dims: Vec<Dim>, budget: Option<u64>) -> Problem {
+        Problem { dims, seed: 1, budget, parallelism: 1 }
+    }
+
+    fn names(p: &[Phase]) -> Vec<&str> {
+        p.iter().map(|p| p.optimizer.as_str()).collect()
+    }
+
+    #[test]
+    fn the_plan_follows_the_documented_table() {
+        let c = AutoConfig::default();
+        let cont = vec![Dim::Continuous; 10];
+        assert_eq!(names(&plan(&problem(cont.clone(), Some(100)), &c)), ["bayes"]);
+        assert_eq!(names(&plan(&problem(cont.clone(), Some(5000)), &c)), ["bayes", "cmaes", "gradient"]);
+        let p = plan(&problem(cont.clone(), Some(5000)), &c);
+        assert_eq!(p[0].trials, Some(100));
+        assert_eq!(p[1].trials, Some(5000 - 100 - 245));
+        assert_eq!(names(&plan(&problem(cont, None), &c)), ["bayes", "cmaes"]);
+        let mixed = vec![Dim::Continuous, Dim::Integer { levels: 50 }];
+        assert_eq!(names(&plan(&problem(mixed, Some(1000)), &c)), ["bayes", "cmaes"]);
+        let cats = vec![Dim::Categorical { choices: 3 }, Dim::Categorical { choices: 4 }, Dim::Continuous];
+        assert_eq!(names(&plan(&problem(cats, Some(1000)), &c)), ["bayes", "genetic"]);
+    }
+
+    #[test]
+    fn switches_phases_and_keeps_proposing() {
+        let mut opt = Auto::new(
+            &problem(vec![Dim::Continuous; 2], Some(400)),
+            AutoConfig { model_trials: Some(12), ..Default::default() },
+        )
+        .unwrap();
+        let mut best = f64::INFINITY;
+        let mut seen_phases = vec![];
+        for _ in 0..60 {
+            let cands = opt.ask(4).unwrap();
+            assert!(!cands.is_empty());
+            let obs: Vec<Observed> = cands
+                .iter()
+                .map(|c| {
+                    let v = (c.x[0] - 0.3).powi(2) + (c.x[1] - 0.8).powi(2);
+                    best = best.min(v);
+                    Observed::ok(Some(c.ticket), c.x.clone(), v)
+                })
+                .collect();
+            opt.tell(&obs).unwrap();
+            seen_phases.push(opt.phases().1);
+        }
+        assert!(seen_phases.contains(&0) && seen_phases.contains(&1), "{seen_phases:?}");
+        assert!(best < 1e-6, "best {best}");
+    }
+
+    #[test]
+    fn bad_options_are_reported() {
+        let err = Auto::new(
+            &problem(vec![Dim::Continuous], None),
+            AutoConfig { model_trials: Some(0), refine_share: Some(2.0) },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("optimizer.model_trials") && err.contains("optimizer.refine_share"), "{err}");
+    }
+}
