@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::objective::Objectives;
+use crate::optim::bayes::kinds_of;
+use crate::optim::sobol::sobol_point;
 use crate::space::{Config, Space};
 use crate::study::fmt_num;
+use crate::surrogate::importance::main_effects;
+use crate::surrogate::{FitOptions, Gp, OutputTransform};
 use crate::trial::{Trial, TrialState};
 
 /// One configuration with the evidence for it.
@@ -28,7 +32,33 @@ pub struct Recommendation {
     pub trials: Vec<u64>,
     /// Better than the baseline by this much (positive = better).
     pub improvement: Option<Improvement>,
+    /// What the GP fitted on every complete trial predicts for this
+    /// configuration (absent with fewer than [`MODEL_MIN_TRIALS`] trials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Predicted>,
 }
+
+/// A model prediction in the objective's units.
+#[derive(Debug, Clone, Serialize)]
+pub struct Predicted {
+    pub mean: f64,
+    /// One standard deviation of the model's uncertainty about the mean.
+    pub std: f64,
+}
+
+/// How much of the objective's variation one parameter explains, per the
+/// GP (see [`crate::surrogate::importance`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Importance {
+    pub param: String,
+    pub importance: f64,
+}
+
+/// A GP needs this many complete trials before it is worth reporting.
+pub const MODEL_MIN_TRIALS: usize = 8;
+/// At most this many trials enter the reporting GP (the best half and the
+/// most recent rest), so reports stay fast on long studies.
+const MODEL_MAX_TRIALS: usize = 500;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Improvement {
@@ -57,6 +87,67 @@ pub struct Recommendations {
     pub failed: usize,
     pub baseline: Option<Baseline>,
     pub recommendations: Vec<Recommendation>,
+    /// Parameter importance, most important first (empty without a model).
+    pub importance: Vec<Importance>,
+}
+
+/// The GP of a study's complete trials, on the scores (lower is better).
+struct Model {
+    gp: Gp,
+    transform: OutputTransform,
+}
+
+impl Model {
+    fn fit(space: &Space, points: &[(Vec<f64>, f64)]) -> Option<Model> {
+        let dims = space.dims();
+        let usable: Vec<&(Vec<f64>, f64)> =
+            points.iter().filter(|(x, v)| x.len() == dims.len() && v.is_finite()).collect();
+        if usable.len() < MODEL_MIN_TRIALS || dims.is_empty() {
+            return None;
+        }
+        let chosen: Vec<&(Vec<f64>, f64)> = if usable.len() <= MODEL_MAX_TRIALS {
+            usable
+        } else {
+            let mut order: Vec<usize> = (0..usable.len()).collect();
+            order.sort_by(|&a, &b| usable[a].1.total_cmp(&usable[b].1));
+            let mut keep = vec![false; usable.len()];
+            order.iter().take(MODEL_MAX_TRIALS / 2).for_each(|&i| keep[i] = true);
+            let mut left = MODEL_MAX_TRIALS - MODEL_MAX_TRIALS / 2;
+            for i in (0..usable.len()).rev() {
+                if left > 0 && !keep[i] {
+                    keep[i] = true;
+                    left -= 1;
+                }
+            }
+            (0..usable.len()).filter(|&i| keep[i]).map(|i| usable[i]).collect()
+        };
+        let xs: Vec<Vec<f64>> = chosen.iter().map(|(x, _)| x.clone()).collect();
+        let transform = OutputTransform::fit(&chosen.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+        let ys: Vec<f64> = chosen.iter().map(|(_, v)| transform.forward(*v)).collect();
+        let gp = Gp::fit(&kinds_of(&dims), &xs, &ys, &FitOptions { restarts: 2, ..Default::default() }).ok()?;
+        Some(Model { gp, transform })
+    }
+
+    /// Predicted score and its uncertainty, back on the score's scale.
+    fn predict(&self, x: &[f64]) -> (f64, f64) {
+        let (mu, var) = self.gp.predict(x);
+        let s = var.sqrt();
+        let t = &self.transform;
+        (t.inverse(mu), ((t.inverse(mu + s) - t.inverse(mu - s)) / 2.0).abs())
+    }
+
+    fn importance(&self, space: &Space) -> Vec<Importance> {
+        let base: Vec<Vec<f64>> = (0..64).map(|i| sobol_point(i, space.dim(), 0x1A9)).collect();
+        let effects = main_effects(&self.gp, &base);
+        let mut out: Vec<Importance> = space
+            .params
+            .iter()
+            .zip(effects)
+            .map(|(p, importance)| Importance { param: p.name.clone(), importance })
+            .collect();
+        out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+        out
+    }
 }
 
 struct Group {
@@ -71,8 +162,10 @@ struct Group {
 pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[Trial], k: usize) -> Recommendations {
     let mut groups: Vec<Group> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut points: Vec<(Vec<f64>, f64)> = Vec::new();
     for t in trials.iter().filter(|t| t.state == TrialState::Complete) {
         let Ok(outcome) = objectives.score(&t.metrics) else { continue };
+        points.push((t.x.clone(), outcome.score));
         let key = serde_json::to_string(&t.config).unwrap_or_default();
         let i = *index.entry(key).or_insert_with(|| {
             groups.push(Group {
@@ -118,6 +211,7 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
     // Only feasible configurations are recommended, best score first.
     let mut ranked: Vec<(f64, &Group)> = groups.iter().filter(|g| g.violation <= 0.0).map(|g| (mean(g), g)).collect();
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let model = if ranked.is_empty() { None } else { Model::fit(space, &points) };
     let recommendations = ranked
         .into_iter()
         .take(k)
@@ -144,6 +238,10 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
                 value_std,
                 trials: g.trials.clone(),
                 improvement,
+                predicted: model.as_ref().and_then(|m| {
+                    let (mean, std) = m.predict(&space.encode(&g.config).ok()?);
+                    Some(Predicted { mean: objectives.display_value(mean), std: objectives.display_value(std).abs() })
+                }),
             }
         })
         .collect();
@@ -157,6 +255,7 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         failed: trials.iter().filter(|t| matches!(t.state, TrialState::Failed { .. })).count(),
         baseline: baseline.map(|(_, b)| b),
         recommendations,
+        importance: model.map(|m| m.importance(space)).unwrap_or_default(),
     }
 }
 
@@ -172,7 +271,11 @@ impl Recommendations {
             out.push_str(&format!("constraints: {}\n", self.constraints.join(", ")));
         }
         let params: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
+        let model = self.recommendations.iter().any(|r| r.predicted.is_some());
         let mut header = vec!["rank".to_string(), "value".into(), "vs baseline".into(), "evals".into()];
+        if model {
+            header.push("model".into());
+        }
         header.extend(params.iter().map(|p| p.to_string()));
         let mut rows: Vec<Vec<String>> = vec![header];
         if let Some(b) = &self.baseline {
@@ -182,6 +285,9 @@ impl Recommendations {
                 "-".into(),
                 "".into(),
             ];
+            if model {
+                row.push("".into());
+            }
             row.extend(params.iter().map(|p| b.config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())));
             rows.push(row);
         }
@@ -196,6 +302,11 @@ impl Recommendations {
                 None => fmt_num(r.value),
             };
             let mut row = vec![r.rank.to_string(), value, vs, r.evaluations.to_string()];
+            if model {
+                row.push(
+                    r.predicted.as_ref().map_or("-".into(), |p| format!("{} ±{}", fmt_num(p.mean), fmt_num(p.std))),
+                );
+            }
             row.extend(params.iter().map(|p| r.config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())));
             rows.push(row);
         }
@@ -214,6 +325,14 @@ impl Recommendations {
             out.push_str("no feasible configuration found yet\n");
         }
         out.push_str("vs baseline: positive = better than today's values (the defaults in the spec)\n");
+        if model {
+            out.push_str("model: the Gaussian process's prediction for the configuration, ± one standard deviation\n");
+        }
+        if !self.importance.is_empty() {
+            let parts: Vec<String> =
+                self.importance.iter().map(|i| format!("{} {:.0}%", i.param, 100.0 * i.importance)).collect();
+            out.push_str(&format!("parameter importance (GP main effects): {}\n", parts.join(", ")));
+        }
         out
     }
 }
@@ -295,5 +414,39 @@ mod tests {
         assert_eq!(top.value, 150.0);
         let imp = top.improvement.as_ref().unwrap();
         assert_eq!((imp.absolute, imp.percent), (50.0, Some(50.0)));
+    }
+
+    #[test]
+    fn the_model_predicts_recommendations_and_ranks_parameter_importance() {
+        // Two ints; only `a` matters: lat = (a - 7)^2.
+        let int = |name: &str| Param {
+            name: name.into(),
+            domain: Domain::Int { low: 1, high: 10, log: false, step: 1 },
+            default: None,
+            when: vec![],
+        };
+        let space = Space { params: vec![int("a"), int("b")] };
+        let mut trials = Vec::new();
+        for i in 0..30u64 {
+            let (a, b) = (1 + (i * 7 % 10) as i64, 1 + (i * 3 % 10) as i64);
+            let config = Config::from([("a".to_string(), Value::Int(a)), ("b".to_string(), Value::Int(b))]);
+            let lat = ((a - 7) * (a - 7)) as f64;
+            let mut t = trial(i, 0, &[("lat", lat), ("err", 0.0)]);
+            t.x = space.encode(&config).unwrap();
+            t.config = config;
+            t.baseline = false;
+            trials.push(t);
+        }
+        let recs = recommend("s", &space, &objectives(Direction::Minimize), &trials, 3);
+        assert_eq!(recs.importance[0].param, "a", "{:?}", recs.importance);
+        assert!(recs.importance[0].importance > 0.9, "{:?}", recs.importance);
+        let best = &recs.recommendations[0];
+        let p = best.predicted.as_ref().expect("a model with 30 trials");
+        // The objective is 2·lat (weight 2); the best configs have lat = 0.
+        assert!((p.mean - best.value).abs() < 0.5, "{p:?} vs {}", best.value);
+        assert!(recs.table(&space).contains("parameter importance"));
+        // Too few trials: no model, no importance.
+        let few = recommend("s", &space, &objectives(Direction::Minimize), &trials[..4], 3);
+        assert!(few.importance.is_empty() && few.recommendations[0].predicted.is_none());
     }
 }

@@ -286,14 +286,14 @@ fn recommend_and_studies_read_the_stored_study() {
             .arg(tmp.path()),
     );
     let v: Value = serde_json::from_str(&run_ok(
-        knobs().args(["recommend", "quickstart", "--json", "--top", "3", "--storage"]).arg(&db),
+        knobs().args(["recommend", "quickstart", "--json", "--top", "3", "--plots", "none", "--storage"]).arg(&db),
     ))
     .unwrap();
     let recs = v["recommendations"].as_array().unwrap();
     assert_eq!(recs.len(), 3);
     assert!(recs[0]["value"].as_f64().unwrap() <= recs[1]["value"].as_f64().unwrap());
     assert!(v["baseline"]["value"].as_f64().unwrap() >= recs[0]["value"].as_f64().unwrap());
-    let table = run_ok(knobs().args(["recommend", "quickstart", "--storage"]).arg(&db));
+    let table = run_ok(knobs().args(["recommend", "quickstart", "--storage"]).arg(&db).arg("--out").arg(tmp.path()));
     assert!(table.contains("base") && table.contains("pool_size"), "{table}");
     let list: Value = serde_json::from_str(&run_ok(knobs().args(["studies", "--json", "--storage"]).arg(&db))).unwrap();
     assert_eq!(list[0]["name"], "quickstart");
@@ -301,6 +301,50 @@ fn recommend_and_studies_read_the_stored_study() {
     let out = knobs().args(["recommend", "nosuch", "--storage"]).arg(&db).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("quickstart"), "should list the studies that exist");
+}
+
+#[test]
+fn run_and_recommend_write_a_convergence_plot_beside_the_recommendations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quickstart.yaml");
+    let db = tmp.path().join("k.db");
+    let out = tmp.path().join("out");
+
+    // Default: SVG, named in the JSON with the recommendations files.
+    let v: Value = serde_json::from_str(&run_ok(run_cmd(&spec, &db, &out).args(["--trials", "20", "--json"]))).unwrap();
+    let dir = out.join("quickstart");
+    let svg_path = dir.join("convergence.svg");
+    assert!(dir.join("recommendations.json").is_file());
+    assert_eq!(v["files"]["convergence"].as_str(), Some(svg_path.to_str().unwrap()), "{}", v["files"]);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("quickstart: minimize value") && svg.contains("baseline ("));
+
+    // `recommend` redraws it from the stored study, here as PNG, and says where.
+    let png_dir = tmp.path().join("png");
+    let text = run_ok(
+        knobs().args(["recommend", "quickstart", "--plots", "png", "--storage"]).arg(&db).arg("--out").arg(&png_dir),
+    );
+    let png_path = png_dir.join("quickstart/convergence.png");
+    assert!(text.contains(&format!("written to {}", png_path.display())), "{text}");
+    assert!(std::fs::read(&png_path).unwrap().starts_with(b"\x89PNG\r\n\x1a\n"));
+
+    // --plots none: the recommendations, and no plot of any format.
+    let none = tmp.path().join("none");
+    let v: Value = serde_json::from_str(&run_ok(
+        knobs()
+            .arg("run")
+            .arg(&spec)
+            .args(["--trials", "20", "--json", "--plots", "none", "--storage", "memory:", "--out"])
+            .arg(&none),
+    ))
+    .unwrap();
+    assert!(v["files"]["convergence"].is_null(), "{}", v["files"]);
+    let written: Vec<String> = std::fs::read_dir(none.join("quickstart"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(written.iter().any(|f| f == "recommendations.yaml"), "{written:?}");
+    assert!(!written.iter().any(|f| f.starts_with("convergence")), "--plots none wrote {written:?}");
 }
 
 #[test]

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 use crate::recommend::{Recommendations, recommend};
+use crate::report::{self, Convergence, PlotFormat};
 use crate::spec::Spec;
 use crate::storage::{self, Storage};
 use crate::study::{RunOptions, StopReason, Study};
@@ -74,6 +75,12 @@ enum Command {
         /// How many configurations to list (default: the spec's recommend.top, else 5).
         #[arg(long)]
         top: Option<usize>,
+        /// Directory for the plots (default: the spec's `output`, else ./knobs-out; a study named without
+        /// its spec file resolves a relative `output` against the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        plots: PlotArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -96,7 +103,7 @@ enum Command {
     /// Any program in any language can drive knobs this way; the peer benchmark harness does.
     Stdio {
         /// Registry name of the optimizer (see `knobs optimizers`).
-        #[arg(long, default_value = "cmaes")]
+        #[arg(long, default_value = "auto")]
         optimizer: String,
         /// Optimizer option as key=value (value parsed as JSON when it can be); repeatable.
         #[arg(long = "option", value_name = "KEY=VALUE")]
@@ -109,6 +116,31 @@ struct StoreArgs {
     /// Storage: a SQLite file path (default ./knobs.db, or the spec's `storage`), or `memory:`.
     #[arg(long)]
     storage: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// Write a convergence plot (convergence.svg or .png) to the output directory, beside the
+    /// recommendations; `none` writes no plot.
+    #[arg(long, value_enum, default_value_t = Plots::Svg)]
+    plots: Plots,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Plots {
+    Svg,
+    Png,
+    None,
+}
+
+impl Plots {
+    fn format(self) -> Option<PlotFormat> {
+        match self {
+            Plots::Svg => Some(PlotFormat::Svg),
+            Plots::Png => Some(PlotFormat::Png),
+            Plots::None => None,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +164,8 @@ struct RunArgs {
     /// How many configurations to recommend (default: the spec's recommend.top, else 5).
     #[arg(long)]
     top: Option<usize>,
+    #[command(flatten)]
+    plots: PlotArgs,
     /// Print one JSON object (run report + recommendations) on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -179,7 +213,9 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run(args, cli.quiet),
         Command::Validate { specs, json } => validate(&specs, json),
-        Command::Recommend { study, store, top, json } => recommend_cmd(&study, store, top, json),
+        Command::Recommend { study, store, top, out, plots, json } => {
+            recommend_cmd(&study, store, top, out.as_deref(), plots.plots, json)
+        }
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
         Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),
@@ -259,6 +295,45 @@ fn write_outputs(dir: &Path, recs: &Recommendations) -> crate::Result<(PathBuf, 
     Ok((yaml_path, json_path))
 }
 
+/// Write the plots of a study into `dir` (created if missing); returns what
+/// was written, by name. A plot that cannot be drawn yet (no complete trial)
+/// is skipped with a warning saying why.
+fn write_plots(
+    dir: &Path,
+    spec: &Spec,
+    trials: &[crate::trial::Trial],
+    recs: &Recommendations,
+    plots: Plots,
+) -> crate::Result<Vec<(&'static str, PathBuf)>> {
+    let Some(format) = plots.format() else { return Ok(Vec::new()) };
+    let convergence = Convergence::from_trials(&spec.objectives, trials);
+    if convergence.is_empty() {
+        tracing::warn!(study = %spec.name, "no convergence plot: the study has no complete trial yet");
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let path = dir.join(format!("convergence.{}", format.extension()));
+    let title = format!("{}: {}", spec.name, spec.objectives.describe());
+    report::convergence_plot(&path, &title, &convergence)?;
+    let mut written = vec![("convergence", path)];
+    if !recs.importance.is_empty() {
+        let path = dir.join(format!("importance.{}", format.extension()));
+        let imps: Vec<(String, f64)> = recs.importance.iter().map(|i| (i.param.clone(), i.importance)).collect();
+        report::importance_plot(&path, &format!("{}: parameter importance (GP main effects)", spec.name), &imps)?;
+        written.push(("importance", path));
+    }
+    Ok(written)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
     let spec = Spec::load(&args.spec)?;
     let storage = open_storage(args.store.storage.as_deref(), Some(&spec))?;
@@ -275,25 +350,32 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
     let recs = recommend(&spec.name, &spec.space, &spec.objectives, study.trials(), top);
     let dir = output_dir(args.out.as_deref(), &spec);
     let (yaml_path, json_path) = write_outputs(&dir, &recs)?;
+    let plots = write_plots(&dir, &spec, study.trials(), &recs, args.plots.plots)?;
     if args.json {
         let mut v = serde_json::to_value(&recs)?;
         if let serde_json::Value::Object(m) = &mut v {
             m.insert("run".into(), serde_json::to_value(&report)?);
-            m.insert(
-                "files".into(),
-                serde_json::json!({"yaml": yaml_path.display().to_string(), "json": json_path.display().to_string()}),
-            );
+            let mut files =
+                serde_json::json!({"yaml": yaml_path.display().to_string(), "json": json_path.display().to_string()});
+            for (name, path) in &plots {
+                files[*name] = path.display().to_string().into();
+            }
+            m.insert("files".into(), files);
         }
         println!("{}", serde_json::to_string(&v)?);
     } else {
         print!("{}", recs.table(&spec.space));
+        let written: Vec<String> = [&yaml_path, &json_path]
+            .into_iter()
+            .chain(plots.iter().map(|(_, p)| p))
+            .map(|p| p.display().to_string())
+            .collect();
         println!(
-            "{} new trials in {:.1}s ({}); written to {} and {}",
+            "{} new trials in {:.1}s ({}); written to {}",
             report.new_trials,
             report.elapsed_s,
             report.stop.describe(),
-            yaml_path.display(),
-            json_path.display()
+            and_list(&written)
         );
     }
     Ok(match report.stop {
@@ -344,7 +426,14 @@ fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
     Ok(if bad > 0 { 2 } else { 0 })
 }
 
-fn recommend_cmd(study: &str, store: StoreArgs, top: Option<usize>, json: bool) -> crate::Result<i32> {
+fn recommend_cmd(
+    study: &str,
+    store: StoreArgs,
+    top: Option<usize>,
+    out: Option<&Path>,
+    plots: Plots,
+    json: bool,
+) -> crate::Result<i32> {
     let as_file = Path::new(study);
     let from_file = (study.ends_with(".yaml") || study.ends_with(".yml")) && as_file.is_file();
     let file_spec = if from_file { Some(Spec::load(as_file)?) } else { None };
@@ -364,10 +453,21 @@ fn recommend_cmd(study: &str, store: StoreArgs, top: Option<usize>, json: bool) 
     };
     let trials = storage.trials(&name)?;
     let recs = recommend(&name, &spec.space, &spec.objectives, &trials, top.unwrap_or(spec.top_k));
+    let plots = write_plots(&output_dir(out, &spec), &spec, &trials, &recs, plots)?;
     if json {
-        println!("{}", serde_json::to_string(&recs)?);
+        let mut v = serde_json::to_value(&recs)?;
+        if let serde_json::Value::Object(m) = &mut v {
+            let files: serde_json::Map<String, serde_json::Value> =
+                plots.iter().map(|(name, path)| (name.to_string(), path.display().to_string().into())).collect();
+            m.insert("files".into(), files.into());
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         print!("{}", recs.table(&spec.space));
+        if !plots.is_empty() {
+            let written: Vec<String> = plots.iter().map(|(_, p)| p.display().to_string()).collect();
+            println!("written to {}", and_list(&written));
+        }
     }
     Ok(0)
 }
