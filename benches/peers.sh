@@ -17,7 +17,12 @@ PEERS="${PEERS:-$ROOT/../shared/bench/peers}"
 VENV="${VENV:-$ROOT/target/peers-venv}"
 OUT="${OUT:-$ROOT/target/peers/$TIER}"
 WORKERS="${WORKERS:-2}"
-KNOBS_OPTIMIZERS="${KNOBS_OPTIMIZERS:-random sobol genetic cmaes swarm annealing}"
+if [ "$TIER" = population ]; then
+  KNOBS_OPTIMIZERS="${KNOBS_OPTIMIZERS:-random sobol genetic cmaes swarm annealing gradient auto}"
+else
+  # bayes costs milliseconds per ask: the model tier (100 evaluations) is its home.
+  KNOBS_OPTIMIZERS="${KNOBS_OPTIMIZERS:-bayes auto}"
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV (the peers' pinned versions; torch only with PEERS_TORCH=1)" >&2
