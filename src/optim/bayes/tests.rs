@@ -111,3 +111,13 @@ fn bad_options_are_all_reported() {
         assert!(err.contains(field), "{field} missing in {err}");
     }
 }
+
+#[test]
+fn ucb_and_pi_also_solve_branin() {
+    for acquisition in [Acquisition::Ucb, Acquisition::Pi] {
+        let cfg = BayesConfig { acquisition, ..Default::default() };
+        let mut opt = Bayes::new(&Problem::new(vec![Dim::Continuous; 2], 2), cfg).unwrap();
+        let b = best(&run(&mut opt, &branin, 40, 1));
+        assert!(b < 0.5, "{acquisition:?}: best {b}");
+    }
+}
