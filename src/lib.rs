@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod error;
 pub mod eval;
+pub mod forecast;
 pub mod objective;
 pub mod optim;
 pub mod recommend;
@@ -18,6 +19,7 @@ pub mod spec;
 pub mod storage;
 pub mod study;
 pub mod surrogate;
+pub mod telemetry;
 pub mod trial;
 pub mod yaml;
 
