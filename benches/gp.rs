@@ -9,32 +9,17 @@
 //! - `bayes_ask/n`: one `ask(1)` of a `bayes` optimizer restored with n told
 //!   trials and no fitted hyperparameters yet (the worst case: a resumed
 //!   study's first ask, fit included).
+//!
 //! Figures go to benches/RESULTS.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use knobs::eval::functions::hartmann6;
 use knobs::optim::sobol::sobol_point;
 use knobs::optim::{self, Dim, Observed, Optimizer, OptimizerSpec, Problem, Snapshot};
 use knobs::surrogate::{FitOptions, Gp, InputKind, OutputTransform};
 
 const D: usize = 6;
 const SIZES: [usize; 6] = [50, 100, 200, 500, 1000, 2000];
-
-fn hartmann6(x: &[f64]) -> f64 {
-    const A: [[f64; 6]; 4] = [
-        [10., 3., 17., 3.5, 1.7, 8.],
-        [0.05, 10., 17., 0.1, 8., 14.],
-        [3., 3.5, 1.7, 10., 17., 8.],
-        [17., 8., 0.05, 10., 0.1, 14.],
-    ];
-    const P: [[f64; 6]; 4] = [
-        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
-        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
-        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
-        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
-    ];
-    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-    -(0..4).map(|i| ALPHA[i] * (-(0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum::<f64>()).exp()).sum::<f64>()
-}
 
 fn history(n: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
     let xs: Vec<Vec<f64>> = (0..n as u64).map(|i| sobol_point(i, D, 3)).collect();

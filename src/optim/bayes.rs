@@ -320,11 +320,12 @@ impl Bayes {
             let t = OutputTransform::fit(cs);
             let zs: Vec<f64> = cs.iter().map(|&v| t.forward(v)).collect();
             let warm = self.state.constraint_hyper.get(c).cloned();
-            let gp = if xs.len() <= FIT_SUBSET || warm.is_none() {
-                let opts = FitOptions { warm, restarts: 0, max_iters: 40, fit_subset: None, seed: self.seed };
-                Gp::fit(&self.kinds, &xs, &zs, &opts)?
-            } else {
-                Gp::with_hyper(&self.kinds, &xs, &zs, warm.expect("checked"))?
+            let gp = match warm {
+                Some(h) if xs.len() > FIT_SUBSET => Gp::with_hyper(&self.kinds, &xs, &zs, h)?,
+                warm => {
+                    let opts = FitOptions { warm, restarts: 0, max_iters: 40, fit_subset: None, seed: self.seed };
+                    Gp::fit(&self.kinds, &xs, &zs, &opts)?
+                }
             };
             if self.state.constraint_hyper.len() <= c {
                 self.state.constraint_hyper.resize(c + 1, gp.hyper().clone());

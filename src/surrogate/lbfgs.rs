@@ -19,9 +19,12 @@ pub struct Minimum {
     pub evaluations: usize,
 }
 
+/// The last point evaluated, its cost and its gradient.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
+
 struct Problem<'a, F> {
     f: &'a F,
-    cache: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    cache: RefCell<Option<Evaluated>>,
     best: RefCell<Option<(Vec<f64>, f64)>>,
     evaluations: RefCell<usize>,
 }

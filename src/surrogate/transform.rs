@@ -77,7 +77,7 @@ fn yeo_johnson_inverse(z: f64, l: f64) -> f64 {
 fn yj_loglik(y: &[f64], l: f64) -> f64 {
     let z: Vec<f64> = y.iter().map(|&v| yeo_johnson(v, l)).collect();
     let (_, s) = mean_std(&z);
-    if !(s > 0.0) || !s.is_finite() {
+    if s.is_nan() || s <= 0.0 || !s.is_finite() {
         return f64::NEG_INFINITY;
     }
     let n = y.len() as f64;

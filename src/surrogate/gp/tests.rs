@@ -47,8 +47,7 @@ fn likelihood_gradient_matches_finite_differences() {
         })
         .collect();
     let ys: Vec<f64> = xs.iter().map(|x| x[0] * x[0] - x[1] + if x[2] > 0.5 { 0.3 } else { 0.0 }).collect();
-    let refs: Vec<&Vec<f64>> = xs.iter().map(|x| x).collect();
-    let tx: Vec<Vec<f64>> = refs.iter().map(|x| transform(&kinds, x, false)).collect();
+    let tx: Vec<Vec<f64>> = xs.iter().map(|x| transform(&kinds, x, false)).collect();
     let trefs: Vec<&Vec<f64>> = tx.iter().collect();
     let data = FitData::new(&kinds, &trefs, &ys);
     let theta = vec![-0.5, 0.2, 0.1, 0.3, -5.0];
