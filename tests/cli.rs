@@ -443,3 +443,50 @@ fn every_bad_optimizer_option_is_reported_at_its_path() {
         assert_eq!(paths, expected, "{optimizer}");
     }
 }
+
+fn telemetry(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/telemetry").join(file)
+}
+
+#[test]
+fn forecast_prints_json_and_plots_a_recorded_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        knobs()
+            .args(["forecast", "--kind", "count", "--period", "1d", "--horizon", "2h", "--json", "--out"])
+            .arg(dir.path())
+            .arg(telemetry("elb_request_count_8c0756.csv")),
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let f = &v[0];
+    assert_eq!(f["step_s"], 300);
+    assert_eq!(f["periods"][0], 288);
+    assert_eq!(f["timestamps"].as_array().unwrap().len(), 24, "2 h of 5-minute steps");
+    let (p, lo, hi) = (&f["point"], &f["lower"], &f["upper"]);
+    for i in 0..24 {
+        let (p, lo, hi) = (p[i].as_f64().unwrap(), lo[i].as_f64().unwrap(), hi[i].as_f64().unwrap());
+        assert!(0.0 <= lo && lo <= p && p <= hi, "step {i}: {lo} {p} {hi}");
+    }
+    assert!(dir.path().join("forecast-elb_request_count_8c0756.svg").exists());
+}
+
+#[test]
+fn forecast_backtest_reports_every_model_and_bad_input_is_clear() {
+    let out = run_ok(
+        knobs().args(["forecast", "backtest", "--period", "1d", "--json"]).arg(telemetry("art_daily_small_noise.csv")),
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let models: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["mstl-ets(288)", "seasonal-naive(288)"]);
+    assert!(v[0]["mase"].as_f64().unwrap() < v[1]["mase"].as_f64().unwrap(), "{v}");
+    let bad = knobs()
+        .args(["forecast", "--horizon", "3 parsecs"])
+        .arg(telemetry("art_daily_small_noise.csv"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+    let missing = knobs().args(["forecast", "no-such-file.csv"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.csv"));
+}

@@ -14,6 +14,7 @@ use crate::spec::Spec;
 use crate::storage::{self, Storage};
 use crate::study::{RunOptions, StopReason, Study};
 
+pub mod forecast;
 pub mod stdio;
 
 const EXIT_CODES: &str = "\
@@ -85,6 +86,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Forecast a recorded series (`knobs forecast series.csv --horizon 1d`), or backtest the models
+    /// (`knobs forecast backtest a.csv b.csv`).
+    ///
+    /// Models: MSTL decomposition with an AutoETS trend (augurs), and the seasonal naive baseline.
+    /// Seasonal periods are detected by a periodogram unless `--period` is given. The forecast is
+    /// printed as a table (or `--json`) and plotted to knobs-out/forecast-<series>.svg.
+    #[command(after_help = EXIT_CODES)]
+    Forecast(forecast::ForecastCmd),
     /// List the studies in a storage file with their trial counts.
     Studies {
         #[command(flatten)]
@@ -127,14 +136,14 @@ struct PlotArgs {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Plots {
+pub enum Plots {
     Svg,
     Png,
     None,
 }
 
 impl Plots {
-    fn format(self) -> Option<PlotFormat> {
+    pub fn format(self) -> Option<PlotFormat> {
         match self {
             Plots::Svg => Some(PlotFormat::Svg),
             Plots::Png => Some(PlotFormat::Png),
@@ -216,6 +225,10 @@ pub fn main() -> i32 {
         Command::Recommend { study, store, top, out, plots, json } => {
             recommend_cmd(&study, store, top, out.as_deref(), plots.plots, json)
         }
+        Command::Forecast(f) => match f.backtest {
+            Some(forecast::ForecastSub::Backtest(b)) => forecast::backtest_cmd(b),
+            None => forecast::forecast_cmd(f.args),
+        },
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
         Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),

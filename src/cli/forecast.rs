@@ -1,0 +1,308 @@
+//! `knobs forecast`: forecast a recorded series, and backtest the models.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::Plots;
+use crate::error::{Error, Result};
+use crate::forecast::{Backtest, Forecaster, MstlEts, SeasonalNaive, backtest, detect_periods};
+use crate::report;
+use crate::telemetry::{SeriesKind, TelemetryConfig, format_time, load};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ForecastCmd {
+    #[command(subcommand)]
+    pub backtest: Option<ForecastSub>,
+    #[command(flatten)]
+    pub args: ForecastArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ForecastSub {
+    /// Rolling-origin backtests of every model on each series: MASE (below 1 beats the seasonal
+    /// naive forecast), sMAPE and interval coverage.
+    Backtest(BacktestArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// MSTL decomposition + AutoETS trend (augurs)
+    MstlEts,
+    /// the value one season ago
+    SeasonalNaive,
+}
+
+#[derive(Args, Debug)]
+pub struct SeriesArgs {
+    /// Series kind: `count` (events per step: resampling sums) or `gauge` (a level: resampling averages).
+    #[arg(long, value_enum, default_value_t = Kind::Gauge)]
+    pub kind: Kind,
+    /// Resample to this step (e.g. 5m, 1h; default: the series' median step).
+    #[arg(long, value_parser = parse_duration)]
+    pub step: Option<i64>,
+    /// Seasonal period (e.g. 1d; default: detected by a periodogram).
+    #[arg(long, value_parser = parse_duration)]
+    pub period: Option<i64>,
+    /// Nominal coverage of the prediction intervals.
+    #[arg(long, default_value_t = 0.8)]
+    pub level: f64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Count,
+    Gauge,
+}
+
+#[derive(Args, Debug)]
+pub struct ForecastArgs {
+    /// The recorded series: CSV (timestamp,value or wide), JSON lines, or Prometheus range-query JSON.
+    #[arg(required = true)]
+    pub series: Option<PathBuf>,
+    /// How far ahead (e.g. 1d, 6h, 90m).
+    #[arg(long, value_parser = parse_duration, default_value = "1d")]
+    pub horizon: i64,
+    #[arg(long, value_enum, default_value_t = Model::MstlEts)]
+    pub model: Model,
+    #[command(flatten)]
+    pub common: SeriesArgs,
+    /// Directory for forecast.svg (or .png).
+    #[arg(long, default_value = "knobs-out")]
+    pub out: PathBuf,
+    /// Plot format; `none` writes no plot.
+    #[arg(long, value_enum, default_value_t = Plots::Svg)]
+    pub plots: Plots,
+    /// JSON on stdout: timestamps, point forecast, lower and upper bounds.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    /// One or more recorded series.
+    #[arg(required = true)]
+    pub series: Vec<PathBuf>,
+    /// Length of each held-out window (e.g. 1d).
+    #[arg(long, value_parser = parse_duration, default_value = "1d")]
+    pub horizon: i64,
+    /// Number of consecutive held-out windows at the end of each series.
+    #[arg(long, default_value_t = 3)]
+    pub folds: usize,
+    #[command(flatten)]
+    pub common: SeriesArgs,
+    /// JSON on stdout, one object per series and model.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `90s`, `5m`, `6h`, `1d`, `2w` (or plain seconds) → seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<i64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a duration; write e.g. 30m, 6h, 1d"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        "w" => 7.0 * 86400.0,
+        u => return Err(format!("unknown unit `{u}` in `{text}`; valid: s, m, h, d, w")),
+    };
+    let secs = (n * mult).round();
+    if secs.is_finite() && secs >= 1.0 { Ok(secs as i64) } else { Err(format!("`{text}` must be at least one second")) }
+}
+
+/// One resampled series: its name, step and points.
+struct Loaded {
+    name: String,
+    step: i64,
+    points: Vec<(i64, f64)>,
+}
+
+fn read(path: &Path, a: &SeriesArgs) -> Result<Vec<Loaded>> {
+    let config = TelemetryConfig {
+        default_kind: if a.kind == Kind::Count { SeriesKind::Count } else { SeriesKind::Gauge },
+        step: a.step,
+        ..Default::default()
+    };
+    let loaded = load(path, &config)?;
+    let step = |s: &crate::telemetry::Series| {
+        loaded
+            .report
+            .series
+            .iter()
+            .find(|r| r.name == s.name)
+            .map(|r| r.step)
+            .or_else(|| crate::telemetry::infer_step(&s.points))
+    };
+    loaded
+        .series
+        .iter()
+        .map(|s| {
+            let step = step(s)
+                .ok_or_else(|| Error::Config(format!("{}: cannot tell the step of `{}`", path.display(), s.name)))?;
+            Ok(Loaded { name: s.name.clone(), step, points: s.points.clone() })
+        })
+        .collect()
+}
+
+fn period_steps(a: &SeriesArgs, step: i64, y: &[f64]) -> Vec<usize> {
+    match a.period {
+        Some(p) => vec![((p as f64 / step as f64).round() as usize).max(1)],
+        None => detect_periods(y),
+    }
+}
+
+fn check_level(level: f64) -> Result<()> {
+    if level > 0.0 && level < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("--level must be between 0 and 1, not {level}")))
+    }
+}
+
+pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
+    check_level(a.common.level)?;
+    let path = a.series.clone().expect("required by clap");
+    let mut out = Vec::new();
+    for s in read(&path, &a.common)? {
+        let y: Vec<f64> = s.points.iter().map(|p| p.1).collect();
+        let periods = period_steps(&a.common, s.step, &y);
+        let horizon = ((a.horizon as f64 / s.step as f64).ceil() as usize).max(1);
+        let model: Box<dyn Forecaster> = match a.model {
+            Model::MstlEts => Box::new(MstlEts { periods: periods.clone() }),
+            Model::SeasonalNaive => Box::new(SeasonalNaive { period: periods.first().copied().unwrap_or(1) }),
+        };
+        let mut f = model.forecast(&y, horizon, a.common.level)?;
+        if a.common.kind == Kind::Count {
+            // Counts are never negative: clip the forecast and its interval at 0.
+            for v in f.point.iter_mut().chain(f.lower.iter_mut()).chain(f.upper.iter_mut()) {
+                *v = v.max(0.0);
+            }
+        }
+        let last = s.points.last().map_or(0, |p| p.0);
+        let times: Vec<i64> = (1..=horizon as i64).map(|h| last + h * s.step).collect();
+        let mut plot = None;
+        if let Some(format) = a.plots.format() {
+            std::fs::create_dir_all(&a.out).map_err(|e| Error::io(a.out.display().to_string(), e))?;
+            let file = a.out.join(format!("forecast-{}.{}", sanitize(&s.name), format.extension()));
+            let keep = (3 * horizon).min(s.points.len());
+            let rows: Vec<(i64, f64, f64, f64)> =
+                (0..horizon).map(|i| (times[i], f.point[i], f.lower[i], f.upper[i])).collect();
+            let title = format!("{}: {} forecast, {:.0}% interval", s.name, model.name(), 100.0 * f.level);
+            report::forecast_plot(&file, &title, &s.points[s.points.len() - keep..], &rows)?;
+            plot = Some(file);
+        }
+        out.push((s, model.name(), periods, times, f, plot));
+    }
+    if a.json {
+        let v: Vec<serde_json::Value> = out
+            .iter()
+            .map(|(s, model, periods, times, f, plot)| {
+                serde_json::json!({
+                    "series": s.name, "model": model, "step_s": s.step, "periods": periods, "level": f.level,
+                    "timestamps": times.iter().map(|t| format_time(*t)).collect::<Vec<_>>(),
+                    "point": f.point, "lower": f.lower, "upper": f.upper,
+                    "plot": plot.as_ref().map(|p| p.display().to_string()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for (s, model, periods, times, f, plot) in &out {
+        let peak = f.upper.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        println!(
+            "{}: {} points every {} s; {model}, seasonal periods {:?} steps; {} steps ahead, {:.0}% intervals",
+            s.name,
+            s.points.len(),
+            s.step,
+            periods,
+            times.len(),
+            100.0 * f.level
+        );
+        println!("peak of the upper bound: {}", crate::study::fmt_num(peak));
+        println!("{:<20}  {:>12}  {:>12}  {:>12}", "timestamp", "forecast", "lower", "upper");
+        for i in 0..times.len() {
+            println!("{:<20}  {:>12.4}  {:>12.4}  {:>12.4}", format_time(times[i]), f.point[i], f.lower[i], f.upper[i]);
+        }
+        if let Some(p) = plot {
+            println!("plot: {}", p.display());
+        }
+    }
+    Ok(0)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+pub fn backtest_cmd(a: BacktestArgs) -> Result<i32> {
+    check_level(a.common.level)?;
+    let mut rows: Vec<(String, Backtest)> = Vec::new();
+    for path in &a.series {
+        for s in read(path, &a.common)? {
+            let y: Vec<f64> = s.points.iter().map(|p| p.1).collect();
+            let periods = period_steps(&a.common, s.step, &y);
+            let m = periods.first().copied().unwrap_or(1);
+            let horizon = ((a.horizon as f64 / s.step as f64).ceil() as usize).max(1);
+            let mstl = MstlEts { periods: periods.clone() };
+            let naive = SeasonalNaive { period: m };
+            let models: [&dyn Forecaster; 2] = [&mstl, &naive];
+            for b in backtest(&y, &models, horizon, a.folds, a.common.level, m)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            {
+                rows.push((s.name.clone(), b));
+            }
+        }
+    }
+    if a.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, b)| {
+                let mut o = serde_json::to_value(b).unwrap_or_default();
+                o["series"] = serde_json::json!(name);
+                o
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("{:<36}  {:<22}  {:>6}  {:>7}  {:>9}  {:>8}", "series", "model", "MASE", "sMAPE%", "coverage", "seconds");
+    for (name, b) in &rows {
+        println!(
+            "{:<36}  {:<22}  {:>6.3}  {:>7.2}  {:>8.1}%  {:>8.3}",
+            name,
+            b.model,
+            b.mase,
+            b.smape,
+            100.0 * b.coverage,
+            b.seconds
+        );
+    }
+    println!(
+        "MASE below 1 beats the seasonal naive forecast's in-sample error; coverage is the share of held-out points \
+         inside the {:.0}% intervals",
+        100.0 * a.common.level
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1d"), Ok(86400));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration("300"), Ok(300));
+        assert_eq!(parse_duration("1.5h"), Ok(5400));
+        assert!(parse_duration("3 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}
