@@ -8,7 +8,12 @@
 //! | budget unknown (open-ended, e.g. cron adding trials) | `bayes` for 200 trials, then as for a large budget |
 //! | larger budget, mostly (> half) categorical parameters | `bayes` for 100 trials, then `genetic` |
 //! | larger budget, otherwise | `bayes` for `clamp(10·d, 50, 150)` trials, then `cmaes` from the best point found, with a step size of 0.15 |
-//! | larger budget, all parameters continuous | as above, and the last 5% of the budget go to `gradient` (L-BFGS refinement from the best point) |
+//! | larger budget, all parameters continuous | as above, and the last 5% of the budget go to `gradient` (L-BFGS refinement from the best point; SPSA instead when the objective is noisy) |
+//!
+//! Noise is measured, not guessed: before the refinement, a GP is fitted to
+//! the latest 200 trials; when its fitted noise variance exceeds 5% of the
+//! (standardized) output variance, finite differences would chase the
+//! noise, so the refinement uses SPSA.
 //!
 //! Why: a GP model is the most sample-efficient of the methods when every
 //! evaluation counts, but its cost grows with the cube of the history, so
@@ -116,6 +121,10 @@ struct State {
     tickets: BTreeMap<u64, (usize, u64)>,
     /// Every observation, kept while another phase may follow.
     history: Vec<Told>,
+    /// Options chosen at the switch into the current phase (e.g. SPSA for
+    /// a noisy refinement), on top of the plan's.
+    #[serde(default)]
+    chosen: serde_json::Map<String, serde_json::Value>,
     inner: Snapshot,
 }
 
@@ -126,14 +135,43 @@ pub struct Auto {
     state: State,
 }
 
-fn build_phase(problem: &Problem, phases: &[Phase], k: usize, used: u64) -> Result<Box<dyn Optimizer>> {
+/// Share of the standardized output variance above which the objective
+/// counts as noisy.
+const NOISY: f64 = 0.05;
+
+/// Is the objective noisy? The noise variance of a GP fitted to the latest
+/// (at most 200) successful trials, relative to the output variance.
+fn noisy(dims: &[Dim], history: &[Told]) -> bool {
+    let recent: Vec<&Told> = history.iter().rev().filter(|t| t.value.is_some()).take(200).collect();
+    if recent.len() < 10 {
+        return false;
+    }
+    let values: Vec<f64> = recent.iter().filter_map(|t| t.value).collect();
+    let transform = crate::surrogate::OutputTransform::fit(&values);
+    let xs: Vec<Vec<f64>> = recent.iter().map(|t| t.x.clone()).collect();
+    let ys: Vec<f64> = values.iter().map(|&v| transform.forward(v)).collect();
+    let kinds = super::bayes::kinds_of(dims);
+    crate::surrogate::Gp::fit(&kinds, &xs, &ys, &crate::surrogate::FitOptions::default())
+        .map(|gp| gp.hyper().noise_var() > NOISY)
+        .unwrap_or(false)
+}
+
+fn build_phase(
+    problem: &Problem,
+    phases: &[Phase],
+    k: usize,
+    used: u64,
+    chosen: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Box<dyn Optimizer>> {
     let mut p = problem.clone();
     p.seed = problem.seed.wrapping_add(k as u64 * 0x51ED);
     p.budget = match phases[k].trials {
         Some(t) => Some(t),
         None => problem.budget.map(|b| b.saturating_sub(used).max(1)),
     };
-    let spec = registry::OptimizerSpec { name: phases[k].optimizer.clone(), options: phases[k].options.clone() };
+    let mut options = phases[k].options.clone();
+    options.extend(chosen.clone());
+    let spec = registry::OptimizerSpec { name: phases[k].optimizer.clone(), options };
     registry::build(&spec, &p)
 }
 
@@ -150,13 +188,14 @@ impl Auto {
         }
         check.finish()?;
         let phases = plan(problem, &config);
-        let inner = build_phase(problem, &phases, 0, 0)?;
+        let inner = build_phase(problem, &phases, 0, 0, &Default::default())?;
         let state = State {
             phase: 0,
             asked_in_phase: 0,
             next_ticket: 0,
             tickets: BTreeMap::new(),
             history: Vec::new(),
+            chosen: Default::default(),
             inner: inner.snapshot()?,
         };
         Ok(Auto { problem: problem.clone(), phases, inner, state })
@@ -167,13 +206,23 @@ impl Auto {
         (&self.phases, self.state.phase)
     }
 
+    /// Options chosen at the switch into the current phase.
+    pub fn chosen(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.state.chosen
+    }
+
     fn used(&self) -> u64 {
         self.state.history.len() as u64
     }
 
     fn switch(&mut self) -> Result<()> {
         let k = self.state.phase + 1;
-        self.inner = build_phase(&self.problem, &self.phases, k, self.used().max(self.state.next_ticket))?;
+        let mut chosen = serde_json::Map::new();
+        if self.phases[k].optimizer == "gradient" && noisy(&self.problem.dims, &self.state.history) {
+            chosen.insert("method".into(), serde_json::json!("spsa"));
+        }
+        self.inner = build_phase(&self.problem, &self.phases, k, self.used().max(self.state.next_ticket), &chosen)?;
+        self.state.chosen = chosen;
         let told: Vec<Observed> = self
             .state
             .history
@@ -263,7 +312,7 @@ impl Optimizer for Auto {
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
         let state: State = restore_from(NAME, VERSION, snapshot)?;
-        let mut inner = build_phase(&self.problem, &self.phases, state.phase, 0)?;
+        let mut inner = build_phase(&self.problem, &self.phases, state.phase, 0, &state.chosen)?;
         inner.restore(&state.inner)?;
         self.inner = inner;
         self.state = state;
@@ -336,5 +385,43 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(err.contains("optimizer.model_trials") && err.contains("optimizer.refine_share"), "{err}");
+    }
+
+    #[test]
+    fn a_noisy_objective_is_refined_by_spsa_and_a_smooth_one_by_lbfgs() {
+        for (noise, method) in [(0.0, None), (0.5, Some("spsa"))] {
+            let cfg = AutoConfig { model_trials: Some(15), refine_share: Some(0.2) };
+            let mut opt = Auto::new(&problem(vec![Dim::Continuous; 2], Some(120)), cfg).unwrap();
+            let mut k = 0u64;
+            while opt.phases().1 < 2 {
+                let cands = opt.ask(4).unwrap();
+                let obs: Vec<Observed> = cands
+                    .iter()
+                    .map(|c| {
+                        k += 1;
+                        let jitter = noise * (((k as f64) * 12.9898).sin() * 43758.5453).fract();
+                        Observed::ok(
+                            Some(c.ticket),
+                            c.x.clone(),
+                            (c.x[0] - 0.3).powi(2) + (c.x[1] - 0.6).powi(2) + jitter,
+                        )
+                    })
+                    .collect();
+                opt.tell(&obs).unwrap();
+                assert!(k < 200, "never reached the refinement");
+            }
+            assert_eq!(opt.phases().0[2].optimizer, "gradient");
+            assert_eq!(opt.chosen().get("method").and_then(|m| m.as_str()), method, "noise {noise}");
+            // The choice survives a snapshot.
+            let snap = opt.snapshot().unwrap();
+            let mut again = Auto::new(
+                &problem(vec![Dim::Continuous; 2], Some(120)),
+                AutoConfig { model_trials: Some(15), refine_share: Some(0.2) },
+            )
+            .unwrap();
+            again.restore(&snap).unwrap();
+            assert_eq!(again.chosen(), opt.chosen());
+            assert_eq!(again.ask(3).unwrap(), opt.ask(3).unwrap());
+        }
     }
 }
