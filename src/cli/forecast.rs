@@ -226,8 +226,8 @@ pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
         );
         println!("peak of the upper bound: {}", crate::study::fmt_num(peak));
         println!("{:<20}  {:>12}  {:>12}  {:>12}", "timestamp", "forecast", "lower", "upper");
-        for i in 0..times.len() {
-            println!("{:<20}  {:>12.4}  {:>12.4}  {:>12.4}", format_time(times[i]), f.point[i], f.lower[i], f.upper[i]);
+        for (i, t) in times.iter().enumerate() {
+            println!("{:<20}  {:>12.4}  {:>12.4}  {:>12.4}", format_time(*t), f.point[i], f.lower[i], f.upper[i]);
         }
         if let Some(p) = plot {
             println!("plot: {}", p.display());
