@@ -169,19 +169,49 @@ impl Forecaster for MstlEts {
         let name = self.name();
         check(&name, y, horizon, level, 10)?;
         let periods: Vec<usize> = self.periods_for(y).into_iter().filter(|p| 2 * p <= y.len()).collect();
-        let trend = augurs::ets::trend::AutoETSTrendModel::from(augurs::ets::AutoETS::non_seasonal());
-        let model = augurs::mstl::MSTLModel::new(periods, trend);
-        let fitted = model.fit(y).map_err(|e| err(&name, format!("fit failed: {e}")))?;
-        let f = fitted.predict(horizon, level).map_err(|e| err(&name, format!("forecast failed: {e}")))?;
-        let (lower, upper) = match f.intervals {
-            Some(i) => (i.lower, i.upper),
-            None => return Err(err(&name, "the model gave no prediction intervals")),
-        };
-        if f.point.iter().chain(&lower).chain(&upper).any(|v| !v.is_finite()) {
-            return Err(err(&name, "the model produced non-finite values"));
+        let mut f = mstl_ets(&name, y, &periods, horizon, level)?;
+        // Calibrate the intervals on the most recent `horizon` points of the
+        // training data: forecast them from what precedes them, and scale
+        // every half-width so that a `level` share of those errors would
+        // have fallen inside (bounded to 0.2x..5x). The ETS intervals alone
+        // ignore seasonal uncertainty and grow with the horizon as a random
+        // walk's do; the backtests in benches/RESULTS.md show both effects.
+        let longest = periods.iter().copied().max().unwrap_or(1);
+        if y.len() >= 2 * horizon + 2 * longest + 10 {
+            let cut = y.len() - horizon;
+            let held = mstl_ets(&name, &y[..cut], &periods, horizon, level)?;
+            let mut ratios: Vec<f64> = (0..horizon)
+                .map(|i| {
+                    let e = y[cut + i] - held.point[i];
+                    let half = if e >= 0.0 { held.upper[i] - held.point[i] } else { held.point[i] - held.lower[i] };
+                    e.abs() / half.max(1e-12)
+                })
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            let k = ((level * horizon as f64).ceil() as usize).clamp(1, horizon) - 1;
+            let factor = ratios[k].clamp(0.2, 5.0);
+            for i in 0..horizon {
+                f.lower[i] = f.point[i] - (f.point[i] - f.lower[i]) * factor;
+                f.upper[i] = f.point[i] + (f.upper[i] - f.point[i]) * factor;
+            }
         }
-        Ok(Forecast { point: f.point, lower, upper, level })
+        Ok(f)
     }
+}
+
+fn mstl_ets(name: &str, y: &[f64], periods: &[usize], horizon: usize, level: f64) -> Result<Forecast> {
+    let trend = augurs::ets::trend::AutoETSTrendModel::from(augurs::ets::AutoETS::non_seasonal());
+    let model = augurs::mstl::MSTLModel::new(periods.to_vec(), trend);
+    let fitted = model.fit(y).map_err(|e| err(name, format!("fit failed: {e}")))?;
+    let f = fitted.predict(horizon, level).map_err(|e| err(name, format!("forecast failed: {e}")))?;
+    let (lower, upper) = match f.intervals {
+        Some(i) => (i.lower, i.upper),
+        None => return Err(err(name, "the model gave no prediction intervals")),
+    };
+    if f.point.iter().chain(&lower).chain(&upper).any(|v| !v.is_finite()) {
+        return Err(err(name, "the model produced non-finite values"));
+    }
+    Ok(Forecast { point: f.point, lower, upper, level })
 }
 
 /// Accuracy of one model over a rolling-origin backtest.
