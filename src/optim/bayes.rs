@@ -263,7 +263,8 @@ impl Bayes {
             Gp::with_hyper(&self.kinds, &xs, &ys, self.state.hyper.clone().expect("checked above"))?
         };
         let constraint = self.constraint_model(&idx)?;
-        let incumbent = feasible.iter().map(|&k| gp.predict(&xs[k]).0).fold(f64::INFINITY, f64::min);
+        let means = gp.train_means();
+        let incumbent = feasible.iter().map(|&k| means[k]).fold(f64::INFINITY, f64::min);
         let worst_z = ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         Ok(Some(Model {
             gp,

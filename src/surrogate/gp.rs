@@ -290,6 +290,14 @@ impl Gp {
     pub fn jitter(&self) -> f64 {
         self.jitter
     }
+
+    /// Posterior means at the training points, in O(n): from
+    /// `(K_f + s²I)α = y - m` follows `m + K_f α = y - s²α`, with `s²` the
+    /// noise variance plus the jitter.
+    pub fn train_means(&self) -> Vec<f64> {
+        let s2 = self.hyper.noise_var() + self.jitter;
+        self.y.iter().zip(self.alpha.iter()).map(|(y, a)| y - s2 * a).collect()
+    }
     pub fn kinds(&self) -> &[InputKind] {
         &self.kinds
     }

@@ -22,6 +22,16 @@ fn interpolates_training_points_without_noise() {
 }
 
 #[test]
+fn training_means_match_predictions() {
+    let xs: Vec<Vec<f64>> = (0..9).map(|i| vec![(i as f64 * 0.37).fract(), (i as f64 * 0.71).fract()]).collect();
+    let ys: Vec<f64> = xs.iter().map(|x| x[0] - x[1] * x[1]).collect();
+    let gp = Gp::with_hyper(&[C, C], &xs, &ys, hyper(2, 0.3, 1.0, 0.05)).unwrap();
+    for (x, m) in xs.iter().zip(gp.train_means()) {
+        assert!((gp.predict(x).0 - m).abs() < 1e-9, "{} vs {m}", gp.predict(x).0);
+    }
+}
+
+#[test]
 fn marginal_likelihood_matches_closed_form() {
     // Two points, y = (1, -1): by symmetry the GLS mean is 0, and
     // yᵀK⁻¹y = 2 / (s - k), |K| = s² - k² with s = σ_f² + σ_n².
