@@ -20,19 +20,19 @@ use std::collections::VecDeque;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
+use super::bounds;
 use super::rng::Rng;
 use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, clamp_unit, restore_from, snapshot_of,
 };
 use crate::error::{Error, Result};
+use crate::stats::{median, normal_quantile};
 
 const NAME: &str = "cmaes";
 const VERSION: u32 = 1;
 /// RNG streams: restarts (means, regime draws) and each generation's samples.
 const STREAM_MAIN: u64 = 0x00C3_A5E5;
 const STREAM_GENERATION: u64 = 0x00C3_A5E6;
-/// Width of the quadratic zone of the boundary transform (unit-cube units).
-const BOUND_MARGIN: f64 = 0.05;
 /// Longest fitness history a run keeps (for the stagnation test); bounds the
 /// snapshot size of very long runs.
 const HISTORY_CAP: usize = 1000;
@@ -238,7 +238,7 @@ struct Run {
     max_evals: Option<u64>,
     evals: u64,
     generation: u64,
-    /// Mean, in genotype space (see [`to_unit`]).
+    /// Mean, in genotype space (see [`bounds::to_unit`]).
     mean: Vec<f64>,
     sigma: f64,
     sigma0: f64,
@@ -474,8 +474,8 @@ impl CmaEs {
     fn first_run(&mut self) {
         let n = self.n();
         let mean: Vec<f64> = match &self.state.foreign {
-            Some((x, _)) => x.iter().map(|&u| from_unit(u)).collect(),
-            None => (0..n).map(|_| from_unit(self.state.rng.uniform())).collect(),
+            Some((x, _)) => x.iter().map(|&u| bounds::from_unit(u)).collect(),
+            None => (0..n).map(|_| bounds::from_unit(self.state.rng.uniform())).collect(),
         };
         let lambda = self.state.default_lambda;
         let sigma = self.state.sigma0;
@@ -497,7 +497,8 @@ impl CmaEs {
                 let row = &run.basis[i * n..(i + 1) * n];
                 *yi = row.iter().zip(&run.axes).zip(&z).map(|((b, d), z)| b * d * z).sum();
             }
-            let x: Vec<f64> = (0..n).map(|i| to_unit(run.mean[i] + run.sigma * run.current.scale[i] * y[i])).collect();
+            let x: Vec<f64> =
+                (0..n).map(|i| bounds::to_unit(run.mean[i] + run.sigma * run.current.scale[i] * y[i]).0).collect();
             cache.samples.push(Sample { z, y, x });
         }
     }
@@ -641,9 +642,8 @@ impl CmaEs {
         }
         // Shifting by whole periods of the transform changes no sample and
         // keeps the mean's numbers small.
-        let period = 2.0 * (1.0 + 2.0 * BOUND_MARGIN);
         for m in run.mean.iter_mut() {
-            *m = (*m + BOUND_MARGIN).rem_euclid(period) - BOUND_MARGIN;
+            *m = bounds::wrap(*m);
         }
 
         // Flat fitness: the best and the k-th are indistinguishable.
@@ -819,7 +819,7 @@ impl CmaEs {
             s.bipop.doublings = (s.bipop.doublings + 1).min(MAX_DOUBLINGS);
             (lambda_def << s.bipop.doublings, s.sigma0, Regime::Large, None)
         };
-        let mean: Vec<f64> = (0..n).map(|_| from_unit(s.rng.uniform())).collect();
+        let mean: Vec<f64> = (0..n).map(|_| bounds::from_unit(s.rng.uniform())).collect();
         self.start_run(mean, lambda, sigma, regime, max_evals);
     }
 }
@@ -970,7 +970,7 @@ fn termination(n: usize, p: &Params, run: &Run, current: &[f64], incumbent: Opti
         let third = ((len as f64) * 0.3).ceil() as usize;
         let stalled = |h: &VecDeque<f64>| {
             let recent: Vec<f64> = h.iter().rev().take(len).cloned().collect();
-            median(&recent[..third]) >= median(&recent[len - third..])
+            median(&mut recent[..third].to_vec()) >= median(&mut recent[len - third..].to_vec())
         };
         if stalled(&run.best_history) && stalled(&run.median_history) {
             return Some(Stop { reason: "stagnation", coarse: false });
@@ -1010,91 +1010,6 @@ fn push_capped<T>(h: &mut VecDeque<T>, v: T, cap: usize) {
     h.push_back(v);
     while h.len() > cap {
         h.pop_front();
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let k = s.len() / 2;
-    if s.len() % 2 == 1 { s[k] } else { 0.5 * (s[k - 1] + s[k]) }
-}
-
-/// Genotype → unit cube (pycma's BoundTransform): mirror periodically into
-/// [-a, 1+a], then bend the outer zones of width 2a quadratically onto
-/// [0, a] and [1-a, 1]. Smooth, onto, identity on [a, 1-a]: every sample is
-/// feasible and optima on a face stay reachable, without the bias that
-/// clipping or resampling puts on the update.
-fn to_unit(g: f64) -> f64 {
-    if !g.is_finite() {
-        return 0.5;
-    }
-    let a = BOUND_MARGIN;
-    let len = 1.0 + 2.0 * a;
-    let mut u = (g + a).rem_euclid(2.0 * len);
-    if u > len {
-        u = 2.0 * len - u;
-    }
-    let v = u - a;
-    let x = if v < a {
-        (v + a) * (v + a) / (4.0 * a)
-    } else if v > 1.0 - a {
-        1.0 - (1.0 + a - v) * (1.0 + a - v) / (4.0 * a)
-    } else {
-        v
-    };
-    x.clamp(0.0, 1.0)
-}
-
-/// A genotype that [`to_unit`] maps to `x`.
-fn from_unit(x: f64) -> f64 {
-    let a = BOUND_MARGIN;
-    let x = if x.is_nan() { 0.5 } else { x.clamp(0.0, 1.0) };
-    if x < a {
-        -a + (4.0 * a * x).sqrt()
-    } else if x > 1.0 - a {
-        1.0 + a - (4.0 * a * (1.0 - x)).sqrt()
-    } else {
-        x
-    }
-}
-
-/// Quantile of the standard normal distribution (Acklam's rational
-/// approximation, relative error below 1.2e-9), for `p` in (0, 1).
-fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969683028665376e1,
-        2.209460984245205e2,
-        -2.759285104469687e2,
-        1.383_577_518_672_69e2,
-        -3.066479806614716e1,
-        2.506628277459239,
-    ];
-    const B: [f64; 5] =
-        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [
-        -7.784894002430293e-3,
-        -3.223964580411365e-1,
-        -2.400758277161838,
-        -2.549732539343734,
-        4.374664141464968,
-        2.938163982698783,
-    ];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
-    let p = p.clamp(1e-300, 1.0 - 1e-16);
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    if p < 0.02425 {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - 0.02425 {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     }
 }
 
@@ -1360,21 +1275,6 @@ mod tests {
             opt.tell(&told).unwrap();
         }
         assert!(best < -0.6 + 1e-4, "best {best}");
-    }
-
-    #[test]
-    fn transform_round_trips_and_stays_in_the_cube() {
-        for k in 0..=1000 {
-            let x = k as f64 / 1000.0;
-            assert!((to_unit(from_unit(x)) - x).abs() < 1e-12, "{x}");
-        }
-        for k in -5000..5000 {
-            let g = k as f64 * 0.0037;
-            assert!((0.0..=1.0).contains(&to_unit(g)));
-        }
-        assert!((normal_quantile(0.975) - 1.959964).abs() < 1e-5);
-        assert!((normal_quantile(0.999) - 3.090232).abs() < 1e-5);
-        assert!((normal_quantile(0.001) + 3.090232).abs() < 1e-5);
     }
 
     #[test]

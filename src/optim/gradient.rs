@@ -18,8 +18,8 @@
 //!
 //! **Bounds.** argmin's L-BFGS is unconstrained: it searches `z ∈ R^d`, and
 //! each coordinate maps into the cube through a smooth periodic transform
-//! (pycma's `BoundTransform`, as in `cmaes`): the identity on
-//! `[MARGIN, 1 - MARGIN]`, a quadratic in the margins that meets the face
+//! (`super::bounds`, pycma's `BoundTransform`, shared with `cmaes`): the identity on
+//! `[a, 1 - a]`, a quadratic in the margins that meets the face
 //! with zero slope, mirrored beyond. The objective stays C¹ in `z`, a
 //! minimum on a face is a smooth minimum in `z`, and any `z` a line search
 //! extrapolates to decodes into the cube. Gradients are taken in the cube
@@ -66,6 +66,7 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use serde::{Deserialize, Serialize};
 
+use super::bounds::{from_unit, to_unit};
 use super::rng::Rng;
 use super::sobol::sobol_point;
 use super::{
@@ -78,8 +79,6 @@ const VERSION: u32 = 1;
 /// RNG streams: the design's scramble seed and SPSA's perturbations.
 const STREAM_DESIGN: u64 = 0x06AD_1E47;
 const STREAM_SPSA: u64 = 0x06AD_1E48;
-/// Width of the quadratic zones of the boundary transform (cube units).
-const MARGIN: f64 = 0.05;
 /// Length of a start's first L-BFGS step in `z` (cube units).
 const FIRST_STEP: f64 = 0.1;
 /// Gradient tolerance of L-BFGS on the scaled problem: a run has converged
@@ -970,44 +969,6 @@ impl GradientFn for &Local<'_> {
     }
 }
 
-/// `z` → (cube coordinate, dx/dz): mirror periodically into [-a, 1+a], bend
-/// the outer zones of width 2a quadratically onto [0, a] and [1-a, 1].
-fn to_unit(z: f64) -> (f64, f64) {
-    let a = MARGIN;
-    if (a..=1.0 - a).contains(&z) {
-        return (z, 1.0);
-    }
-    let len = 1.0 + 2.0 * a;
-    let mut u = (z + a).rem_euclid(2.0 * len);
-    let mut sign = 1.0;
-    if u > len {
-        u = 2.0 * len - u;
-        sign = -1.0;
-    }
-    let v = u - a;
-    let (x, s) = if v < a {
-        ((v + a) * (v + a) / (4.0 * a), (v + a) / (2.0 * a))
-    } else if v > 1.0 - a {
-        (1.0 - (1.0 + a - v) * (1.0 + a - v) / (4.0 * a), (1.0 + a - v) / (2.0 * a))
-    } else {
-        (v, 1.0)
-    };
-    (x.clamp(0.0, 1.0), sign * s)
-}
-
-/// A `z` that [`to_unit`] maps to `x`.
-fn from_unit(x: f64) -> f64 {
-    let a = MARGIN;
-    let x = if x.is_nan() { 0.5 } else { x.clamp(0.0, 1.0) };
-    if x < a {
-        -a + (4.0 * a * x).sqrt()
-    } else if x > 1.0 - a {
-        1.0 + a - (4.0 * a * (1.0 - x)).sqrt()
-    } else {
-        x
-    }
-}
-
 impl Optimizer for Gradient {
     fn name(&self) -> &'static str {
         NAME
@@ -1105,25 +1066,6 @@ mod tests {
 
     fn known(cost: f64) -> Known {
         Known { cost, gradient: None, failed: false }
-    }
-
-    #[test]
-    fn transform_is_smooth_onto_the_cube_and_round_trips() {
-        for k in 0..=1000 {
-            let x = k as f64 / 1000.0;
-            assert!((to_unit(from_unit(x)).0 - x).abs() < 1e-12, "{x}");
-        }
-        for k in -3000..3000 {
-            let z = k as f64 * 0.00173;
-            let (x, slope) = to_unit(z);
-            assert!((0.0..=1.0).contains(&x));
-            let h = 1e-7;
-            let numeric = (to_unit(z + h).0 - to_unit(z - h).0) / (2.0 * h);
-            assert!((numeric - slope).abs() < 1e-5, "z {z}: slope {slope} vs {numeric}");
-        }
-        // A face is reached with zero slope: a minimum there is smooth in z.
-        assert_eq!(to_unit(-MARGIN), (0.0, 0.0));
-        assert_eq!(to_unit(1.0 + MARGIN).0, 1.0);
     }
 
     #[test]

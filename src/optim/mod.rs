@@ -14,12 +14,13 @@ use crate::error::{Error, Result};
 pub mod annealing;
 pub mod auto;
 pub mod bayes;
+pub(crate) mod bounds;
 pub mod cmaes;
 pub mod genetic;
 pub mod gradient;
 pub mod random;
 pub mod registry;
-pub mod rng;
+pub use crate::rng;
 pub mod sobol;
 pub mod swarm;
 

@@ -14,17 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
-
-/// Standard normal log density.
-pub fn log_phi(z: f64) -> f64 {
-    -0.5 * z * z - LN_SQRT_2PI
-}
-
-/// Standard normal CDF.
-pub fn cdf(z: f64) -> f64 {
-    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
-}
+use crate::stats::{normal_cdf as cdf, normal_log_pdf as log_phi};
 
 /// Mills' ratio R(t) = Φ(-t)/φ(t) for t >= 0 (finite for any t).
 fn mills(t: f64) -> f64 {

@@ -221,11 +221,11 @@ impl Gp {
             Some(w) if w.log_lengthscales.len() == d => vec![w.to_vec()],
             _ => vec![Hyper::initial(d).to_vec()],
         };
-        let mut noise = Normal(opts.seed ^ 0x6770_0000);
+        let mut rng = crate::rng::Rng::new(opts.seed, 0x6770);
         for _ in 0..opts.restarts {
             let mut s = Hyper::initial(d).to_vec();
             for v in s.iter_mut().take(d) {
-                *v += noise.next();
+                *v += rng.normal();
             }
             starts.push(s);
         }
@@ -404,25 +404,6 @@ impl Gp {
         let yv = DVector::from_vec(self.y.clone());
         self.alpha = self.chol.solve(&yv.add_scalar(-self.mean));
         Ok(())
-    }
-}
-
-/// Standard normal draws from a splitmix64 stream (Box-Muller): enough for
-/// the restart points of a fit, and deterministic in the seed.
-struct Normal(u64);
-
-impl Normal {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 }
 

@@ -2,6 +2,7 @@
 //! They are flagged, never removed: a spike may be the very event a tuner must see.
 
 use crate::error::{Error, Result};
+use crate::stats;
 
 /// 1 / Φ⁻¹(3/4): makes the MAD estimate a standard deviation under normal noise.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -76,12 +77,12 @@ pub fn find_outliers(points: &[(i64, f64)], step: i64, skip: &[bool], config: &O
         window.clear();
         let hi = (i + half + 1).min(points.len());
         window.extend((i.saturating_sub(half)..hi).filter(|&j| !skipped(j)).map(|j| points[j].1));
-        let median = median_of(&mut window);
+        let median = stats::median(&mut window);
         let mean_ad = window.iter().map(|v| (v - median).abs()).sum::<f64>() / window.len() as f64;
         for v in window.iter_mut() {
             *v = (*v - median).abs();
         }
-        let mad = median_of(&mut window);
+        let mad = stats::median(&mut window);
         let scale = if mad > 0.0 { MAD_TO_SIGMA * mad } else { MEAN_AD_TO_SIGMA * mean_ad };
         if scale <= 0.0 {
             continue;
@@ -94,28 +95,9 @@ pub fn find_outliers(points: &[(i64, f64)], step: i64, skip: &[bool], config: &O
     out
 }
 
-fn median_of(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    let mid = n / 2;
-    let (lower, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
-    let m = *m;
-    if n % 2 == 1 {
-        m
-    } else {
-        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (below + m) / 2.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median_of(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median_of(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-    }
 
     #[test]
     fn a_spike_on_a_flat_line_is_flagged() {
