@@ -12,6 +12,7 @@ use crate::optim::sobol::sobol_point;
 use crate::space::{Config, Space};
 use crate::study::fmt_num;
 use crate::surrogate::importance::main_effects;
+use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{FitOptions, Gp, OutputTransform};
 use crate::trial::{Trial, TrialState};
 
@@ -105,22 +106,9 @@ impl Model {
         if usable.len() < MODEL_MIN_TRIALS || dims.is_empty() {
             return None;
         }
-        let chosen: Vec<&(Vec<f64>, f64)> = if usable.len() <= MODEL_MAX_TRIALS {
-            usable
-        } else {
-            let mut order: Vec<usize> = (0..usable.len()).collect();
-            order.sort_by(|&a, &b| usable[a].1.total_cmp(&usable[b].1));
-            let mut keep = vec![false; usable.len()];
-            order.iter().take(MODEL_MAX_TRIALS / 2).for_each(|&i| keep[i] = true);
-            let mut left = MODEL_MAX_TRIALS - MODEL_MAX_TRIALS / 2;
-            for i in (0..usable.len()).rev() {
-                if left > 0 && !keep[i] {
-                    keep[i] = true;
-                    left -= 1;
-                }
-            }
-            (0..usable.len()).filter(|&i| keep[i]).map(|i| usable[i]).collect()
-        };
+        let values: Vec<f64> = usable.iter().map(|(_, v)| *v).collect();
+        let chosen: Vec<&(Vec<f64>, f64)> =
+            best_and_recent(&values, MODEL_MAX_TRIALS, MODEL_MAX_TRIALS / 2).into_iter().map(|i| usable[i]).collect();
         let xs: Vec<Vec<f64>> = chosen.iter().map(|(x, _)| x.clone()).collect();
         let transform = OutputTransform::fit(&chosen.iter().map(|(_, v)| *v).collect::<Vec<_>>());
         let ys: Vec<f64> = chosen.iter().map(|(_, v)| transform.forward(*v)).collect();

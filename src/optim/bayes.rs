@@ -46,6 +46,7 @@ use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of,
 };
 use crate::error::Result;
+use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{Acquisition, FitOptions, Gp, Hyper, InputKind, OutputTransform, acquisition, lbfgs};
 
 const NAME: &str = "bayes";
@@ -200,28 +201,7 @@ impl Bayes {
 
     /// Indices of the observations the GP is conditioned on.
     fn conditioning_set(&self, values: &[f64]) -> Vec<usize> {
-        let n = values.len();
-        if n <= self.config.max_points {
-            return (0..n).collect();
-        }
-        let keep_best = self.config.max_points / 3;
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-        let mut chosen = vec![false; n];
-        for &i in order.iter().take(keep_best) {
-            chosen[i] = true;
-        }
-        let mut left = self.config.max_points - keep_best;
-        for i in (0..n).rev() {
-            if left == 0 {
-                break;
-            }
-            if !chosen[i] {
-                chosen[i] = true;
-                left -= 1;
-            }
-        }
-        (0..n).filter(|&i| chosen[i]).collect()
+        best_and_recent(values, self.config.max_points, self.config.max_points / 3)
     }
 
     fn build_model(&mut self) -> Result<Option<Model>> {

@@ -7,6 +7,7 @@ pub mod acquisition;
 pub mod gp;
 pub mod importance;
 pub mod lbfgs;
+pub mod subset;
 pub mod transform;
 
 pub use acquisition::Acquisition;
