@@ -237,34 +237,6 @@ fn pending_stencil_points_are_not_asked_twice() {
 }
 
 #[test]
-fn failures_and_infeasible_regions_are_stepped_around() {
-    // The left half fails, x1 > 0.6 is infeasible; the optimum (0.7, 0.6)
-    // lies on the constraint's edge.
-    let mut opt = build(vec![Dim::Continuous; 2], 9, GradientConfig::default());
-    let mut best = f64::INFINITY;
-    for _ in 0..300 {
-        let c = opt.ask(3).unwrap();
-        let told: Vec<Observed> = c
-            .iter()
-            .map(|c| {
-                let (x0, x1) = (c.x[0], c.x[1]);
-                let mut o = Observed::ok(Some(c.ticket), c.x.clone(), (x0 - 0.7).powi(2) - x1);
-                if x0 < 0.5 {
-                    o.value = None;
-                } else if x1 > 0.6 {
-                    o.violation = x1 - 0.6;
-                } else {
-                    best = best.min(o.value.unwrap());
-                }
-                o
-            })
-            .collect();
-        opt.tell(&told).unwrap();
-    }
-    assert!(best < -0.6 + 1e-3, "best {best}");
-}
-
-#[test]
 fn first_start_is_the_best_foreign_point() {
     let mut opt = build(vec![Dim::Continuous; 3], 2, GradientConfig::default());
     opt.tell(&[

@@ -267,3 +267,42 @@ fn beats_random_search_when_asked_for_the_whole_remaining_budget() {
         assert!(got < random / 10.0, "{name}: median best {got} vs random search's {random}");
     }
 }
+
+#[test]
+fn finds_the_feasible_optimum_beside_a_crashing_region() {
+    // The left half fails, points with x1 > 0.6 are infeasible (told with
+    // their violation and slack): the feasible optimum is (0.7, 0.6), on
+    // the constraint's edge, value -0.6.
+    each(|name| {
+        if name == "random" || name == "sobol" {
+            return;
+        }
+        let budget = scaled(name, 900);
+        let mut opt = build(name, continuous(2), 9, budget as u64);
+        let (mut best, mut asked) = (f64::INFINITY, 0);
+        while asked < budget {
+            let cands = opt.ask(3.min(budget - asked)).expect("ask");
+            asked += cands.len();
+            let told: Vec<Observed> = cands
+                .iter()
+                .map(|c| {
+                    let (x0, x1) = (c.x[0], c.x[1]);
+                    let mut o = Observed::ok(Some(c.ticket), c.x.clone(), (x0 - 0.7).powi(2) - x1);
+                    if x0 < 0.5 {
+                        o.value = None;
+                    } else {
+                        o.violation = (x1 - 0.6).max(0.0);
+                        o.slacks = vec![x1 - 0.6];
+                        if o.violation == 0.0 {
+                            best = best.min(o.value.unwrap());
+                        }
+                    }
+                    o
+                })
+                .collect();
+            opt.tell(&told).expect("tell");
+        }
+        eprintln!("{name}: best feasible {best:.6} (optimum -0.6)");
+        assert!(best < -0.6 + 2e-3, "{name}: best feasible {best}");
+    });
+}
