@@ -179,25 +179,36 @@ fn matern52(r2: f64) -> (f64, f64) {
     ((1.0 + s5r + 5.0 * r2 / 3.0) * e, (5.0 / 3.0) * (1.0 + s5r) * e)
 }
 
-fn factor(mut k: DMatrix<f64>, signal: f64) -> Result<(Cholesky<f64, Dyn>, f64)> {
-    let n = k.nrows();
+/// Try a factorization with growing diagonal jitter: none, then 1e-10 up
+/// to 1e-2 times the signal variance. `add_and_try(extra)` adds `extra` to
+/// the diagonal and attempts the factorization; returns it with the jitter
+/// that made it succeed.
+fn with_jitter<T>(signal: f64, mut add_and_try: impl FnMut(f64) -> Option<T>) -> Option<(T, f64)> {
     let mut jitter = 0.0;
-    for step in 0..=8 {
-        if let Some(c) = Cholesky::new(k.clone()) {
-            return Ok((c, jitter));
-        }
-        let next = signal * 10f64.powi(step - 10);
-        for i in 0..n {
-            k[(i, i)] += next - jitter;
+    for next in std::iter::once(0.0).chain((-10..=-2).map(|e| signal * 10f64.powi(e))) {
+        if let Some(t) = add_and_try(next - jitter) {
+            return Some((t, next));
         }
         jitter = next;
     }
-    Cholesky::new(k).map(|c| (c, jitter)).ok_or_else(|| {
+    None
+}
+
+fn factor(mut k: DMatrix<f64>, signal: f64) -> Result<(Cholesky<f64, Dyn>, f64)> {
+    let n = k.nrows();
+    with_jitter(signal, |extra| {
+        for i in 0..n {
+            k[(i, i)] += extra;
+        }
+        Cholesky::new(k.clone())
+    })
+    .ok_or_else(|| {
         Error::optimizer(
             "gp",
             format!(
                 "Gaussian process: the {n}x{n} covariance matrix is not positive definite even with a jitter of \
-             {jitter:.1e} (duplicate points with contradictory values, or non-finite inputs)"
+                 {:.1e} (duplicate points with contradictory values, or non-finite inputs)",
+                signal * 1e-2
             ),
         )
     })
@@ -485,20 +496,13 @@ impl FitData {
                 p += 1;
             }
         }
-        let mut llt = None;
-        let mut jitter = 0.0;
-        for step in 0..=8 {
-            if let Ok(l) = k.llt(faer::Side::Lower) {
-                llt = Some(l);
-                break;
-            }
-            let next = sf2 * 10f64.powi(step - 10);
+        let factored = with_jitter(sf2, |extra| {
             for i in 0..n {
-                k[(i, i)] += next - jitter;
+                k[(i, i)] += extra;
             }
-            jitter = next;
-        }
-        let Some(llt) = llt else {
+            k.llt(faer::Side::Lower).ok()
+        });
+        let Some((llt, _)) = factored else {
             return (f64::INFINITY, vec![0.0; d + 2]);
         };
         use faer::linalg::solvers::{DenseSolveCore, Solve};
