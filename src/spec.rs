@@ -80,25 +80,7 @@ pub struct Spec {
     pub base_dir: PathBuf,
 }
 
-/// Parse `"90s"`, `"10m"`, `"2h"`, `"1d"`, `"500ms"` or a number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" | "sec" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        "w" => n * 7.0 * 86400.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
+pub use crate::yaml::parse_duration;
 
 impl Spec {
     /// Read, cap, parse and check a spec file.

@@ -217,3 +217,24 @@ pub fn typed<T: serde::de::DeserializeOwned>(v: &Value, path: &str, problems: &m
         }
     }
 }
+
+/// Parse `"90s"`, `"10m"`, `"2h"`, `"1d"`, `"1w"`, `"500ms"` or a number of
+/// seconds (used for budgets, telemetry steps and horizons).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        "w" => n * 7.0 * 86400.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+}

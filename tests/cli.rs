@@ -485,7 +485,7 @@ fn forecast_backtest_reports_every_model_and_bad_input_is_clear() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a duration"));
     let missing = knobs().args(["forecast", "no-such-file.csv"]).output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.csv"));

@@ -97,22 +97,12 @@ pub struct BacktestArgs {
     pub json: bool,
 }
 
-/// `90s`, `5m`, `6h`, `1d`, `2w` (or plain seconds) → seconds.
+/// `90s`, `5m`, `6h`, `1d`, `2w` (or plain seconds) → whole seconds, at least one.
 pub fn parse_duration(text: &str) -> std::result::Result<i64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a duration; write e.g. 30m, 6h, 1d"))?;
-    let mult = match unit.trim() {
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        "w" => 7.0 * 86400.0,
-        u => return Err(format!("unknown unit `{u}` in `{text}`; valid: s, m, h, d, w")),
-    };
-    let secs = (n * mult).round();
-    if secs.is_finite() && secs >= 1.0 { Ok(secs as i64) } else { Err(format!("`{text}` must be at least one second")) }
+    let d = crate::yaml::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 30m, 6h, 1d (units: ms, s, m, h, d, w)"))?;
+    let secs = d.as_secs_f64().round();
+    if secs >= 1.0 { Ok(secs as i64) } else { Err(format!("`{text}` must be at least one second")) }
 }
 
 /// One resampled series: its name, step and points.
@@ -301,7 +291,7 @@ mod tests {
         assert_eq!(parse_duration("90m"), Ok(5400));
         assert_eq!(parse_duration("300"), Ok(300));
         assert_eq!(parse_duration("1.5h"), Ok(5400));
-        assert!(parse_duration("3 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("3 parsecs").unwrap_err().contains("not a duration"));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
     }
