@@ -273,27 +273,43 @@ impl Bayes {
     /// Models of feasibility, once some observation violates a constraint:
     /// one GP per constraint on its signed slack when the observations carry
     /// slacks (the study passes them), else one GP on the total violation
-    /// with feasible points at minus the median violation. Each comes with
-    /// the model-scale threshold that slack 0 maps to.
+    /// with feasible points at minus the median violation; fitted on the
+    /// evaluations that succeeded. While no evaluation is feasible and some
+    /// failed, one more GP models failure (failed +1, evaluated −1,
+    /// threshold 0): with no incumbent, expected improvement is off and the
+    /// failures' imputed values steer nothing, so without it the search keeps
+    /// proposing the failing region (seen on the service experiment, where
+    /// young ≥ heap fails). Once a feasible point exists, the imputed worst
+    /// values repel failures through the objective model. Each model comes
+    /// with the model-scale threshold that slack 0 maps to.
     fn constraint_model(&mut self, idx: &[usize]) -> Result<Vec<(Gp, f64)>> {
         let obs = &self.state.observed;
-        if !idx.iter().any(|&i| obs[i].value.is_some() && obs[i].violation > 0.0) {
-            return Ok(Vec::new());
+        let failed = |i: usize| obs[i].value.is_none();
+        let mut sets: Vec<(Vec<usize>, Vec<f64>)> = Vec::new();
+        if idx.iter().any(|&i| !failed(i) && obs[i].violation > 0.0) {
+            let rows: Vec<usize> = idx.iter().copied().filter(|&i| !failed(i)).collect();
+            let k = obs[rows[0]].slacks.len();
+            let per_constraint = k > 0 && rows.iter().all(|&i| obs[i].slacks.len() == k);
+            if per_constraint {
+                for c in 0..k {
+                    sets.push((rows.clone(), rows.iter().map(|&i| obs[i].slacks[c]).collect()));
+                }
+            } else {
+                let mut viol: Vec<f64> = rows.iter().map(|&i| obs[i].violation).filter(|v| *v > 0.0).collect();
+                viol.sort_by(f64::total_cmp);
+                let typical = viol[viol.len() / 2].max(1e-12);
+                let t =
+                    rows.iter().map(|&i| if obs[i].violation > 0.0 { obs[i].violation } else { -typical }).collect();
+                sets.push((rows, t));
+            }
         }
-        let rows: Vec<usize> = idx.iter().copied().filter(|&i| obs[i].value.is_some()).collect();
-        let k = obs[rows[0]].slacks.len();
-        let per_constraint = k > 0 && rows.iter().all(|&i| obs[i].slacks.len() == k);
-        let targets: Vec<Vec<f64>> = if per_constraint {
-            (0..k).map(|c| rows.iter().map(|&i| obs[i].slacks[c]).collect()).collect()
-        } else {
-            let mut viol: Vec<f64> = rows.iter().map(|&i| obs[i].violation).filter(|v| *v > 0.0).collect();
-            viol.sort_by(f64::total_cmp);
-            let typical = viol[viol.len() / 2].max(1e-12);
-            vec![rows.iter().map(|&i| if obs[i].violation > 0.0 { obs[i].violation } else { -typical }).collect()]
-        };
-        let xs: Vec<Vec<f64>> = rows.iter().map(|&i| obs[i].x.clone()).collect();
-        let mut models = Vec::with_capacity(targets.len());
-        for (c, cs) in targets.iter().enumerate() {
+        let any_feasible = idx.iter().any(|&i| !failed(i) && obs[i].violation <= 0.0);
+        if !any_feasible && idx.iter().any(|&i| failed(i)) && idx.iter().any(|&i| !failed(i)) {
+            sets.push((idx.to_vec(), idx.iter().map(|&i| if failed(i) { 1.0 } else { -1.0 }).collect()));
+        }
+        let mut models = Vec::with_capacity(sets.len());
+        for (c, (rows, cs)) in sets.iter().enumerate() {
+            let xs: Vec<Vec<f64>> = rows.iter().map(|&i| obs[i].x.clone()).collect();
             // A constraint that every point satisfies says nothing yet.
             if cs.iter().all(|v| *v <= 0.0) {
                 continue;
