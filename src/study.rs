@@ -158,7 +158,7 @@ impl Study {
     /// Open the study named by the spec (creating it, or resuming it when
     /// `resume`), take its lock, and bring the optimizer to where it was.
     pub fn open(spec: Spec, storage: Arc<dyn Storage>, resume: bool) -> Result<Study> {
-        let evaluator: Arc<dyn Evaluator> = Arc::from(spec.evaluator.build(&spec.space)?);
+        let evaluator: Arc<dyn Evaluator> = Arc::from(spec.evaluator.build(&spec.space, &spec.base_dir)?);
         Study::open_with(spec, storage, evaluator, resume)
     }
 

@@ -522,7 +522,10 @@ fn check_reports_every_problem_with_its_path() {
     assert!(has("evaluator.metrics_required[1]", &["twice"]), "{text:#?}");
     assert!(has("evaluator.metrics_required[2]", &["empty"]), "{text:#?}");
     assert_eq!(p.len(), 9, "{text:#?}");
-    let err = EvaluatorSpec::Command(spec).build(&s).err().expect("build refuses a spec with problems");
+    let err = EvaluatorSpec::Command(spec)
+        .build(&s, std::path::Path::new("."))
+        .err()
+        .expect("build refuses a spec with problems");
     assert!(err.to_string().contains("9 problems"), "{err}");
 
     let p = problems(&CommandSpec::new(vec![]), &s);

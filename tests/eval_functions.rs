@@ -286,7 +286,9 @@ fn spec_parses_from_yaml_and_refuses_unknown_fields() {
 fn evaluator_reads_parameters_in_declaration_order() {
     // Declared b, a: x0 = b, x1 = a, whatever the names.
     let s = space("- {name: b, type: float, low: -5, high: 10}\n- {name: a, type: int, low: 0, high: 15}\n");
-    let ev = EvaluatorSpec::Function(FunctionSpec { name: "branin".into(), gradients: false }).build(&s).unwrap();
+    let ev = EvaluatorSpec::Function(FunctionSpec { name: "branin".into(), gradients: false })
+        .build(&s, std::path::Path::new("."))
+        .unwrap();
     let m = ev.evaluate(&config(&[("b", Value::Float(PI)), ("a", Value::Int(2))]), &ctx()).unwrap();
     assert_eq!(m.metrics.len(), 1);
     assert_eq!(m.metrics[METRIC], branin(&[PI, 2.0]));
@@ -311,7 +313,7 @@ fn every_benchmark_checks_and_reaches_f_star_at_x_star() {
         let b = benchmark(name).unwrap_or_else(|| panic!("benchmark({name})"));
         assert_eq!(b.name, name);
         assert_eq!(check(b.function.name(), &b.space), vec![], "{name}");
-        let ev = EvaluatorSpec::Function(b.spec()).build(&b.space).unwrap();
+        let ev = EvaluatorSpec::Function(b.spec()).build(&b.space, std::path::Path::new(".")).unwrap();
         let v = ev.evaluate(&b.x_star, &ctx()).unwrap().metrics[METRIC];
         assert!(v >= b.f_star - 1e-12 && v - b.f_star < 1e-9, "{name}: f(x*) = {v}, f* = {}", b.f_star);
         // x* is inside the declared space.

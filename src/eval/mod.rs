@@ -1,8 +1,9 @@
 //! Evaluators: the only part of knobs that touches the workload.
 //!
 //! An evaluator turns a configuration into metrics. It never sees the
-//! optimizer. Built-ins: test functions ([`functions`]) and external
-//! programs ([`command`]); workload models come later.
+//! optimizer. Built-ins: test functions ([`functions`]), external
+//! programs ([`command`]) and workload models fed by telemetry
+//! ([`workload`]: `pool`, `cache`, `gc`, `service`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use crate::space::{Config, Space};
 
 pub mod command;
 pub mod functions;
+pub mod workload;
 
 pub use command::{CommandEvaluator, CommandSpec};
 pub use functions::{FunctionEvaluator, FunctionSpec};
@@ -78,6 +80,10 @@ pub trait Evaluator: Send + Sync {
 pub enum EvaluatorSpec {
     Function(FunctionSpec),
     Command(CommandSpec),
+    Pool(workload::WorkloadSpec),
+    Cache(workload::WorkloadSpec),
+    Gc(workload::WorkloadSpec),
+    Service(workload::WorkloadSpec),
 }
 
 impl EvaluatorSpec {
@@ -87,14 +93,36 @@ impl EvaluatorSpec {
         match self {
             EvaluatorSpec::Function(f) => f.check(space, problems),
             EvaluatorSpec::Command(c) => c.check(space, problems),
+            other => {
+                if let Some((kind, w)) = other.workload() {
+                    w.check(kind, space, problems)
+                }
+            }
         }
     }
 
-    /// Build the evaluator (after `check` found no problem).
-    pub fn build(&self, space: &Space) -> Result<Box<dyn Evaluator>> {
+    /// The workload model this spec names, if it names one.
+    pub fn workload(&self) -> Option<(workload::ModelKind, &workload::WorkloadSpec)> {
+        use workload::ModelKind;
+        match self {
+            EvaluatorSpec::Pool(w) => Some((ModelKind::Pool, w)),
+            EvaluatorSpec::Cache(w) => Some((ModelKind::Cache, w)),
+            EvaluatorSpec::Gc(w) => Some((ModelKind::Gc, w)),
+            EvaluatorSpec::Service(w) => Some((ModelKind::Service, w)),
+            EvaluatorSpec::Function(_) | EvaluatorSpec::Command(_) => None,
+        }
+    }
+
+    /// Build the evaluator (after `check` found no problem); relative paths
+    /// (telemetry, traces) are resolved against `base_dir`.
+    pub fn build(&self, space: &Space, base_dir: &std::path::Path) -> Result<Box<dyn Evaluator>> {
         Ok(match self {
             EvaluatorSpec::Function(f) => Box::new(FunctionEvaluator::new(f, space)?),
             EvaluatorSpec::Command(c) => Box::new(CommandEvaluator::new(c, space)?),
+            EvaluatorSpec::Pool(w) => Box::new(w.build(workload::ModelKind::Pool, base_dir)?),
+            EvaluatorSpec::Cache(w) => Box::new(w.build(workload::ModelKind::Cache, base_dir)?),
+            EvaluatorSpec::Gc(w) => Box::new(w.build(workload::ModelKind::Gc, base_dir)?),
+            EvaluatorSpec::Service(w) => Box::new(w.build(workload::ModelKind::Service, base_dir)?),
         })
     }
 
@@ -103,6 +131,7 @@ impl EvaluatorSpec {
         match self {
             EvaluatorSpec::Function(_) => Some(vec![functions::METRIC.to_string()]),
             EvaluatorSpec::Command(_) => None,
+            other => other.workload().map(|(kind, w)| w.metrics(kind)),
         }
     }
 }

@@ -1,0 +1,345 @@
+//! Workload scenarios: the load a configuration must serve, built from a
+//! recorded series and (except for `raw`) its forecast.
+//!
+//! The `workload:` section of a workload evaluator:
+//!
+//! ```yaml
+//! workload:
+//!   series: data/elb_request_count_8c0756.csv   # relative to the spec file
+//!   kind: count          # count: events per step (rate = value / step); gauge: already a rate per second
+//!   scale: 1.0           # multiplies every rate (e.g. queries per recorded request, or growth headroom)
+//!   scenario: peak       # peak | typical_day | raw
+//!   horizon: 7d          # how far the forecast looks ahead (peak, typical_day)
+//!   level: 0.9           # nominal coverage of the forecast interval whose upper bound makes the peak
+//!   peak_duration: 1h    # how long the peak is held
+//!   until: 2015-04-16 00:00:00   # use only the recording before this time (backtesting a decision)
+//!   window: 7d           # raw: the replayed window; peak/typical_day: the training window (default all)
+//! ```
+//!
+//! Scenarios:
+//! - `peak`: the highest upper bound of the forecast's `level` prediction
+//!   interval over the horizon, held constant for `peak_duration`: the load
+//!   to provision for.
+//! - `typical_day`: the point forecast over the horizon (at least one day),
+//!   folded by time of day and averaged: one day of `86400 / step` segments
+//!   starting at midnight UTC.
+//! - `raw`: the last `window` of the recording as it was, segment by
+//!   segment (replay; no forecast).
+//!
+//! The forecaster is MSTL + AutoETS (`model: mstl_ets`, periods declared
+//! with `period` or detected) or the seasonal naive forecast
+//! (`model: seasonal_naive`, period declared or detected, else one day).
+//! Negative forecasts are read as zero load.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Problem, Result};
+use crate::forecast::{Forecaster, MstlEts, SeasonalNaive, detect_periods};
+use crate::telemetry::{self, SeriesKind, TelemetryConfig, format_time, parse_timestamp};
+use crate::yaml::parse_duration;
+
+/// Arrival rates over consecutive segments of equal length: the load a
+/// configuration must serve. Models treat each segment as stationary at its
+/// rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// Length of each segment, seconds.
+    pub step_s: f64,
+    /// Mean arrival rate of each segment (events per second), in time order.
+    pub rates: Vec<f64>,
+    /// Unix time of the start of the first segment.
+    pub start: i64,
+    /// What this load is, for reports (e.g. "peak of the 80% upper bound over 7d").
+    pub label: String,
+}
+
+impl Scenario {
+    /// A constant `rate` for `duration_s` seconds, in one segment.
+    pub fn constant(rate: f64, duration_s: f64) -> Scenario {
+        Scenario { step_s: duration_s, rates: vec![rate], start: 0, label: format!("constant {rate}/s") }
+    }
+
+    /// Total length in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.step_s * self.rates.len() as f64
+    }
+
+    /// Expected number of arrivals over the whole scenario.
+    pub fn arrivals(&self) -> f64 {
+        self.rates.iter().sum::<f64>() * self.step_s
+    }
+
+    /// The highest segment rate.
+    pub fn peak(&self) -> f64 {
+        self.rates.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Which load to build from the telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    /// The highest upper bound of the forecast's prediction interval over
+    /// the horizon, held for `peak_duration`.
+    #[default]
+    Peak,
+    /// The forecast's point forecast folded into one day: the mean per time
+    /// of day over the horizon.
+    TypicalDay,
+    /// The last `window` of the recording, replayed as it was (no forecast).
+    Raw,
+}
+
+/// Which forecaster makes `peak` and `typical_day` scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastModel {
+    #[default]
+    MstlEts,
+    SeasonalNaive,
+}
+
+/// The `workload:` section of a workload evaluator (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Recorded series (CSV, JSON lines, Prometheus JSON), relative to the spec file.
+    pub series: String,
+    /// Which series of a file that holds several (wide CSV, JSON lines).
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default = "count")]
+    pub kind: SeriesKind,
+    /// Resampling step (default: the series' median step).
+    #[serde(default)]
+    pub step: Option<String>,
+    #[serde(default = "one")]
+    pub scale: f64,
+    #[serde(default)]
+    pub scenario: ScenarioKind,
+    #[serde(default)]
+    pub horizon: Option<String>,
+    #[serde(default = "level")]
+    pub level: f64,
+    #[serde(default)]
+    pub period: Option<String>,
+    #[serde(default)]
+    pub model: ForecastModel,
+    #[serde(default)]
+    pub peak_duration: Option<String>,
+    #[serde(default)]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+fn count() -> SeriesKind {
+    SeriesKind::Count
+}
+fn one() -> f64 {
+    1.0
+}
+fn level() -> f64 {
+    0.8
+}
+
+const DEFAULT_HORIZON: i64 = 7 * 86400;
+const DEFAULT_RAW_WINDOW: i64 = 7 * 86400;
+const DEFAULT_PEAK_DURATION: i64 = 3600;
+
+/// Seconds of a duration field, pushing a problem when it does not parse.
+fn seconds(v: &Option<String>, path: &str, problems: &mut Vec<Problem>) -> Option<i64> {
+    let text = v.as_ref()?;
+    match parse_duration(text) {
+        Some(d) if d.as_secs_f64() >= 1.0 => Some(d.as_secs_f64().round() as i64),
+        _ => {
+            problems
+                .push(Problem::new(path, format!("`{text}` is not a duration of at least 1s; write e.g. 5m, 6h, 7d")));
+            None
+        }
+    }
+}
+
+impl ScenarioSpec {
+    /// Check every field; paths start with `path` (e.g. `evaluator.workload`).
+    pub fn check(&self, path: &str, problems: &mut Vec<Problem>) {
+        let at = |f: &str| format!("{path}.{f}");
+        if self.series.trim().is_empty() {
+            problems.push(Problem::new(at("series"), "must name a recorded series file"));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            problems.push(Problem::new(at("scale"), format!("{} must be a number > 0", self.scale)));
+        }
+        if !(self.level > 0.0 && self.level < 1.0) {
+            problems.push(Problem::new(at("level"), format!("{} must be between 0 and 1 (e.g. 0.9)", self.level)));
+        }
+        seconds(&self.step, &at("step"), problems);
+        seconds(&self.horizon, &at("horizon"), problems);
+        seconds(&self.period, &at("period"), problems);
+        seconds(&self.peak_duration, &at("peak_duration"), problems);
+        seconds(&self.window, &at("window"), problems);
+        if let Some(u) = &self.until
+            && parse_timestamp(u).is_none()
+        {
+            problems.push(Problem::new(
+                at("until"),
+                format!("`{u}` is not a time; write `YYYY-MM-DD HH:MM:SS` (UTC), RFC 3339 or unix seconds"),
+            ));
+        }
+        let forecast_only = [("horizon", self.horizon.is_some()), ("period", self.period.is_some())];
+        if self.scenario == ScenarioKind::Raw {
+            for (name, set) in forecast_only {
+                if set {
+                    problems.push(Problem::new(at(name), "is for forecast scenarios (peak, typical_day), not raw"));
+                }
+            }
+        }
+        if self.scenario != ScenarioKind::Peak && self.peak_duration.is_some() {
+            problems.push(Problem::new(at("peak_duration"), "is only for `scenario: peak`"));
+        }
+    }
+
+    /// Read the series and build the scenario (`base_dir`: the spec file's
+    /// directory). Call after [`ScenarioSpec::check`] found no problem.
+    pub fn build(&self, base_dir: &Path) -> Result<Scenario> {
+        let mut p = Vec::new();
+        let step = seconds(&self.step, "step", &mut p);
+        let horizon = seconds(&self.horizon, "horizon", &mut p).unwrap_or(DEFAULT_HORIZON);
+        let period = seconds(&self.period, "period", &mut p);
+        let peak_duration = seconds(&self.peak_duration, "peak_duration", &mut p).unwrap_or(DEFAULT_PEAK_DURATION);
+        let window = seconds(&self.window, "window", &mut p);
+        if let Some(first) = p.first() {
+            return Err(Error::Config(format!("workload.{first}")));
+        }
+        let path = base_dir.join(&self.series);
+        let config = TelemetryConfig { default_kind: self.kind, step, outliers: None, ..Default::default() };
+        let loaded = telemetry::load(&path, &config)?;
+        let names: Vec<&str> = loaded.series.iter().map(|s| s.name.as_str()).collect();
+        let series = match &self.column {
+            Some(c) => loaded.series.iter().find(|s| &s.name == c).ok_or_else(|| {
+                Error::Config(format!(
+                    "workload.column: `{c}` is not a series of {}; it holds: {}",
+                    path.display(),
+                    names.join(", ")
+                ))
+            })?,
+            None if loaded.series.len() == 1 => &loaded.series[0],
+            None => {
+                return Err(Error::Config(format!(
+                    "workload.column: {} holds {} series ({}); name one",
+                    path.display(),
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+        let step_s = loaded.report.series.iter().find(|r| r.name == series.name).map(|r| r.step).unwrap_or(1);
+        let mut points: Vec<(i64, f64)> = series.points.clone();
+        if let Some(u) = &self.until {
+            let until = parse_timestamp(u).unwrap_or(i64::MAX);
+            points.retain(|(t, _)| *t < until);
+        }
+        let default_window = if self.scenario == ScenarioKind::Raw { Some(DEFAULT_RAW_WINDOW) } else { None };
+        if let (Some(w), Some(last)) = (window.or(default_window), points.last().map(|p| p.0)) {
+            points.retain(|(t, _)| *t + w > last);
+        }
+        let shown = path.display();
+        if points.len() < 2 {
+            return Err(Error::Config(format!(
+                "workload: {shown} has {} point(s) in the chosen window (until/window); at least 2 are needed",
+                points.len()
+            )));
+        }
+        // Values → events per second.
+        let per_second = |v: f64| {
+            let r = match self.kind {
+                SeriesKind::Count => v / step_s as f64,
+                SeriesKind::Gauge => v,
+            };
+            (r * self.scale).max(0.0)
+        };
+        let (first, last) = (points[0].0, points[points.len() - 1].0);
+        if self.scenario == ScenarioKind::Raw {
+            return Ok(Scenario {
+                step_s: step_s as f64,
+                rates: points.iter().map(|p| per_second(p.1)).collect(),
+                start: first,
+                label: format!(
+                    "raw load of {} from {} to {} ({} steps of {step_s}s)",
+                    series.name,
+                    format_time(first),
+                    format_time(last + step_s),
+                    points.len()
+                ),
+            });
+        }
+        let y: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let h = (horizon / step_s).max(1) as usize;
+        let steps = |secs: i64| ((secs as f64 / step_s as f64).round() as usize).max(2);
+        let forecaster: Box<dyn Forecaster> = match self.model {
+            ForecastModel::MstlEts => Box::new(MstlEts { periods: period.map(steps).into_iter().collect() }),
+            ForecastModel::SeasonalNaive => {
+                let p = period.map(steps).or_else(|| detect_periods(&y).first().copied()).unwrap_or(steps(86400));
+                Box::new(SeasonalNaive { period: p })
+            }
+        };
+        let f =
+            forecaster.forecast(&y, h, self.level).map_err(|e| Error::Config(format!("workload ({shown}): {e}")))?;
+        let after = format_time(last + step_s);
+        let days = horizon as f64 / 86400.0;
+        match self.scenario {
+            ScenarioKind::Peak => {
+                let (i, top) =
+                    f.upper.iter().enumerate().fold((0, f64::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b });
+                let rate = per_second(top);
+                Ok(Scenario {
+                    step_s: peak_duration as f64,
+                    rates: vec![rate],
+                    start: last + step_s * (i as i64 + 1),
+                    label: format!(
+                        "peak of the {:.0}% upper bound of {} over {days:.3}d after {after}: {rate:.4}/s at {} (point forecast {:.4}/s)",
+                        100.0 * self.level,
+                        forecaster.name(),
+                        format_time(last + step_s * (i as i64 + 1)),
+                        per_second(f.point[i])
+                    ),
+                })
+            }
+            ScenarioKind::TypicalDay => {
+                if 86400 % step_s != 0 {
+                    return Err(Error::Config(format!(
+                        "workload.scenario: typical_day needs a step that divides one day; the step is {step_s}s (set workload.step)"
+                    )));
+                }
+                let slots = (86400 / step_s) as usize;
+                if h < slots {
+                    return Err(Error::Config(format!(
+                        "workload.horizon: typical_day needs a horizon of at least 1d, not {horizon}s"
+                    )));
+                }
+                let (mut sum, mut n) = (vec![0.0; slots], vec![0usize; slots]);
+                for (i, v) in f.point.iter().enumerate() {
+                    let t = last + step_s * (i as i64 + 1);
+                    let slot = (t.rem_euclid(86400) / step_s) as usize;
+                    sum[slot] += per_second(*v);
+                    n[slot] += 1;
+                }
+                let rates: Vec<f64> = sum.iter().zip(&n).map(|(s, k)| s / (*k).max(1) as f64).collect();
+                Ok(Scenario {
+                    step_s: step_s as f64,
+                    label: format!(
+                        "typical day of the {} forecast over {days:.3}d after {after}: mean {:.4}/s, peak {:.4}/s",
+                        forecaster.name(),
+                        rates.iter().sum::<f64>() / slots as f64,
+                        rates.iter().copied().fold(0.0, f64::max)
+                    ),
+                    rates,
+                    start: 0,
+                })
+            }
+            ScenarioKind::Raw => unreachable!("handled above"),
+        }
+    }
+}
