@@ -14,6 +14,7 @@ use crate::spec::Spec;
 use crate::storage::{self, Storage};
 use crate::study::{RunOptions, StopReason, Study};
 
+pub mod evaluate;
 pub mod forecast;
 pub mod stdio;
 
@@ -94,6 +95,12 @@ enum Command {
     /// printed as a table (or `--json`) and plotted to knobs-out/forecast-<series>.svg.
     #[command(after_help = EXIT_CODES)]
     Forecast(forecast::ForecastCmd),
+    /// Score configurations with a spec's evaluator, without a study: the baseline, the
+    /// recommendations of a run (`--config knobs-out/NAME/recommendations.yaml`), or a what-if
+    /// (`--set pool_size=12`). Prints one column per configuration: parameters, objective,
+    /// feasibility and every metric.
+    #[command(after_help = EXIT_CODES)]
+    Evaluate(evaluate::EvaluateArgs),
     /// List the studies in a storage file with their trial counts.
     Studies {
         #[command(flatten)]
@@ -229,6 +236,7 @@ pub fn main() -> i32 {
             Some(forecast::ForecastSub::Backtest(b)) => forecast::backtest_cmd(b),
             None => forecast::forecast_cmd(f.args),
         },
+        Command::Evaluate(args) => evaluate::evaluate_cmd(args),
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
         Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),
