@@ -1,0 +1,66 @@
+//! Time of one evaluation of each workload model on the experiments' real
+//! loads (`cargo bench --bench workload`), from the specs in
+//! `experiments/`:
+//! - `pool/peak`: experiments/elb-pool (forecast peak, one segment);
+//! - `pool/raw-week`: experiments/elb-pool/actual.yaml (2016 five-minute segments);
+//! - `cache/peak`: experiments/twitter-cache (one hour at the forecast peak, simulated);
+//! - `gc/raw-week`: the service's heap on last week's raw load;
+//! - `service/peak`, `service/raw-week`: experiments/service-tuning forecast.yaml and lastweek.yaml.
+//!
+//! Each evaluates the spec's baseline; building the scenario (reading and
+//! forecasting the telemetry, generating the trace) is done once, outside
+//! the timing. Figures go to benches/RESULTS.md.
+
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use knobs::eval::EvalContext;
+use knobs::eval::workload::ModelKind;
+use knobs::spec::Spec;
+
+fn evaluator(
+    spec: &str,
+    kind: Option<ModelKind>,
+) -> (Box<dyn knobs::eval::Evaluator>, knobs::space::Config, EvalContext) {
+    let spec = Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).unwrap();
+    let config = spec.space.baseline().unwrap();
+    let ctx = EvalContext { study: spec.name.clone(), trial: 0, base_dir: spec.base_dir.clone() };
+    let evaluator: Box<dyn knobs::eval::Evaluator> = match kind {
+        None => spec.evaluator.build(&spec.space, &spec.base_dir).unwrap(),
+        Some(k) => {
+            let (_, w) = spec.evaluator.workload().unwrap();
+            let mut w = w.clone();
+            // Only the gc part of the service spec.
+            w.pool = None;
+            w.cache = None;
+            w.service = None;
+            Box::new(w.build(k, &spec.base_dir).unwrap())
+        }
+    };
+    (evaluator, config, ctx)
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("workload");
+    g.sample_size(20);
+    let cases = [
+        ("pool/peak", "experiments/elb-pool/spec.yaml", None),
+        ("pool/raw-week", "experiments/elb-pool/actual.yaml", None),
+        ("cache/peak", "experiments/twitter-cache/spec.yaml", None),
+        ("gc/raw-week", "experiments/service-tuning/lastweek.yaml", Some(ModelKind::Gc)),
+        ("service/peak", "experiments/service-tuning/forecast.yaml", None),
+        ("service/raw-week", "experiments/service-tuning/lastweek.yaml", None),
+    ];
+    for (name, spec, kind) in cases {
+        let (e, config, ctx) = evaluator(spec, kind);
+        g.bench_function(name, |b| b.iter(|| e.evaluate(&config, &ctx).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
+criterion_main!(benches);
