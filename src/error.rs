@@ -41,6 +41,41 @@ impl fmt::Display for Problems {
     }
 }
 
+/// Problems found row by row in a file: the first [`ProblemList::MAX`]
+/// are kept, the rest only counted, so that a file of a million bad rows
+/// still gives a readable error.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemList {
+    items: Vec<Problem>,
+    total: usize,
+}
+
+impl ProblemList {
+    /// Most problems listed for one file.
+    pub const MAX: usize = 50;
+
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.total += 1;
+        if self.items.len() < Self::MAX {
+            self.items.push(Problem::new(path, message));
+        }
+    }
+
+    /// Every problem pushed, listed or not.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The kept problems, and a last line counting those left out.
+    pub fn listed(&self) -> Vec<Problem> {
+        let mut items = self.items.clone();
+        if self.total > items.len() {
+            items.push(Problem::new("...", format!("and {} more problems not listed", self.total - items.len())));
+        }
+        items
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A spec (experiment file, space, protocol message) failed validation.

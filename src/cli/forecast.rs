@@ -119,20 +119,12 @@ fn read(path: &Path, a: &SeriesArgs) -> Result<Vec<Loaded>> {
         ..Default::default()
     };
     let loaded = load(path, &config)?;
-    let step = |s: &crate::telemetry::Series| {
-        loaded
-            .report
-            .series
-            .iter()
-            .find(|r| r.name == s.name)
-            .map(|r| r.step)
-            .or_else(|| crate::telemetry::infer_step(&s.points))
-    };
     loaded
         .series
         .iter()
         .map(|s| {
-            let step = step(s)
+            let step = loaded
+                .step_of(&s.name)
                 .ok_or_else(|| Error::Config(format!("{}: cannot tell the step of `{}`", path.display(), s.name)))?;
             Ok(Loaded { name: s.name.clone(), step, points: s.points.clone() })
         })

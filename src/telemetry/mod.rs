@@ -55,7 +55,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 pub use outliers::{Outlier, OutlierConfig, find_outliers};
-pub use parse::{Format, Recording, parse_str, parse_timestamp, read_file};
+pub use parse::{Format, Recording, csv_rows, parse_str, parse_timestamp, read_file};
 pub use report::{Report, SeriesReport, format_time};
 pub use resample::{Cleaned, Resampled, infer_step, normalize, resample};
 
@@ -148,6 +148,36 @@ impl TelemetryConfig {
 pub struct Loaded {
     pub series: Vec<Series>,
     pub report: Report,
+}
+
+impl Loaded {
+    /// The step (seconds) the series `name` was resampled to.
+    pub fn step_of(&self, name: &str) -> Option<i64> {
+        self.report.series.iter().find(|r| r.name == name).map(|r| r.step)
+    }
+
+    /// The series a caller asked for: `column` by name, or else the file's
+    /// only series; errors name `field` (the setting that chooses it) and
+    /// list the series the file holds.
+    pub fn pick(&self, column: Option<&str>, field: &str) -> Result<&Series> {
+        let names = || self.series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        match column {
+            Some(c) => self.series.iter().find(|s| s.name == c).ok_or_else(|| {
+                Error::Config(format!(
+                    "{field}: `{c}` is not a series of {}; it holds: {}",
+                    self.report.source,
+                    names()
+                ))
+            }),
+            None if self.series.len() == 1 => Ok(&self.series[0]),
+            None => Err(Error::Config(format!(
+                "{field}: {} holds {} series ({}); name one",
+                self.report.source,
+                self.series.len(),
+                names()
+            ))),
+        }
+    }
 }
 
 /// Reads `path` and prepares every series in it: sort, merge duplicates, resample, fill gaps,

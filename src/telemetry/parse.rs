@@ -7,10 +7,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde_json::Value;
 
 use super::{BadRows, Series, TelemetryConfig};
-use crate::error::{Error, Problem, Problems, Result};
-
-/// Most problems listed for one file; the rest are counted.
-const MAX_LISTED: usize = 50;
+use crate::error::{Error, Problem, ProblemList, Problems, Result};
 
 const TIMESTAMP_FIELDS: [&str; 3] = ["timestamp", "ts", "time"];
 
@@ -137,8 +134,7 @@ struct Collector {
     points: Vec<Vec<(i64, f64)>>,
     rows_read: usize,
     bad_rows: usize,
-    problems: Vec<Problem>,
-    problems_total: usize,
+    problems: ProblemList,
     /// A problem with the file as a whole (empty, no header, wrong shape): no row can be read.
     fatal: Option<Problem>,
 }
@@ -152,8 +148,7 @@ impl Collector {
             points: Vec::new(),
             rows_read: 0,
             bad_rows: 0,
-            problems: Vec::new(),
-            problems_total: 0,
+            problems: ProblemList::default(),
             fatal: None,
         }
     }
@@ -173,10 +168,7 @@ impl Collector {
     }
 
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems_total += 1;
-        if self.problems.len() < MAX_LISTED {
-            self.problems.push(Problem::new(path, message));
-        }
+        self.problems.push(path, message);
     }
 
     fn fatal(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -184,14 +176,7 @@ impl Collector {
     }
 
     fn listed(&self) -> Vec<Problem> {
-        let mut items = self.problems.clone();
-        if self.problems_total > items.len() {
-            items.push(Problem::new(
-                "...",
-                format!("and {} more problems not listed", self.problems_total - items.len()),
-            ));
-        }
-        items
+        self.problems.listed()
     }
 
     fn finish(self, format: Format, config: &TelemetryConfig) -> Result<Recording> {
@@ -201,7 +186,7 @@ impl Collector {
             items.extend(self.listed());
             return Err(invalid(items));
         }
-        if self.problems_total > 0 && config.bad_rows == BadRows::Reject {
+        if self.problems.total() > 0 && config.bad_rows == BadRows::Reject {
             return Err(invalid(self.listed()));
         }
         let empty: Vec<&String> =
@@ -239,6 +224,30 @@ impl Collector {
             skipped,
         })
     }
+}
+
+/// The records of a CSV reader with their line numbers, blank lines left
+/// out; an unreadable record is an `Err` with what is wrong, and an I/O
+/// error ends the rows.
+pub fn csv_rows<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+) -> impl Iterator<Item = (u64, std::result::Result<csv::StringRecord, String>)> + '_ {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        while !done {
+            let mut record = csv::StringRecord::new();
+            match reader.read_record(&mut record) {
+                Ok(false) => done = true,
+                Ok(true) if record.iter().all(str::is_empty) => {}
+                Ok(true) => return Some((record.position().map_or(0, |p| p.line()), Ok(record))),
+                Err(e) => {
+                    done = matches!(e.kind(), csv::ErrorKind::Io(_));
+                    return Some((e.position().map_or(0, |p| p.line()), Err(format!("unreadable row: {e}"))));
+                }
+            }
+        }
+        None
+    })
 }
 
 fn read_csv(text: &str, c: &mut Collector) {
@@ -288,28 +297,18 @@ fn read_csv(text: &str, c: &mut Collector) {
     };
     let ts_name = header[0].to_string();
 
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+    for (line, row) in csv_rows(&mut reader) {
+        let record = match row {
+            Ok(record) => record,
+            Err(message) => {
                 c.rows_read += 1;
                 c.bad_rows += 1;
-                c.problem(format!("line {line}"), format!("unreadable row: {e}"));
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
+                c.problem(format!("line {line}"), message);
                 continue;
             }
-        }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
+        };
         c.rows_read += 1;
-        let before = c.problems_total;
+        let before = c.problems.total();
         let t = parse_timestamp(&record[0]);
         if t.is_none() {
             c.problem(
@@ -340,7 +339,7 @@ fn read_csv(text: &str, c: &mut Collector) {
                 Err(m) => c.problem(format!("line {line}, column `{name}`"), m),
             }
         }
-        if c.problems_total > before {
+        if c.problems.total() > before {
             c.bad_rows += 1;
         }
     }
@@ -373,9 +372,9 @@ fn read_json_lines(text: &str, c: &mut Collector) {
             continue;
         }
         c.rows_read += 1;
-        let before = c.problems_total;
+        let before = c.problems.total();
         read_json_line(raw, line, &stem, c);
-        if c.problems_total > before {
+        if c.problems.total() > before {
             c.bad_rows += 1;
         }
     }
@@ -503,7 +502,7 @@ fn read_prometheus(text: &str, c: &mut Collector) {
                 c.problem(path, format!("{pair} is not a pair; expected [unix_seconds, \"value\"]"));
                 continue;
             };
-            let before = c.problems_total;
+            let before = c.problems.total();
             let t = json_timestamp(ts);
             if t.is_none() {
                 c.problem(format!("{path}[0]"), format!("{ts} is not a timestamp; expected unix seconds"));
@@ -516,12 +515,12 @@ fn read_prometheus(text: &str, c: &mut Collector) {
                 }
                 Err(m) => c.problem(format!("{path}[1]"), m),
             }
-            if c.problems_total > before {
+            if c.problems.total() > before {
                 c.bad_rows += 1;
             }
         }
     }
-    if c.rows_read == 0 && c.problems_total == 0 {
+    if c.rows_read == 0 && c.problems.total() == 0 {
         c.fatal("data.result", "no samples; expected at least one series with values");
     }
 }

@@ -134,11 +134,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Knob, Metrics, Scenario, TextKnob};
-use crate::error::{Error, Problem, Problems, Result};
+use crate::error::{Error, Problem, ProblemList, Problems, Result};
 use crate::eval::EvalError;
 use crate::rng::Rng;
-use crate::space::{Config, Domain, Space};
-use crate::telemetry::parse_timestamp;
+use crate::space::{Config, Space};
+use crate::telemetry::{csv_rows, parse_timestamp};
 
 /// Metric names, in the order [`CacheResult::metrics`] documents them.
 pub const METRICS: &[&str] =
@@ -150,9 +150,6 @@ pub const MAX_KEYS: u64 = 10_000_000;
 
 /// The largest `max_requests`: the trace takes 12 bytes per request.
 pub const MAX_REQUESTS: u64 = 100_000_000;
-
-/// Most bad lines listed for one trace file; the rest are counted.
-const MAX_LISTED: usize = 50;
 
 /// Random streams derived from the build seed.
 const STREAM_SAMPLE: u64 = 0xCAC0_0001;
@@ -328,11 +325,7 @@ fn check_ttl(knob: &Knob, path: &str, space: &Space, problems: &mut Vec<Problem>
     if problems.len() > before {
         return;
     }
-    let low = match space.param(name).map(|p| &p.domain) {
-        Some(Domain::Float { low, .. }) => *low,
-        Some(Domain::Int { low, .. }) => *low as f64,
-        _ => 0.0,
-    };
+    let low = knob.range(space).map_or(0.0, |r| r.0);
     if low <= 0.0 {
         problems.push(Problem::new(path, format!("parameter `{name}` can be {low}, which is not a TTL; {VALID}")));
     }
@@ -856,35 +849,19 @@ fn parse_trace(text: &str, source: &str) -> Result<Recorded> {
     const VALID: &str = "expected unix seconds, `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339 like `2024-05-01T12:00:00Z`";
     let mut reader =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let mut problems = Vec::new();
-    let mut total_problems = 0usize;
-    let mut problem = |line: u64, message: String| {
-        total_problems += 1;
-        if problems.len() < MAX_LISTED {
-            problems.push(Problem::new(format!("line {line}"), message));
-        }
-    };
+    let mut problems = ProblemList::default();
+    let mut problem = |line: u64, message: String| problems.push(format!("line {line}"), message);
     let mut ids: HashMap<String, u32> = HashMap::new();
     let mut rows: Vec<(i64, u32)> = Vec::new();
     let mut first = true;
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                problem(line, format!("unreadable row: {e}"));
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
+    for (line, row) in csv_rows(&mut reader) {
+        let record = match row {
+            Ok(record) => record,
+            Err(message) => {
+                problem(line, message);
                 continue;
             }
-        }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
+        };
         let ts = parse_timestamp(&record[0]);
         if std::mem::take(&mut first) && ts.is_none() {
             // A header: any names, but the shape of a row.
@@ -931,15 +908,12 @@ fn parse_trace(text: &str, source: &str) -> Result<Recorded> {
         }
         rows.push((ts.unwrap_or_default(), if write { id | WRITE_BIT } else { id }));
     }
-    if total_problems > problems.len() {
-        problems
-            .push(Problem::new("...", format!("and {} more bad lines not listed", total_problems - problems.len())));
+    let mut items = problems.listed();
+    if items.is_empty() && rows.is_empty() {
+        items.push(Problem::new("file", "no requests; expected rows `timestamp,key[,op]`"));
     }
-    if problems.is_empty() && rows.is_empty() {
-        problems.push(Problem::new("file", "no requests; expected rows `timestamp,key[,op]`"));
-    }
-    if !problems.is_empty() {
-        return Err(Error::Invalid(Problems { source: source.to_string(), items: problems }));
+    if !items.is_empty() {
+        return Err(Error::Invalid(Problems { source: source.to_string(), items }));
     }
     // Stable: equal timestamps keep file order.
     rows.sort_by_key(|&(t, _)| t);

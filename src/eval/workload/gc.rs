@@ -96,7 +96,7 @@ use serde::{Deserialize, Serialize};
 use super::{Knob, Metrics, Scenario};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvalError;
-use crate::space::{Config, Domain, Space};
+use crate::space::{Config, Space};
 
 /// The scalar metrics of [`GcResult::metrics`], by name.
 pub const METRICS: &[&str] = &[
@@ -252,7 +252,8 @@ impl GcSpec {
                 }
             }
             if problems.len() == before {
-                *range = knob_range(knob, space);
+                // Without a space only a fixed number has a range.
+                *range = knob.range(space.unwrap_or(&Space { params: Vec::new() }));
             }
         }
         if let [Some((_, heap_hi)), Some((young_lo, _))] = ranges
@@ -289,19 +290,6 @@ impl GcSpec {
         number("major_base_ms", self.major_base_ms, self.major_base_ms >= 0.0, non_negative);
         number("major_ms_per_mb", self.major_ms_per_mb, self.major_ms_per_mb >= 0.0, non_negative);
         number("cost_per_gb_hour", self.cost_per_gb_hour, self.cost_per_gb_hour >= 0.0, non_negative);
-    }
-}
-
-/// The values a valid knob can take: its number, or its parameter's range.
-fn knob_range(knob: &Knob, space: Option<&Space>) -> Option<(f64, f64)> {
-    match knob {
-        Knob::Fixed(v) => Some((*v, *v)),
-        Knob::Param(name) => match &space?.param(name)?.domain {
-            Domain::Float { low, high, .. } => Some((*low, *high)),
-            Domain::Int { low, high, .. } => Some((*low as f64, *high as f64)),
-            Domain::Bool => Some((0.0, 1.0)),
-            Domain::Categorical { .. } => None,
-        },
     }
 }
 

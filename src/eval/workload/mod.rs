@@ -62,26 +62,31 @@ impl Knob {
                         space.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
                     ),
                 )),
-                Some(p) => {
-                    let (lo, hi) = match &p.domain {
-                        Domain::Float { low, high, .. } => (*low, *high),
-                        Domain::Int { low, high, .. } => (*low as f64, *high as f64),
-                        Domain::Bool => (0.0, 1.0),
-                        Domain::Categorical { .. } => {
-                            problems.push(Problem::new(
-                                path,
-                                format!("parameter `{name}` is categorical; this input needs a float, int or bool"),
-                            ));
-                            return;
-                        }
-                    };
-                    if lo < min || hi > max {
-                        problems.push(Problem::new(
-                            path,
-                            format!("parameter `{name}` ranges over [{lo}, {hi}]; this input must be {}", range()),
-                        ));
-                    }
-                }
+                Some(_) => match self.range(space) {
+                    None => problems.push(Problem::new(
+                        path,
+                        format!("parameter `{name}` is categorical; this input needs a float, int or bool"),
+                    )),
+                    Some((lo, hi)) if lo < min || hi > max => problems.push(Problem::new(
+                        path,
+                        format!("parameter `{name}` ranges over [{lo}, {hi}]; this input must be {}", range()),
+                    )),
+                    Some(_) => {}
+                },
+            },
+        }
+    }
+
+    /// The values the knob can take: its number, or its parameter's range
+    /// (`None` for a categorical or unknown parameter).
+    pub fn range(&self, space: &Space) -> Option<(f64, f64)> {
+        match self {
+            Knob::Fixed(v) => Some((*v, *v)),
+            Knob::Param(name) => match &space.param(name)?.domain {
+                Domain::Float { low, high, .. } => Some((*low, *high)),
+                Domain::Int { low, high, .. } => Some((*low as f64, *high as f64)),
+                Domain::Bool => Some((0.0, 1.0)),
+                Domain::Categorical { .. } => None,
             },
         }
     }
@@ -316,7 +321,7 @@ impl WorkloadSpec {
             ModelKind::Gc => Built::Gc(self.gc.as_ref().ok_or_else(|| missing("gc"))?.build()?),
             ModelKind::Service => Built::Service(Box::new(service::ServiceModel::build(self, &scenario, base_dir)?)),
         };
-        Ok(WorkloadEvaluator { kind, scenario, model })
+        Ok(WorkloadEvaluator { metrics: self.metrics(kind), scenario, model })
     }
 }
 
@@ -329,7 +334,8 @@ enum Built {
 
 /// A workload model over its scenario, as an [`super::Evaluator`].
 pub struct WorkloadEvaluator {
-    kind: ModelKind,
+    /// What the model reports (known from the spec).
+    metrics: Vec<String>,
     scenario: Scenario,
     model: Built,
 }
@@ -360,12 +366,6 @@ impl super::Evaluator for WorkloadEvaluator {
     }
 
     fn metrics(&self) -> Vec<String> {
-        let own = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        match (&self.model, self.kind) {
-            (Built::Service(s), _) => s.metric_names(),
-            (_, ModelKind::Pool) => own(pool::METRICS),
-            (_, ModelKind::Cache) => own(cache::METRICS),
-            (_, _) => own(gc::METRICS),
-        }
+        self.metrics.clone()
     }
 }

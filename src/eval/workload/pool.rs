@@ -53,7 +53,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Knob, Metrics, Scenario, finite, tail_quantile};
+use super::{Knob, Metrics, Scenario, tail_quantile};
 use crate::error::{Error, Problem, Result};
 use crate::eval::EvalError;
 use crate::space::{Config, Space};
@@ -180,18 +180,7 @@ fn measured_ms(m: &MeasuredServiceTime, base_dir: &Path) -> Result<f64> {
     let path = base_dir.join(&m.series);
     let config = TelemetryConfig { default_kind: SeriesKind::Gauge, outliers: None, ..Default::default() };
     let loaded = telemetry::load(&path, &config)?;
-    let series = match &m.column {
-        Some(c) => loaded.series.iter().find(|s| &s.name == c),
-        None if loaded.series.len() == 1 => loaded.series.first(),
-        None => None,
-    }
-    .ok_or_else(|| {
-        Error::Config(format!(
-            "pool.service_time_ms.column: name one series of {}: {}",
-            path.display(),
-            loaded.series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+    let series = loaded.pick(m.column.as_deref(), "pool.service_time_ms.column")?;
     let mut v: Vec<f64> = series.points.iter().map(|p| p.1 * m.scale).collect();
     let ms = match m.stat {
         Stat::Mean => v.iter().sum::<f64>() / v.len() as f64,
@@ -476,39 +465,37 @@ pub struct PoolResult {
     pub connections: f64,
     pub memory_mb: f64,
     pub cost: f64,
+    /// Accepted requests over the scenario (the weight of every mixture).
+    accepted: f64,
 }
 
 impl PoolResult {
-    /// Accepted requests per segment (the weights of the wait mixture).
-    fn accepted(&self) -> impl Iterator<Item = (f64, &SegmentQueue)> {
-        self.segments.iter().map(|s| (s.arrivals * (1.0 - s.rejected), s))
+    fn new(segments: Vec<SegmentQueue>, connections: f64, memory_mb: f64, cost: f64) -> PoolResult {
+        let accepted = segments.iter().map(|s| s.arrivals * (1.0 - s.rejected)).sum();
+        PoolResult { segments, connections, memory_mb, cost, accepted }
+    }
+
+    /// The arrival-weighted mean of `f` over accepted requests.
+    fn over_accepted(&self, f: impl Fn(&SegmentQueue) -> f64) -> f64 {
+        if self.accepted <= 0.0 {
+            return 0.0;
+        }
+        self.segments.iter().map(|s| s.arrivals * (1.0 - s.rejected) * f(s)).sum::<f64>() / self.accepted
     }
 
     /// `P(W > t)` over every accepted request of the scenario.
     pub fn wait_tail(&self, t: f64) -> f64 {
-        let total: f64 = self.accepted().map(|(w, _)| w).sum();
-        if total <= 0.0 {
-            return 0.0;
-        }
-        self.accepted().map(|(w, s)| w * s.wait.tail(t)).sum::<f64>() / total
+        self.over_accepted(|s| s.wait.tail(t))
     }
 
     /// `P(W + S > t)` over every accepted request.
     pub fn latency_tail(&self, t: f64) -> f64 {
-        let total: f64 = self.accepted().map(|(w, _)| w).sum();
-        if total <= 0.0 {
-            return 0.0;
-        }
-        self.accepted().map(|(w, s)| w * s.wait.tail_plus_service(t, s.mu)).sum::<f64>() / total
+        self.over_accepted(|s| s.wait.tail_plus_service(t, s.mu))
     }
 
     /// Mean wait of accepted requests, seconds.
     pub fn wait_mean(&self) -> f64 {
-        let total: f64 = self.accepted().map(|(w, _)| w).sum();
-        if total <= 0.0 {
-            return 0.0;
-        }
-        self.accepted().map(|(w, s)| w * s.wait.mean()).sum::<f64>() / total
+        self.over_accepted(|s| s.wait.mean())
     }
 
     /// Mean service time, seconds.
@@ -520,22 +507,25 @@ impl PoolResult {
         let time: f64 = self.segments.iter().map(|s| s.duration_s).sum::<f64>().max(1e-300);
         let arrivals: f64 = self.segments.iter().map(|s| s.arrivals).sum();
         let service = self.service_mean();
-        let scale = service.max(self.wait_mean()).max(1e-6);
+        let wait_mean = self.wait_mean();
+        let scale = service.max(wait_mean).max(1e-6);
         let wait_p99 = tail_quantile(|t| self.wait_tail(t), 0.01, scale);
         let latency_p99 = tail_quantile(|t| self.latency_tail(t), 0.01, scale);
+        // An overloaded segment serves at full capacity; the rest queue beyond it.
         let served: f64 = self
             .segments
             .iter()
-            .map(|s| {
-                (s.arrivals * (1.0 - s.rejected)).min(s.utilization.max(0.0) * s.duration_s * self.connections * s.mu)
+            .map(|s| match s.wait {
+                Wait::Uniform { .. } => self.connections * s.mu * s.duration_s,
+                _ => s.arrivals * (1.0 - s.rejected),
             })
             .sum();
         let overloaded: f64 =
             self.segments.iter().filter(|s| matches!(s.wait, Wait::Uniform { .. })).map(|s| s.duration_s).sum();
         Metrics::from([
-            ("wait_mean_ms".into(), 1000.0 * self.wait_mean()),
+            ("wait_mean_ms".into(), 1000.0 * wait_mean),
             ("wait_p99_ms".into(), 1000.0 * wait_p99),
-            ("latency_mean_ms".into(), 1000.0 * (self.wait_mean() + service)),
+            ("latency_mean_ms".into(), 1000.0 * (wait_mean + service)),
             ("latency_p99_ms".into(), 1000.0 * latency_p99),
             ("utilization_mean".into(), self.segments.iter().map(|s| s.utilization * s.duration_s).sum::<f64>() / time),
             ("utilization_peak".into(), self.segments.iter().map(|s| s.utilization).fold(0.0, f64::max)),
@@ -587,17 +577,17 @@ impl PoolModel {
     /// The pool under `rates` (per second, one per segment of `step_s`).
     pub fn run(&self, c: u64, limit: Option<u64>, rates: &[f64], step_s: f64) -> PoolResult {
         let mu = 1000.0 / self.service_ms;
-        PoolResult {
-            segments: rates.iter().map(|&l| segment(l, step_s, c, mu, limit)).collect(),
-            connections: c as f64,
-            memory_mb: c as f64 * self.spec.memory_mb_per_connection,
-            cost: c as f64 * self.spec.cost_per_connection,
-        }
+        PoolResult::new(
+            rates.iter().map(|&l| segment(l, step_s, c, mu, limit)).collect(),
+            c as f64,
+            c as f64 * self.spec.memory_mb_per_connection,
+            c as f64 * self.spec.cost_per_connection,
+        )
     }
 
     pub fn evaluate(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
         let (c, limit) = self.sizes(config)?;
-        finite(self.run(c, limit, &scenario.rates, scenario.step_s).metrics())
+        Ok(self.run(c, limit, &scenario.rates, scenario.step_s).metrics())
     }
 }
 

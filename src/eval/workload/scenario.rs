@@ -216,26 +216,10 @@ impl ScenarioSpec {
         let path = base_dir.join(&self.series);
         let config = TelemetryConfig { default_kind: self.kind, step, outliers: None, ..Default::default() };
         let loaded = telemetry::load(&path, &config)?;
-        let names: Vec<&str> = loaded.series.iter().map(|s| s.name.as_str()).collect();
-        let series = match &self.column {
-            Some(c) => loaded.series.iter().find(|s| &s.name == c).ok_or_else(|| {
-                Error::Config(format!(
-                    "workload.column: `{c}` is not a series of {}; it holds: {}",
-                    path.display(),
-                    names.join(", ")
-                ))
-            })?,
-            None if loaded.series.len() == 1 => &loaded.series[0],
-            None => {
-                return Err(Error::Config(format!(
-                    "workload.column: {} holds {} series ({}); name one",
-                    path.display(),
-                    names.len(),
-                    names.join(", ")
-                )));
-            }
-        };
-        let step_s = loaded.report.series.iter().find(|r| r.name == series.name).map(|r| r.step).unwrap_or(1);
+        let series = loaded.pick(self.column.as_deref(), "workload.column")?;
+        let step_s = loaded
+            .step_of(&series.name)
+            .ok_or_else(|| Error::Config(format!("workload: cannot tell the step of {}", path.display())))?;
         let mut points: Vec<(i64, f64)> = series.points.clone();
         if let Some(u) = &self.until {
             let until = parse_timestamp(u).unwrap_or(i64::MAX);
@@ -261,8 +245,26 @@ impl ScenarioSpec {
             (r * self.scale).max(0.0)
         };
         let (first, last) = (points[0].0, points[points.len() - 1].0);
-        if self.scenario == ScenarioKind::Raw {
-            return Ok(Scenario {
+        let y: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let h = (horizon / step_s).max(1) as usize;
+        let steps = |secs: i64| ((secs as f64 / step_s as f64).round() as usize).max(2);
+        let forecast = || -> Result<(String, crate::forecast::Forecast)> {
+            let forecaster: Box<dyn Forecaster> = match self.model {
+                ForecastModel::MstlEts => Box::new(MstlEts { periods: period.map(steps).into_iter().collect() }),
+                ForecastModel::SeasonalNaive => {
+                    let p = period.map(steps).or_else(|| detect_periods(&y).first().copied()).unwrap_or(steps(86400));
+                    Box::new(SeasonalNaive { period: p })
+                }
+            };
+            let f = forecaster
+                .forecast(&y, h, self.level)
+                .map_err(|e| Error::Config(format!("workload ({shown}): {e}")))?;
+            Ok((forecaster.name(), f))
+        };
+        let after = format_time(last + step_s);
+        let days = horizon as f64 / 86400.0;
+        match self.scenario {
+            ScenarioKind::Raw => Ok(Scenario {
                 step_s: step_s as f64,
                 rates: points.iter().map(|p| per_second(p.1)).collect(),
                 start: first,
@@ -273,24 +275,9 @@ impl ScenarioSpec {
                     format_time(last + step_s),
                     points.len()
                 ),
-            });
-        }
-        let y: Vec<f64> = points.iter().map(|p| p.1).collect();
-        let h = (horizon / step_s).max(1) as usize;
-        let steps = |secs: i64| ((secs as f64 / step_s as f64).round() as usize).max(2);
-        let forecaster: Box<dyn Forecaster> = match self.model {
-            ForecastModel::MstlEts => Box::new(MstlEts { periods: period.map(steps).into_iter().collect() }),
-            ForecastModel::SeasonalNaive => {
-                let p = period.map(steps).or_else(|| detect_periods(&y).first().copied()).unwrap_or(steps(86400));
-                Box::new(SeasonalNaive { period: p })
-            }
-        };
-        let f =
-            forecaster.forecast(&y, h, self.level).map_err(|e| Error::Config(format!("workload ({shown}): {e}")))?;
-        let after = format_time(last + step_s);
-        let days = horizon as f64 / 86400.0;
-        match self.scenario {
+            }),
             ScenarioKind::Peak => {
+                let (name, f) = forecast()?;
                 let (i, top) =
                     f.upper.iter().enumerate().fold((0, f64::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b });
                 let rate = per_second(top);
@@ -301,7 +288,7 @@ impl ScenarioSpec {
                     label: format!(
                         "peak of the {:.0}% upper bound of {} over {days:.3}d after {after}: {rate:.4}/s at {} (point forecast {:.4}/s)",
                         100.0 * self.level,
-                        forecaster.name(),
+                        name,
                         format_time(last + step_s * (i as i64 + 1)),
                         per_second(f.point[i])
                     ),
@@ -319,6 +306,7 @@ impl ScenarioSpec {
                         "workload.horizon: typical_day needs a horizon of at least 1d, not {horizon}s"
                     )));
                 }
+                let (name, f) = forecast()?;
                 let (mut sum, mut n) = (vec![0.0; slots], vec![0usize; slots]);
                 for (i, v) in f.point.iter().enumerate() {
                     let t = last + step_s * (i as i64 + 1);
@@ -331,7 +319,7 @@ impl ScenarioSpec {
                     step_s: step_s as f64,
                     label: format!(
                         "typical day of the {} forecast over {days:.3}d after {after}: mean {:.4}/s, peak {:.4}/s",
-                        forecaster.name(),
+                        name,
                         rates.iter().sum::<f64>() / slots as f64,
                         rates.iter().copied().fold(0.0, f64::max)
                     ),
@@ -339,7 +327,6 @@ impl ScenarioSpec {
                     start: 0,
                 })
             }
-            ScenarioKind::Raw => unreachable!("handled above"),
         }
     }
 }

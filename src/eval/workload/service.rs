@@ -120,10 +120,6 @@ impl ServiceModel {
         })
     }
 
-    pub fn metric_names(&self) -> Vec<String> {
-        metric_names(self.gc.is_some())
-    }
-
     pub fn evaluate(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
         let cache = self.cache.evaluate(config)?;
         if cache.backend_rates.len() != scenario.rates.len() {
