@@ -258,6 +258,96 @@ fn draw_forecast<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Draw a recorded series against days from its first point, outliers as red rings and
+/// changepoints as dashed vertical lines, to `path` (`.svg` or `.png`).
+pub fn telemetry_plot(
+    path: &Path,
+    title: &str,
+    points: &[(i64, f64)],
+    outliers: &[crate::telemetry::Outlier],
+    changepoints: &[crate::telemetry::Changepoint],
+) -> Result<()> {
+    let format = PlotFormat::from_path(path)?;
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Err(Error::Config(format!("{}: nothing to plot", path.display())));
+    };
+    let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Err(Error::Config(format!("{}: non-finite values in the series", path.display())));
+    }
+    register_font()?;
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    let t0 = first.0;
+    let x = 0.0..((last.0 - t0) as f64 / 86_400.0).max(1e-9);
+    let y = (lo - pad)..(hi + pad);
+    match format {
+        PlotFormat::Svg => {
+            let root = SVGBackend::new(path, CONVERGENCE_SIZE).into_drawing_area();
+            draw_telemetry(&root, title, points, outliers, changepoints, x, y)
+                .and_then(|()| root.present())
+                .map_err(|e| draw_error(path, e))
+        }
+        PlotFormat::Png => {
+            let root = BitMapBackend::new(path, CONVERGENCE_SIZE).into_drawing_area();
+            draw_telemetry(&root, title, points, outliers, changepoints, x, y)
+                .and_then(|()| root.present())
+                .map_err(|e| draw_error(path, e))
+        }
+    }
+}
+
+fn draw_telemetry<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[(i64, f64)],
+    outliers: &[crate::telemetry::Outlier],
+    changepoints: &[crate::telemetry::Changepoint],
+    x: Range<f64>,
+    y: Range<f64>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let t0 = points[0].0;
+    let days = |t: i64| (t - t0) as f64 / 86_400.0;
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(16)
+        .margin_right(28)
+        .x_label_area_size(52)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.clone(), y.clone())?;
+    chart
+        .configure_mesh()
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .x_desc(format!("days from {}", crate::telemetry::format_time(t0)))
+        .y_desc("value")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(points.iter().map(|p| (days(p.0), p.1)), TAB_BLUE.stroke_width(1)))?
+        .label("recorded (resampled)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TAB_BLUE.stroke_width(2)));
+    chart
+        .draw_series(outliers.iter().map(|o| Circle::new((days(o.at), o.value), 4, TAB_RED.stroke_width(2))))?
+        .label("outlier")
+        .legend(|(x, y)| Circle::new((x + 9, y), 4, TAB_RED.stroke_width(2)));
+    chart
+        .draw_series(changepoints.iter().map(|c| {
+            DashedPathElement::new(vec![(days(c.at), y.start), (days(c.at), y.end)], 6, 4, TAB_ORANGE.stroke_width(2))
+        }))?
+        .label("changepoint")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TAB_ORANGE.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GRID)
+        .label_font((FONT, 14))
+        .draw()?;
+    Ok(())
+}
+
 /// Draw parameter importances as horizontal bars, most important on top,
 /// to `path` (`.svg` or `.png`). Each importance must be a number in [0, 1];
 /// bars are drawn in descending order whatever the input order.

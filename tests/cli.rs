@@ -490,3 +490,38 @@ fn forecast_backtest_reports_every_model_and_bad_input_is_clear() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.csv"));
 }
+
+#[test]
+fn telemetry_reports_gaps_outliers_and_changepoints_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let rds = telemetry("rds_cpu_utilization_cc0c53.csv");
+    let text = run_ok(knobs().args(["telemetry", "--out"]).arg(dir.path()).arg(&rds));
+    assert!(text.contains("1 gap, 1 empty bucket filled by linear interpolation"), "{text}");
+    assert!(text.contains("1 changepoint (level shifts; the series is kept whole):"), "{text}");
+    assert!(text.contains("2014-02-25 06:30:00  level"), "{text}");
+    assert!(dir.path().join("telemetry-rds_cpu_utilization_cc0c53.svg").exists());
+
+    let out = run_ok(
+        knobs()
+            .args(["telemetry", "--json", "--plots", "none"])
+            .arg(&rds)
+            .arg(telemetry("elb_request_count_8c0756.csv")),
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let rds = &v[0]["series"][0];
+    assert_eq!(rds["changepoints"].as_array().unwrap().len(), 1);
+    assert!(
+        rds["changepoints"][0]["after"].as_f64().unwrap() > 2.0 * rds["changepoints"][0]["before"].as_f64().unwrap()
+    );
+    assert_eq!(v[1]["series"][0]["changepoints"].as_array().unwrap().len(), 0);
+    assert_eq!(v[1]["series"][0]["missing_buckets"], 8);
+
+    // A bad setting names the flag's field and exits 2.
+    let bad = knobs()
+        .args(["telemetry", "--min-change=-1", "--plots", "none"])
+        .arg(telemetry("rds_cpu_utilization_cc0c53.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("changepoints.min_change"));
+}

@@ -358,3 +358,49 @@ fn bad_settings_are_refused() {
     };
     assert!(matches!(telemetry::load(&path, &cfg), Err(Error::Config(m)) if m.contains("outliers.threshold")));
 }
+
+/// The level shifts a reader sees in the NAB plots, and nothing else: rds_cpu steps from ~6% to
+/// ~14.5% on 2014-02-25; ec2_cpu_825cc2 drops to ~33% for twelve hours on 2014-04-16; the daily
+/// cycles of art_daily, elb and Twitter and the 2-unit wander of the latency series are not changes.
+#[test]
+fn the_level_shifts_of_the_real_series_are_flagged_and_cycles_are_not() {
+    let at = |s: &str| telemetry::parse_timestamp(s).expect("ts");
+    let load = |file: &str| telemetry::load(format!("{NAB}{file}"), &TelemetryConfig::default()).expect("load");
+
+    let rds = load("rds_cpu_utilization_cc0c53.csv");
+    let cps = &rds.report.series[0].changepoints;
+    assert_eq!(cps.len(), 1, "{}", rds.report);
+    assert!((cps[0].at - at("2014-02-25 06:30:00")).abs() <= 3600, "{}", rds.report);
+    assert!((cps[0].before - 6.0).abs() < 0.5 && (cps[0].after - 14.5).abs() < 1.0, "{:?}", cps[0]);
+    assert!(rds.report.to_string().contains("1 changepoint (level shifts; the series is kept whole)"));
+
+    let cpu = load("ec2_cpu_utilization_825cc2.csv");
+    let cps = &cpu.report.series[0].changepoints;
+    assert_eq!(cps.len(), 2, "{}", cpu.report);
+    assert!(cps[0].after < 40.0 && cps[0].shift < 0.0 && cps[1].shift > 0.0, "{cps:?}");
+    assert!((cps[1].at - cps[0].at - 12 * 3600).abs() <= 3600, "{cps:?}");
+
+    for file in [
+        "art_daily_small_noise.csv",
+        "elb_request_count_8c0756.csv",
+        "Twitter_volume_AMZN.csv",
+        "ec2_request_latency_system_failure.csv",
+    ] {
+        let l = load(file);
+        assert!(l.report.series[0].changepoints.is_empty(), "{}", l.report);
+    }
+}
+
+#[test]
+fn changepoint_settings_are_checked_and_can_be_turned_off() {
+    let path = format!("{NAB}rds_cpu_utilization_cc0c53.csv");
+    let cfg = TelemetryConfig {
+        changepoints: Some(telemetry::ChangepointConfig { min_segment_s: 0, ..Default::default() }),
+        ..TelemetryConfig::default()
+    };
+    assert!(matches!(telemetry::load(&path, &cfg), Err(Error::Config(m)) if m.contains("changepoints.min_segment_s")));
+    let off = TelemetryConfig { changepoints: None, ..TelemetryConfig::default() };
+    let l = telemetry::load(&path, &off).expect("load");
+    assert!(l.report.series[0].changepoints.is_empty());
+    assert!(l.report.to_string().contains("no changepoints"));
+}

@@ -119,6 +119,21 @@ fn read(path: &Path, a: &SeriesArgs) -> Result<Vec<Loaded>> {
         ..Default::default()
     };
     let loaded = load(path, &config)?;
+    for r in &loaded.report.series {
+        if let Some(last) = r.changepoints.last() {
+            // A forecast fitted across a level shift blends two regimes: say so, not silently.
+            eprintln!(
+                "note: `{}` shifted level {} time(s), last at {} ({} → {}); the models fit the whole series \
+                 (see `knobs telemetry {}`)",
+                r.name,
+                r.changepoints.len(),
+                format_time(last.at),
+                crate::study::fmt_num(last.before),
+                crate::study::fmt_num(last.after),
+                path.display()
+            );
+        }
+    }
     loaded
         .series
         .iter()
@@ -218,7 +233,7 @@ pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn sanitize(name: &str) -> String {
+pub(super) fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 

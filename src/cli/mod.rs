@@ -17,6 +17,7 @@ use crate::study::{RunOptions, StopReason, Study};
 pub mod evaluate;
 pub mod forecast;
 pub mod stdio;
+pub mod telemetry;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -95,6 +96,12 @@ enum Command {
     /// printed as a table (or `--json`) and plotted to knobs-out/forecast-<series>.svg.
     #[command(after_help = EXIT_CODES)]
     Forecast(forecast::ForecastCmd),
+    /// Read recordings and report what preparing them did: the step each series was resampled to,
+    /// gaps filled, outliers (rolling median and MAD) and changepoints (sustained level shifts, augurs'
+    /// Bayesian online changepoint detection) flagged, bad rows. Plots each series with its flags to
+    /// knobs-out/telemetry-<series>.svg.
+    #[command(after_help = EXIT_CODES)]
+    Telemetry(telemetry::TelemetryArgs),
     /// Score configurations with a spec's evaluator, without a study: the baseline, the
     /// recommendations of a run (`--config knobs-out/NAME/recommendations.yaml`), or a what-if
     /// (`--set pool_size=12`). Prints one column per configuration: parameters, objective,
@@ -237,6 +244,7 @@ pub fn main() -> i32 {
             None => forecast::forecast_cmd(f.args),
         },
         Command::Evaluate(args) => evaluate::evaluate_cmd(args),
+        Command::Telemetry(args) => telemetry::telemetry_cmd(args),
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
         Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),

@@ -1,6 +1,6 @@
 //! Telemetry in: reads recorded time series (CSV, JSON lines, Prometheus range-query JSON),
-//! cleans them (sort, merge duplicates), resamples them to a fixed step, fills gaps and flags
-//! outliers, and says in a [`Report`] everything it did.
+//! cleans them (sort, merge duplicates), resamples them to a fixed step, fills gaps, flags
+//! outliers and changepoints, and says in a [`Report`] everything it did.
 //!
 //! Accepted inputs, chosen by the file's extension:
 //!
@@ -37,6 +37,9 @@
 //!
 //! Outliers are points whose robust z-score against a centred rolling median (6 hours by default,
 //! see [`OutlierConfig`]) is above 5; they are listed in the report and kept in the series.
+//! Changepoints are sustained shifts of the level, found by augurs' Bayesian online changepoint
+//! detector on the hourly, de-seasonalised series (see [`ChangepointConfig`] and the module
+//! `changepoints` for the steps); they are reported, and the series is not cut.
 //!
 //! Gaps are filled by linear interpolation for both kinds of series. For a gauge that is the usual
 //! estimate. For a count it is a choice: a zero (the other obvious fill) would show a drop in load
@@ -44,6 +47,7 @@
 //! always means the sample was lost, not that nothing happened. Filled points are listed in
 //! [`SeriesReport::filled`] so a caller can leave them out.
 
+mod changepoints;
 mod outliers;
 mod parse;
 mod report;
@@ -54,6 +58,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub use changepoints::{Changepoint, ChangepointConfig, find_changepoints};
 pub use outliers::{Outlier, OutlierConfig, find_outliers};
 pub use parse::{Format, Recording, csv_rows, parse_str, parse_timestamp, read_file};
 pub use report::{Report, SeriesReport, format_time};
@@ -110,6 +115,8 @@ pub struct TelemetryConfig {
     pub step: Option<i64>,
     /// Outlier flagging; `None` turns it off.
     pub outliers: Option<OutlierConfig>,
+    /// Changepoint flagging; `None` turns it off.
+    pub changepoints: Option<ChangepointConfig>,
 }
 
 impl Default for TelemetryConfig {
@@ -120,6 +127,7 @@ impl Default for TelemetryConfig {
             kinds: BTreeMap::new(),
             step: None,
             outliers: Some(OutlierConfig::default()),
+            changepoints: Some(ChangepointConfig::default()),
         }
     }
 }
@@ -138,6 +146,9 @@ impl TelemetryConfig {
         }
         if let Some(o) = &self.outliers {
             o.check()?;
+        }
+        if let Some(c) = &self.changepoints {
+            c.check()?;
         }
         Ok(())
     }
@@ -181,7 +192,7 @@ impl Loaded {
 }
 
 /// Reads `path` and prepares every series in it: sort, merge duplicates, resample, fill gaps,
-/// flag outliers.
+/// flag outliers and changepoints.
 ///
 /// ```no_run
 /// use knobs::telemetry::{self, SeriesKind, TelemetryConfig};
@@ -221,6 +232,10 @@ pub fn prepare(recording: Recording, config: &TelemetryConfig) -> Result<Loaded>
             Some(o) => find_outliers(&r.series.points, r.step, &r.filled, o),
             None => Vec::new(),
         };
+        let changepoints = match &config.changepoints {
+            Some(c) => find_changepoints(&r.series.points, r.step, &r.filled, c),
+            None => Vec::new(),
+        };
         let filled = r.series.points.iter().zip(&r.filled).filter(|(_, f)| **f).map(|(p, _)| p.0).collect();
         reports.push(SeriesReport {
             name: s.name.clone(),
@@ -236,6 +251,7 @@ pub fn prepare(recording: Recording, config: &TelemetryConfig) -> Result<Loaded>
             longest_gap: r.longest_gap,
             filled,
             outliers,
+            changepoints,
         });
         series.push(r.series);
     }

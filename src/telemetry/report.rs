@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Format, Outlier, SeriesKind};
+use super::{Changepoint, Format, Outlier, SeriesKind};
 use crate::error::Problem;
 
 /// Most outliers or filled points written out per series when printed; all are in the fields.
@@ -46,6 +46,8 @@ pub struct SeriesReport {
     /// Timestamps of the points filled by linear interpolation.
     pub filled: Vec<i64>,
     pub outliers: Vec<Outlier>,
+    /// Sustained level shifts, in time order.
+    pub changepoints: Vec<Changepoint>,
 }
 
 /// `2014-04-10 00:04:00`, or the raw number when out of chrono's range.
@@ -149,6 +151,33 @@ impl fmt::Display for SeriesReport {
             }
             if self.outliers.len() > SHOWN {
                 write!(f, "\n      and {} more", self.outliers.len() - SHOWN)?;
+            }
+        }
+        if self.changepoints.is_empty() {
+            write!(f, "\n    no changepoints")?;
+        } else {
+            write!(
+                f,
+                "\n    {} (level shifts; the series is kept whole):",
+                plural(self.changepoints.len(), "changepoint", "changepoints")
+            )?;
+            for c in self.changepoints.iter().take(SHOWN) {
+                let pct = if c.before != 0.0 {
+                    format!(", {:+.0}%", 100.0 * (c.after - c.before) / c.before.abs())
+                } else {
+                    String::new()
+                };
+                write!(
+                    f,
+                    "\n      {}  level {} → {}{pct} ({:+.1} noise levels)",
+                    format_time(c.at),
+                    crate::study::fmt_num(c.before),
+                    crate::study::fmt_num(c.after),
+                    c.shift
+                )?;
+            }
+            if self.changepoints.len() > SHOWN {
+                write!(f, "\n      and {} more", self.changepoints.len() - SHOWN)?;
             }
         }
         Ok(())

@@ -178,7 +178,8 @@ impl PoolSpec {
 
 fn measured_ms(m: &MeasuredServiceTime, base_dir: &Path) -> Result<f64> {
     let path = base_dir.join(&m.series);
-    let config = TelemetryConfig { default_kind: SeriesKind::Gauge, outliers: None, ..Default::default() };
+    let config =
+        TelemetryConfig { default_kind: SeriesKind::Gauge, outliers: None, changepoints: None, ..Default::default() };
     let loaded = telemetry::load(&path, &config)?;
     let series = loaded.pick(m.column.as_deref(), "pool.service_time_ms.column")?;
     let mut v: Vec<f64> = series.points.iter().map(|p| p.1 * m.scale).collect();

@@ -214,7 +214,8 @@ impl ScenarioSpec {
             return Err(Error::Config(format!("workload.{first}")));
         }
         let path = base_dir.join(&self.series);
-        let config = TelemetryConfig { default_kind: self.kind, step, outliers: None, ..Default::default() };
+        let config =
+            TelemetryConfig { default_kind: self.kind, step, outliers: None, changepoints: None, ..Default::default() };
         let loaded = telemetry::load(&path, &config)?;
         let series = loaded.pick(self.column.as_deref(), "workload.column")?;
         let step_s = loaded
