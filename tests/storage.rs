@@ -1,6 +1,10 @@
 //! The storage conformance suite: every backend must pass every case in
-//! `cases`, plus the SQLite-only tests at the bottom (files, schema versions,
-//! concurrency across handles, durability settings).
+//! `cases`, plus the SQLite-only and PostgreSQL-only tests at the bottom
+//! (files, schema versions, concurrency across handles, durability settings).
+//!
+//! PostgreSQL tests need a server: `KNOBS_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Each test works in a fresh
+//! schema of its own and drops it at the end; without a server they fail.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,24 +13,33 @@ use knobs::Error;
 use knobs::optim::Snapshot;
 use knobs::space::{Config, Value};
 use knobs::storage::{
-    self, Finished, MemoryStorage, NewTrial, Owner, SnapshotPoint, SqliteStorage, Storage, StoredSnapshot,
+    self, Finished, MemoryStorage, NewTrial, Owner, PostgresStorage, SnapshotPoint, SqliteStorage, Storage,
+    StoredSnapshot,
 };
 use knobs::trial::TrialState;
 
-/// A backend under test; keeps its temporary directory alive.
+/// A backend under test; keeps its temporary directory or schema alive
+/// (fields drop in order: the storage before what it lives in).
 struct Backend {
     storage: Box<dyn Storage>,
     _dir: Option<tempfile::TempDir>,
+    _schema: Option<pg::TestSchema>,
 }
 
-fn memory() -> Backend {
-    Backend { storage: Box::new(MemoryStorage::new()), _dir: None }
+fn memory(_case: &str) -> Backend {
+    Backend { storage: Box::new(MemoryStorage::new()), _dir: None, _schema: None }
 }
 
-fn sqlite() -> Backend {
+fn sqlite(_case: &str) -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = SqliteStorage::open(&dir.path().join("knobs.db")).expect("open sqlite");
-    Backend { storage: Box::new(storage), _dir: Some(dir) }
+    Backend { storage: Box::new(storage), _dir: Some(dir), _schema: None }
+}
+
+fn postgres(case: &str) -> Backend {
+    let schema = pg::TestSchema::new(case);
+    let storage = schema.open();
+    Backend { storage: Box::new(storage), _dir: None, _schema: Some(schema) }
 }
 
 /// Runs every listed case on every listed backend, one `#[test]` each.
@@ -39,7 +52,7 @@ macro_rules! conformance {
             $(
                 #[test]
                 fn $case() {
-                    let b = super::$backend();
+                    let b = super::$backend(stringify!($case));
                     super::cases::$case(&*b.storage);
                 }
             )*
@@ -48,7 +61,7 @@ macro_rules! conformance {
 }
 
 conformance! {
-    backends: [memory, sqlite],
+    backends: [memory, sqlite, postgres],
     cases: [
         open_study_is_idempotent_and_listed,
         numbers_are_consecutive_per_study,
@@ -491,7 +504,7 @@ fn open_accepts_memory_sqlite_urls_and_db_paths() {
     }
     assert!(dir.path().join("a.db").exists() && dir.path().join("b.sqlite").exists());
     assert!(dir.path().join("c.db").exists());
-    for bad in ["", "memory", "results.txt", "sqlite:", "postgres://localhost/knobs"] {
+    for bad in ["", "memory", "results.txt", "sqlite:", "postgres:/localhost/knobs"] {
         match storage::open(bad) {
             Err(Error::Config(m)) => assert!(m.contains(&format!("`{bad}`")), "{m}"),
             Err(e) => panic!("{bad}: expected Error::Config, got {e}"),
@@ -694,4 +707,310 @@ fn sqlite_two_handles_four_threads_number_uniquely() {
     }
     let integrity: String = raw(&path).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
+}
+
+// ---------------------------------------------------------------- PostgreSQL only
+
+mod common;
+use common::pg;
+
+#[test]
+fn open_accepts_postgres_urls() {
+    let db = pg::TestSchema::new("open_urls");
+    let url = db.url.clone();
+    let s = storage::open(&url).unwrap_or_else(|e| panic!("{e}"));
+    s.open_study("a", &spec("a")).unwrap();
+    let other = url.replacen("postgres://", "postgresql://", 1);
+    assert!(other.starts_with("postgresql://"), "{other}");
+    let t = storage::open(&format!("  {other}  ")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.list_studies().unwrap().len(), 1, "the same schema through both spellings");
+    drop((s, t));
+    match storage::open("postgres://postgres@127.0.0.1:5432/test?schema=no-dashes").map(drop) {
+        Err(Error::Config(m)) => {
+            assert!(m.contains("no-dashes") && m.contains("letters, digits or underscores"), "{m}")
+        }
+        other => panic!("expected Error::Config, got {other:?}"),
+    }
+}
+
+#[test]
+fn postgres_data_survives_reopening() {
+    let db = pg::TestSchema::new("survives");
+    let me = Owner::current();
+    let (record, told) = {
+        let s = db.open();
+        let record = s.open_study("a", &spec("a")).unwrap();
+        s.acquire("a", &me).unwrap();
+        s.start_trials("a", &[new_trial(1, 0.1), new_trial(1, 1.0 / 3.0), new_trial(1, 0.3)], "w", None).unwrap();
+        let told = snap(1, SnapshotPoint::Told, "told");
+        s.finish_trial("a", &complete(1, 0, 5e-324), Some(&told)).unwrap();
+        s.reclaim_running("a", "w2").unwrap();
+        (record, told)
+    };
+    let s = db.open();
+    assert_eq!(s.find_study("a").unwrap(), Some(record.clone()));
+    let c = &record.created_at;
+    assert!(c.len() == 24 && &c[10..11] == "T" && &c[19..20] == "." && c.ends_with('Z'), "SQLite's shape: {c}");
+    let trials = s.trials("a").unwrap();
+    assert_eq!(trials.len(), 3);
+    assert_eq!(trials[1].metrics["y"].to_bits(), 5e-324f64.to_bits());
+    assert_eq!(trials[1].x, [1.0 / 3.0]);
+    assert_eq!(trials.iter().map(|t| t.epoch).collect::<Vec<_>>(), [1, 0, 1]);
+    assert_eq!(s.latest_snapshot("a").unwrap(), Some(told));
+    assert!(matches!(s.acquire("a", &other_live_owner()), Err(Error::Locked(_))), "the lock persists");
+    let next = s.start_trials("a", &[new_trial(2, 0.5)], "w", None).unwrap();
+    assert_eq!(next[0].number, 3);
+    let version = db.raw().i64("SELECT version::bigint FROM knobs_schema");
+    assert_eq!(version, i64::from(knobs::storage::postgres::SCHEMA_VERSION));
+}
+
+#[test]
+fn postgres_schemas_keep_studies_apart() {
+    let one = pg::TestSchema::new("apart_one");
+    let two = pg::TestSchema::new("apart_two");
+    let (s1, s2) = (one.open(), two.open());
+    s1.open_study("a", &spec("one")).unwrap();
+    s1.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
+    assert_eq!(s2.find_study("a").unwrap(), None);
+    s2.open_study("a", &spec("two")).unwrap();
+    assert!(s2.trials("a").unwrap().is_empty());
+    assert_eq!(s1.find_study("a").unwrap().unwrap().spec, spec("one"));
+    assert_eq!(s1.schema(), one.name);
+    assert!(s1.target().contains(&one.name), "{}", s1.target());
+}
+
+#[test]
+fn postgres_newer_schema_is_refused_clearly() {
+    let db = pg::TestSchema::new("newer");
+    drop(db.open());
+    let known = knobs::storage::postgres::SCHEMA_VERSION;
+    db.raw().must(&format!("UPDATE knobs_schema SET version = {}", known + 7));
+    let err = PostgresStorage::open(&db.url).expect_err("a newer schema must be refused");
+    let Error::Storage(msg) = err else { panic!("expected Error::Storage, got {err:?}") };
+    let want = format!("was written by a newer knobs (schema {}, this binary knows {known}); upgrade knobs", known + 7);
+    assert!(msg.contains(&want) && msg.contains(&db.name), "{msg}");
+    // Nothing was changed by the refused open.
+    assert_eq!(db.raw().i64("SELECT version::bigint FROM knobs_schema"), i64::from(known + 7));
+}
+
+#[test]
+fn postgres_foreign_schemas_and_bad_schema_names_are_refused() {
+    let db = pg::TestSchema::new("foreign");
+    let raw = pg::Raw::connect("public");
+    raw.must(&format!("CREATE SCHEMA {0}; CREATE TABLE {0}.trials (a INTEGER)", db.name));
+    match PostgresStorage::open(&db.url) {
+        Err(Error::Storage(m)) => assert!(m.contains(&db.name) && m.contains("not a knobs schema"), "{m}"),
+        other => panic!("expected Error::Storage, got {other:?}"),
+    }
+    let base = pg::base_url();
+    for bad in ["", "a-b", "a;drop", "\"x\"", &"s".repeat(64)] {
+        match PostgresStorage::open(&pg::with_schema(&base, bad)) {
+            Err(Error::Config(m)) => assert!(m.contains("schema"), "{m}"),
+            other => panic!("schema {bad:?}: expected Error::Config, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn postgres_concurrent_opens_migrate_once() {
+    let db = pg::TestSchema::new("concurrent_open");
+    let opened: Vec<PostgresStorage> = std::thread::scope(|scope| {
+        let openers: Vec<_> = (0..4).map(|_| scope.spawn(|| PostgresStorage::open(&db.url))).collect();
+        openers.into_iter().map(|o| o.join().expect("opener thread").unwrap_or_else(|e| panic!("{e}"))).collect()
+    });
+    opened[0].open_study("a", &spec("a")).unwrap();
+    assert_eq!(opened[3].list_studies().unwrap().len(), 1);
+    let raw = db.raw();
+    assert_eq!(raw.i64("SELECT count(*) FROM knobs_schema"), 1);
+    assert_eq!(
+        raw.i64("SELECT version::bigint FROM knobs_schema"),
+        i64::from(knobs::storage::postgres::SCHEMA_VERSION)
+    );
+}
+
+#[test]
+fn postgres_trial_numbers_are_unique_by_constraint() {
+    let db = pg::TestSchema::new("unique");
+    let s = db.open();
+    s.open_study("a", &spec("a")).unwrap();
+    s.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
+    let dup = db.raw().exec(
+        "INSERT INTO trials (study_id, number, batch, x, config, state, worker, heartbeat_at, started_at)
+         SELECT study_id, number, batch, x, config, state, worker, heartbeat_at, started_at FROM trials",
+    );
+    let err = dup.expect_err("a duplicate number must violate a constraint");
+    assert!(err.contains("duplicate key") && err.contains("trials_study_id_number_key"), "{err}");
+}
+
+#[test]
+fn postgres_damaged_rows_are_clear_errors() {
+    let db = pg::TestSchema::new("damaged");
+    let s = db.open();
+    s.open_study("a", &spec("a")).unwrap();
+    s.start_trials("a", &[new_trial(1, 0.1), new_trial(1, 0.2)], "w", Some(&snap(1, SnapshotPoint::Asked, "s")))
+        .unwrap();
+    let expect_damaged = |r: knobs::Result<()>, needles: &[&str]| match r {
+        Err(Error::Storage(m)) => {
+            assert!(m.contains(&db.name) && m.contains("damaged"), "{m}");
+            for n in needles {
+                assert!(m.contains(n), "{m} lacks {n}");
+            }
+        }
+        other => panic!("expected Error::Storage, got {other:?}"),
+    };
+    let raw = db.raw();
+    // Garbage the constraints would stop, as if an older tool or a hand edit wrote it.
+    raw.must("ALTER TABLE trials DROP CONSTRAINT trials_state_check, DROP CONSTRAINT trials_batch_check");
+    let cases: [(&str, &[&str]); 6] = [
+        ("UPDATE trials SET x = 'not json' WHERE number = 1", &["trial 1", "`x`"]),
+        ("UPDATE trials SET x = '[\"zero\"]' WHERE number = 1", &["trial 1", "`x`"]),
+        ("UPDATE trials SET config = '[1, 2]' WHERE number = 1", &["trial 1", "`config`"]),
+        ("UPDATE trials SET metrics = '{\"y\": true}' WHERE number = 1", &["trial 1", "`metrics`"]),
+        ("UPDATE trials SET batch = -5 WHERE number = 1", &["trial 1", "`batch`", "negative"]),
+        ("UPDATE trials SET state = 'exploded' WHERE number = 1", &["trial 1", "`state`"]),
+    ];
+    for (sql, needles) in cases {
+        raw.must(sql);
+        expect_damaged(s.trials("a").map(drop), needles);
+        // Restore the row for the next case.
+        raw.must(
+            "UPDATE trials SET x = '[0.2]', config = '{\"x\":0.2}', metrics = '{}', batch = 1, state = 'running'
+             WHERE number = 1",
+        );
+        assert_eq!(s.trials("a").unwrap().len(), 2);
+    }
+    raw.must("UPDATE trials SET state = 'failed', fail_reason = NULL WHERE number = 1");
+    expect_damaged(s.finish_trial("a", &complete(1, 0, 1.0), None), &["trial 1", "`state`"]);
+    expect_damaged(s.heartbeat("a", 1, 0), &["trial 1", "`state`"]);
+    raw.must("UPDATE snapshots SET snapshot = '{\"optimizer\": 3}'");
+    expect_damaged(s.latest_snapshot("a").map(drop), &["snapshot"]);
+    raw.must("UPDATE snapshots SET snapshot = '{}', point = 'sideways'");
+    expect_damaged(s.latest_snapshot("a").map(drop), &["snapshot", "`point`"]);
+    raw.must("UPDATE studies SET spec = '{'");
+    expect_damaged(s.find_study("a").map(drop), &["study `a`", "`spec`"]);
+    drop(s);
+    raw.must("INSERT INTO knobs_schema (version) VALUES (1)");
+    expect_damaged(PostgresStorage::open(&db.url).map(drop), &["knobs_schema"]);
+}
+
+#[test]
+fn postgres_two_handles_four_threads_number_uniquely() {
+    const THREADS: usize = 4;
+    const CALLS: usize = 50;
+    let db = pg::TestSchema::new("two_handles");
+    let handles = [db.open(), db.open()];
+    handles[0].open_study("a", &spec("a")).unwrap();
+    let got: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let s = &handles[i % 2];
+                scope.spawn(move || {
+                    let mut numbers = Vec::new();
+                    for call in 0..CALLS {
+                        let sn = snap(call as u64, SnapshotPoint::Asked, &format!("t{i}c{call}"));
+                        let trials = s
+                            .start_trials("a", &[new_trial(call as u64, i as f64 / 10.0)], &format!("w{i}"), Some(&sn))
+                            .unwrap_or_else(|e| panic!("thread {i} call {call}: {e}"));
+                        numbers.extend(trials.iter().map(|t| t.number));
+                    }
+                    numbers
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker thread")).collect()
+    });
+    let mut all: Vec<u64> = got.iter().flatten().copied().collect();
+    for numbers in &got {
+        assert_eq!(numbers.len(), CALLS);
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "each thread sees increasing numbers");
+    }
+    all.sort_unstable();
+    let expected: Vec<u64> = (0..(THREADS * CALLS) as u64).collect();
+    assert_eq!(all, expected, "unique, consecutive, none lost");
+    for s in &handles {
+        let stored: Vec<u64> = s.trials("a").unwrap().iter().map(|t| t.number).collect();
+        assert_eq!(stored, expected);
+    }
+    assert_eq!(db.raw().i64("SELECT count(*) FROM snapshots"), 3, "older snapshots are pruned");
+}
+
+#[test]
+fn postgres_connection_errors_name_the_server_but_never_the_password() {
+    let password = "s3cret-Pw-123";
+    let config = pg::base_config();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let cases: [(String, Vec<String>); 2] = [
+        // Nothing listens on port 1.
+        (format!("postgres://knobs_user:{password}@127.0.0.1:1/test?schema=k"), vec!["127.0.0.1:1/test".into()]),
+        (
+            format!("postgres://postgres:{password}@{host}:{port}/knobs_no_such_db?schema=k"),
+            vec![format!("{host}:{port}/knobs_no_such_db"), "does not exist".into()],
+        ),
+    ];
+    for (url, needles) in &cases {
+        for opened in [PostgresStorage::open(url).map(drop), storage::open(url).map(drop)] {
+            let err = opened.expect_err("must not connect");
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Storage(_)), "{err:?}");
+            assert!(!msg.contains(password) && !format!("{err:?}").contains(password), "password leaked: {msg}");
+            for n in needles {
+                assert!(msg.contains(n.as_str()), "{msg} lacks {n}");
+            }
+        }
+    }
+    // A URL that does not parse is named with its password masked.
+    let bad = format!("postgres://postgres:{password}@127.0.0.1:notaport/test");
+    match PostgresStorage::open(&bad) {
+        Err(Error::Config(m)) => assert!(!m.contains(password) && m.contains("postgres:***@127.0.0.1"), "{m}"),
+        other => panic!("expected Error::Config, got {other:?}"),
+    }
+}
+
+#[test]
+fn postgres_works_from_spawn_blocking_threads_of_another_runtime() {
+    let db = pg::TestSchema::new("spawn_blocking");
+    let s = std::sync::Arc::new(db.open());
+    s.open_study("a", &spec("a")).unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let numbers: Vec<u64> = server.block_on(async {
+        let calls: Vec<_> = (0..4)
+            .map(|i| {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.start_trials("a", &[new_trial(1, i as f64 / 10.0)], "w", None))
+            })
+            .collect();
+        let mut numbers = Vec::new();
+        for c in calls {
+            numbers.extend(c.await.expect("blocking task").unwrap_or_else(|e| panic!("{e}")).iter().map(|t| t.number));
+        }
+        numbers
+    });
+    let mut sorted = numbers.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2, 3]);
+    // The handle may even be dropped on the server's runtime.
+    server.block_on(async move { drop(s) });
+}
+
+/// Eight handles creating one new file at the same moment (as eight `knobs worker`s
+/// started together do): every one opens it, none calls it a foreign file.
+#[test]
+fn sqlite_many_handles_creating_one_file_at_once_all_open_it() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("new{round}.db"));
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    barrier.wait();
+                    SqliteStorage::open(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
+                });
+            }
+        });
+    }
 }

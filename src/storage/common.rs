@@ -64,6 +64,22 @@ pub(crate) fn check_finished(study: &str, f: &Finished) -> Result<Option<f64>> {
     }
 }
 
+/// Check a claim request; returns the grace period in seconds.
+pub(crate) fn check_claim(req: &super::ClaimRequest) -> Result<f64> {
+    if req.worker.is_empty() {
+        return Err(Error::Config("claim: worker must not be empty".into()));
+    }
+    if !(req.grace_s.is_finite() && req.grace_s >= 0.0) {
+        return Err(Error::Config(format!("claim: grace_s must be finite and >= 0 (got {})", req.grace_s)));
+    }
+    Ok(req.grace_s)
+}
+
+/// Why a trial whose worker stopped heartbeating was failed instead of retried.
+pub(crate) fn stale_reason(grace_s: f64, retries: impl Display) -> String {
+    format!("stale: its worker stopped heartbeating for more than {grace_s} s, after {retries} retries")
+}
+
 pub(crate) fn no_study(name: &str) -> Error {
     Error::NotFound(format!("study `{name}` does not exist"))
 }

@@ -3,12 +3,15 @@
 //! exactly (same refusals, same messages, same numbering).
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::error::Result;
 use crate::trial::{Trial, TrialState};
 
 use super::common::{self, now_utc};
-use super::{Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary};
+use super::{
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary,
+};
 
 /// Studies, trials, snapshots and locks in one mutex-guarded map.
 #[derive(Debug, Default)]
@@ -25,12 +28,15 @@ struct MemStudy {
     lock: Option<MemLock>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct MemTrial {
     trial: Trial,
     worker: String,
-    #[allow(dead_code)] // kept for parity with the SQLite row
-    heartbeat_at: String,
+    heartbeat: Instant,
+    /// Told to the shared optimizer by a claim.
+    told: bool,
+    /// Times a stale lease was handed to another worker.
+    retries: u32,
 }
 
 #[derive(Debug)]
@@ -51,6 +57,36 @@ impl MemoryStorage {
         // cannot have left half a write behind.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A running trial leased at `epoch`; the contract's refusals otherwise.
+fn leased<'a>(s: &'a mut MemStudy, study: &str, number: u64, epoch: u64) -> Result<&'a mut MemTrial> {
+    let t = usize::try_from(number)
+        .ok()
+        .and_then(|i| s.trials.get_mut(i))
+        .ok_or_else(|| common::no_trial(study, number))?;
+    if t.trial.state.is_finished() {
+        return Err(common::already_finished(study, number, &t.trial.state));
+    }
+    if t.trial.epoch != epoch {
+        return Err(common::stale_epoch(study, number, epoch, t.trial.epoch, &t.worker));
+    }
+    Ok(t)
+}
+
+/// Number, store as running for `worker`, and return new trials.
+fn insert(s: &mut MemStudy, trials: &[NewTrial], worker: &str) -> Vec<Trial> {
+    let first = s.trials.len() as u64;
+    let started: Vec<Trial> = trials.iter().zip(first..).map(|(t, number)| t.started(number)).collect();
+    let now = Instant::now();
+    s.trials.extend(started.iter().map(|t| MemTrial {
+        trial: t.clone(),
+        worker: worker.to_string(),
+        heartbeat: now,
+        told: false,
+        retries: 0,
+    }));
+    started
 }
 
 fn find<'a>(studies: &'a mut [MemStudy], name: &str) -> Result<&'a mut MemStudy> {
@@ -123,29 +159,7 @@ impl Storage for MemoryStorage {
         common::check_new_trials(study, trials)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        let now = now_utc();
-        let first = s.trials.len() as u64;
-        let started: Vec<Trial> = trials
-            .iter()
-            .zip(first..)
-            .map(|(t, number)| Trial {
-                number,
-                batch: t.batch,
-                ticket: t.ticket,
-                x: t.x.clone(),
-                config: t.config.clone(),
-                state: TrialState::Running,
-                metrics: Default::default(),
-                elapsed_s: None,
-                epoch: 0,
-                baseline: t.baseline,
-            })
-            .collect();
-        s.trials.extend(started.iter().map(|t| MemTrial {
-            trial: t.clone(),
-            worker: worker.to_string(),
-            heartbeat_at: now.clone(),
-        }));
+        let started = insert(s, trials, worker);
         if let Some(snap) = snapshot {
             s.snapshot = Some(snap.clone());
         }
@@ -156,20 +170,11 @@ impl Storage for MemoryStorage {
         let elapsed_s = common::check_finished(study, finished)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        let t = usize::try_from(finished.number)
-            .ok()
-            .and_then(|i| s.trials.get_mut(i))
-            .ok_or_else(|| common::no_trial(study, finished.number))?;
-        if t.trial.state.is_finished() {
-            return Err(common::already_finished(study, finished.number, &t.trial.state));
-        }
-        if t.trial.epoch != finished.epoch {
-            return Err(common::stale_epoch(study, finished.number, finished.epoch, t.trial.epoch, &t.worker));
-        }
+        let t = leased(s, study, finished.number, finished.epoch)?;
         t.trial.state = finished.state.clone();
         t.trial.metrics = finished.metrics.clone();
         t.trial.elapsed_s = elapsed_s;
-        t.heartbeat_at = now_utc();
+        t.heartbeat = Instant::now();
         if let Some(snap) = snapshot {
             s.snapshot = Some(snap.clone());
         }
@@ -179,14 +184,14 @@ impl Storage for MemoryStorage {
     fn reclaim_running(&self, study: &str, worker: &str) -> Result<Vec<Trial>> {
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        let now = now_utc();
+        let now = Instant::now();
         Ok(s.trials
             .iter_mut()
             .filter(|t| !t.trial.state.is_finished())
             .map(|t| {
                 t.trial.epoch = t.trial.epoch.saturating_add(1);
                 t.worker = worker.to_string();
-                t.heartbeat_at = now.clone();
+                t.heartbeat = now;
                 t.trial.clone()
             })
             .collect())
@@ -200,5 +205,67 @@ impl Storage for MemoryStorage {
     fn latest_snapshot(&self, study: &str) -> Result<Option<StoredSnapshot>> {
         let mut studies = self.lock();
         Ok(find(&mut studies, study)?.snapshot.clone())
+    }
+
+    fn claim(
+        &self,
+        study: &str,
+        req: &ClaimRequest,
+        plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
+    ) -> Result<Vec<Trial>> {
+        let grace = common::check_claim(req)?;
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        // Changes are made to a copy and kept only when the plan succeeds.
+        let mut trials = s.trials.clone();
+        let now = Instant::now();
+        let mut retried = Vec::new();
+        for t in trials.iter_mut().filter(|t| !t.trial.state.is_finished()) {
+            if now.duration_since(t.heartbeat).as_secs_f64() <= grace {
+                continue;
+            }
+            if t.retries < req.max_retries {
+                t.retries += 1;
+                t.trial.epoch = t.trial.epoch.saturating_add(1);
+                t.worker = req.worker.clone();
+                t.heartbeat = now;
+                retried.push(t.trial.clone());
+            } else {
+                t.trial.state = TrialState::Failed { reason: common::stale_reason(grace, t.retries) };
+                t.heartbeat = now;
+            }
+        }
+        let state = ClaimState {
+            snapshot: s.snapshot.clone(),
+            untold: trials.iter().filter(|t| !t.told && t.trial.state.is_finished()).map(|t| t.trial.clone()).collect(),
+            retried,
+            total: trials.len() as u64,
+            running: trials.iter().filter(|t| !t.trial.state.is_finished()).count() as u64,
+            last_batch: trials.iter().map(|t| t.trial.batch).max().unwrap_or(0),
+        };
+        let p = plan(&state)?;
+        common::check_new_trials(study, &p.new)?;
+        for n in &p.told {
+            match usize::try_from(*n).ok().and_then(|i| trials.get_mut(i)) {
+                Some(t) if t.trial.state.is_finished() => t.told = true,
+                Some(_) => {}
+                None => return Err(common::no_trial(study, *n)),
+            }
+        }
+        s.trials = trials;
+        let new = insert(s, &p.new, &req.worker);
+        if let Some(snap) = p.snapshot {
+            s.snapshot = Some(snap);
+        }
+        let mut out = state.retried;
+        out.extend(new);
+        Ok(out)
+    }
+
+    fn heartbeat(&self, study: &str, number: u64, epoch: u64) -> Result<()> {
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        leased(s, study, number, epoch)?.heartbeat = Instant::now();
+        Ok(())
     }
 }

@@ -15,13 +15,16 @@ use crate::trial::{Trial, TrialState};
 
 mod common;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
 /// Open a storage by URL or path: `memory:`, `sqlite:PATH` (or
-/// `sqlite://PATH`), or a plain path ending in `.db`, `.sqlite` or `.sqlite3`.
+/// `sqlite://PATH`), a plain path ending in `.db`, `.sqlite` or `.sqlite3`, or
+/// `postgres://…` / `postgresql://…` (optionally `?schema=NAME`).
 pub fn open(url_or_path: &str) -> Result<Box<dyn Storage>> {
     let s = url_or_path.trim();
     if s == "memory:" || s == "memory://" {
@@ -34,15 +37,13 @@ pub fn open(url_or_path: &str) -> Result<Box<dyn Storage>> {
         return Ok(Box::new(SqliteStorage::open(std::path::Path::new(path))?));
     }
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        return Err(Error::Config(format!(
-            "storage `{url_or_path}`: PostgreSQL storage is not available in this build; use `sqlite:PATH`"
-        )));
+        return Ok(Box::new(PostgresStorage::open(s)?));
     }
     let path = std::path::Path::new(s);
     match path.extension().and_then(|e| e.to_str()) {
         Some("db" | "sqlite" | "sqlite3") => Ok(Box::new(SqliteStorage::open(path)?)),
         _ => Err(Error::Config(format!(
-            "storage `{url_or_path}`: expected `memory:`, `sqlite:PATH` or a path ending in .db"
+            "storage `{url_or_path}`: expected `memory:`, `sqlite:PATH`, a path ending in .db or `postgres://…`"
         ))),
     }
 }
@@ -75,6 +76,24 @@ pub struct NewTrial {
     pub x: Vec<f64>,
     pub config: Config,
     pub baseline: bool,
+}
+
+impl NewTrial {
+    /// The trial as stored: `Running` at epoch 0 under `number`.
+    pub fn started(&self, number: u64) -> Trial {
+        Trial {
+            number,
+            batch: self.batch,
+            ticket: self.ticket,
+            x: self.x.clone(),
+            config: self.config.clone(),
+            state: TrialState::Running,
+            metrics: Default::default(),
+            elapsed_s: None,
+            epoch: 0,
+            baseline: self.baseline,
+        }
+    }
 }
 
 /// The outcome of one trial.
@@ -139,6 +158,48 @@ impl Owner {
     }
 }
 
+/// What [`Storage::claim`] asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// The worker that will evaluate the claimed trials (and heartbeat them).
+    pub worker: String,
+    /// A `Running` trial whose heartbeat is older than this many seconds is stale.
+    pub grace_s: f64,
+    /// How many times a stale trial is handed to another worker before it is failed.
+    pub max_retries: u32,
+}
+
+/// What the storage read under the study's lock, handed to the planner of
+/// [`Storage::claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimState {
+    /// The newest optimizer snapshot of the study.
+    pub snapshot: Option<StoredSnapshot>,
+    /// Finished trials not yet marked told (by a previous claim), by number.
+    pub untold: Vec<Trial>,
+    /// Stale trials this claim re-leased to the requesting worker (epoch + 1);
+    /// they are returned by `claim` ahead of the new ones.
+    pub retried: Vec<Trial>,
+    /// Trials in the study, any state (including the re-leased ones).
+    pub total: u64,
+    /// Trials `Running` after the stale ones were re-leased or failed.
+    pub running: u64,
+    /// The highest batch number used so far (0 when none).
+    pub last_batch: u64,
+}
+
+/// What the planner of [`Storage::claim`] decided, written in the same
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClaimPlan {
+    /// New trials to insert as `Running` for the worker, numbered after the last.
+    pub new: Vec<NewTrial>,
+    /// Numbers of trials (from `untold`) now told to the optimizer.
+    pub told: Vec<u64>,
+    /// The optimizer's snapshot after telling and asking.
+    pub snapshot: Option<StoredSnapshot>,
+}
+
 /// The storage contract. Every method is one transaction.
 pub trait Storage: Send + Sync {
     /// Create the study if it does not exist; return it either way.
@@ -171,4 +232,32 @@ pub trait Storage: Send + Sync {
     fn trials(&self, study: &str) -> Result<Vec<Trial>>;
     /// The most recent optimizer snapshot.
     fn latest_snapshot(&self, study: &str) -> Result<Option<StoredSnapshot>>;
+
+    /// Shared studies: many workers, in many processes on many machines,
+    /// ask → evaluate → tell against one study. One transaction holding the
+    /// study's write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+    /// `SELECT … FOR UPDATE` on the study row), in this order:
+    ///
+    /// 1. every `Running` trial whose heartbeat is older than `grace_s`
+    ///    (by the database's clock) is stale: one that has been retried fewer than
+    ///    `max_retries` times is re-leased to `req.worker` (epoch + 1, retries + 1,
+    ///    heartbeat now), the others are failed with a reason naming the staleness;
+    /// 2. `plan` is called with the [`ClaimState`] read under the lock;
+    /// 3. the plan's new trials are inserted (`Running`, held by `req.worker`,
+    ///    numbered after the study's last trial), its `told` trials marked told, its
+    ///    snapshot stored.
+    ///
+    /// Returns the re-leased trials followed by the new ones. An error from
+    /// `plan` rolls everything back.
+    fn claim(
+        &self,
+        study: &str,
+        req: &ClaimRequest,
+        plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
+    ) -> Result<Vec<Trial>>;
+
+    /// Keep a claimed trial's lease alive. Refused (with the same errors as
+    /// [`Storage::finish_trial`]) when the trial is finished or its epoch moved on,
+    /// which tells the worker to abandon it.
+    fn heartbeat(&self, study: &str, number: u64, epoch: u64) -> Result<()>;
 }

@@ -17,10 +17,13 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use crate::error::{Error, Result};
 use crate::optim::Snapshot;
 use crate::space::Config;
-use crate::trial::{Trial, TrialState};
+use crate::trial::Trial;
 
 use super::common::{self, damaged};
-use super::{Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot, StudyRecord, StudySummary};
+use super::{
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot,
+    StudyRecord, StudySummary,
+};
 
 /// How long a writer waits for another one before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,6 +85,11 @@ const MIGRATIONS: &[&str] = &[
         acquired_at TEXT NOT NULL,
         heartbeat_at TEXT NOT NULL
     );",
+    // 2: shared studies (`claim`): which finished trials the shared optimizer has
+    // been told, and how often a stale trial was handed to another worker.
+    "ALTER TABLE trials ADD COLUMN told INTEGER NOT NULL DEFAULT 0 CHECK (told IN (0, 1));
+    ALTER TABLE trials ADD COLUMN retries INTEGER NOT NULL DEFAULT 0 CHECK (retries >= 0);
+    CREATE INDEX trials_untold ON trials (study_id, told);",
 ];
 
 /// The schema version this binary writes.
@@ -118,7 +126,19 @@ impl SqliteStorage {
         conn.pragma_update(None, "foreign_keys", true).map_err(setup)?;
         // Refuse a foreign or newer file before changing anything in it.
         check_header(&conn, path)?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0)).map_err(setup)?;
+        // Switching to WAL needs the file to itself, and SQLite reports a busy file at once here
+        // (no busy handler): several processes creating one file together retry for a while.
+        let start = std::time::Instant::now();
+        let mode: String = loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get::<_, String>(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && start.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(5 + u64::from(std::process::id() % 20)));
+                }
+                other => break other.map_err(setup)?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Storage(format!(
                 "{shown}: SQLite refused WAL journal mode (got `{mode}`); keep the file on a local disk"
@@ -201,10 +221,14 @@ impl SqliteStorage {
 /// Refuse files that are not ours or that a newer knobs wrote.
 fn check_header(conn: &Connection, path: &Path) -> Result<()> {
     let shown = path.display();
+    // One read transaction: another process may be creating the schema right now, and
+    // reading the header and the table count apart could see half of that.
     let header = || -> rusqlite::Result<(i64, i64, i64)> {
-        let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        let tx = conn.unchecked_transaction()?;
+        let app: i64 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        tx.finish()?;
         Ok((app, version, tables))
     };
     let (app, version, tables) = header().map_err(|e| Error::Storage(format!("{shown}: not a knobs database: {e}")))?;
@@ -345,6 +369,93 @@ fn query_trials(
     Ok(out)
 }
 
+/// Insert `trials` as running for `worker`, numbered after the study's last trial.
+fn insert_trials(
+    tx: &Transaction<'_>,
+    path: &Path,
+    study: &str,
+    sid: i64,
+    trials: &[NewTrial],
+    encoded: &[(String, String)],
+    worker: &str,
+) -> Result<Vec<Trial>> {
+    let next: i64 =
+        tx.query_row("SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| r.get(0))?;
+    let first = unsigned(next, &format!("{} study `{study}`", path.display()), "number")?;
+    let mut insert = tx.prepare(&format!(
+        "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
+                             heartbeat_at, started_at, baseline)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', '{{}}', ?7, 0, {NOW}, {NOW}, ?8)"
+    ))?;
+    let mut out = Vec::with_capacity(trials.len());
+    for ((t, (x, config)), number) in trials.iter().zip(encoded).zip(first..) {
+        insert.execute(params![
+            sid,
+            to_i64(number),
+            to_i64(t.batch),
+            t.ticket.map(to_i64),
+            x,
+            config,
+            worker,
+            t.baseline
+        ])?;
+        out.push(t.started(number));
+    }
+    Ok(out)
+}
+
+/// The row id and epoch of a running trial leased at `epoch`; the contract's
+/// refusals otherwise (unknown trial, already finished, stale epoch).
+fn leased(tx: &Transaction<'_>, path: &Path, study: &str, sid: i64, number: u64, epoch: u64) -> Result<(i64, u64)> {
+    let Ok(num) = i64::try_from(number) else { return Err(common::no_trial(study, number)) };
+    let at = format!("{} study `{study}` trial {number}", path.display());
+    let row: Option<(i64, String, Option<String>, i64, String)> = tx
+        .query_row(
+            "SELECT id, state, fail_reason, epoch, worker FROM trials WHERE study_id = ?1 AND number = ?2",
+            params![sid, num],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .map_err(|e| damaged(&at, "the row", e))?;
+    let Some((id, state, reason, current, worker)) = row else { return Err(common::no_trial(study, number)) };
+    let state = decoded(common::decode_state(&state, reason), &at, "state")?;
+    if state.is_finished() {
+        return Err(common::already_finished(study, number, &state));
+    }
+    let current = unsigned(current, &at, "epoch")?;
+    if current != epoch {
+        return Err(common::stale_epoch(study, number, epoch, current, &worker));
+    }
+    Ok((id, current))
+}
+
+fn read_snapshot(tx: &Transaction<'_>, path: &Path, study: &str, sid: i64) -> Result<Option<StoredSnapshot>> {
+    let row: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT batch, point, snapshot FROM snapshots WHERE study_id = ?1 ORDER BY id DESC LIMIT 1",
+            [sid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(|e| damaged(format_args!("{} study `{study}`", path.display()), "the latest snapshot", e))?;
+    let Some((batch, point, json)) = row else { return Ok(None) };
+    let at = format!("{} study `{study}` snapshot", path.display());
+    let point = match point.as_str() {
+        "asked" => SnapshotPoint::Asked,
+        "told" => SnapshotPoint::Told,
+        other => return Err(damaged(&at, "column `point`", format_args!("unknown point `{other}`"))),
+    };
+    Ok(Some(StoredSnapshot {
+        batch: unsigned(batch, &at, "batch")?,
+        point,
+        snapshot: decoded(serde_json::from_str::<Snapshot>(&json), &at, "snapshot")?,
+    }))
+}
+
+fn encode_new(trials: &[NewTrial]) -> Result<Vec<(String, String)>> {
+    trials.iter().map(|t| Ok((common::encode_floats(&t.x), serde_json::to_string(&t.config)?))).collect()
+}
+
 impl Storage for SqliteStorage {
     fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord> {
         common::check_study_name(name)?;
@@ -452,47 +563,10 @@ impl Storage for SqliteStorage {
         snapshot: Option<&StoredSnapshot>,
     ) -> Result<Vec<Trial>> {
         common::check_new_trials(study, trials)?;
-        let encoded: Vec<(String, String)> = trials
-            .iter()
-            .map(|t| Ok((common::encode_floats(&t.x), serde_json::to_string(&t.config)?)))
-            .collect::<Result<_>>()?;
+        let encoded = encode_new(trials)?;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
-            let next: i64 =
-                tx.query_row("SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| {
-                    r.get(0)
-                })?;
-            let first = unsigned(next, &format!("{} study `{study}`", path.display()), "number")?;
-            let mut insert = tx.prepare(&format!(
-                "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
-                                     heartbeat_at, started_at, baseline)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', '{{}}', ?7, 0, {NOW}, {NOW}, ?8)"
-            ))?;
-            let mut out = Vec::with_capacity(trials.len());
-            for ((t, (x, config)), number) in trials.iter().zip(&encoded).zip(first..) {
-                insert.execute(params![
-                    sid,
-                    to_i64(number),
-                    to_i64(t.batch),
-                    t.ticket.map(to_i64),
-                    x,
-                    config,
-                    worker,
-                    t.baseline
-                ])?;
-                out.push(Trial {
-                    number,
-                    batch: t.batch,
-                    ticket: t.ticket,
-                    x: t.x.clone(),
-                    config: t.config.clone(),
-                    state: TrialState::Running,
-                    metrics: Default::default(),
-                    elapsed_s: None,
-                    epoch: 0,
-                    baseline: t.baseline,
-                });
-            }
+            let out = insert_trials(tx, path, study, sid, trials, &encoded, worker)?;
             if let Some(snap) = snapshot {
                 store_snapshot(tx, sid, snap)?;
             }
@@ -506,25 +580,8 @@ impl Storage for SqliteStorage {
         let number = finished.number;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
-            let Ok(num) = i64::try_from(number) else { return Err(common::no_trial(study, number)) };
+            let (id, epoch) = leased(tx, path, study, sid, number, finished.epoch)?;
             let at = format!("{} study `{study}` trial {number}", path.display());
-            let row: Option<(i64, String, Option<String>, i64, String)> = tx
-                .query_row(
-                    "SELECT id, state, fail_reason, epoch, worker FROM trials WHERE study_id = ?1 AND number = ?2",
-                    params![sid, num],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()
-                .map_err(|e| damaged(&at, "the row", e))?;
-            let Some((id, state, reason, epoch, worker)) = row else { return Err(common::no_trial(study, number)) };
-            let state = decoded(common::decode_state(&state, reason), &at, "state")?;
-            if state.is_finished() {
-                return Err(common::already_finished(study, number, &state));
-            }
-            let epoch = unsigned(epoch, &at, "epoch")?;
-            if epoch != finished.epoch {
-                return Err(common::stale_epoch(study, number, finished.epoch, epoch, &worker));
-            }
             let changed = tx.execute(
                 &format!(
                     "UPDATE trials SET state = ?2, fail_reason = ?3, metrics = ?4, elapsed_s = ?5,
@@ -588,26 +645,108 @@ impl Storage for SqliteStorage {
     fn latest_snapshot(&self, study: &str) -> Result<Option<StoredSnapshot>> {
         self.read(|tx, path| {
             let sid = study_id(tx, study)?;
-            let row: Option<(i64, String, String)> = tx
-                .query_row(
-                    "SELECT batch, point, snapshot FROM snapshots WHERE study_id = ?1 ORDER BY id DESC LIMIT 1",
-                    [sid],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(|e| damaged(format_args!("{} study `{study}`", path.display()), "the latest snapshot", e))?;
-            let Some((batch, point, json)) = row else { return Ok(None) };
-            let at = format!("{} study `{study}` snapshot", path.display());
-            let point = match point.as_str() {
-                "asked" => SnapshotPoint::Asked,
-                "told" => SnapshotPoint::Told,
-                other => return Err(damaged(&at, "column `point`", format_args!("unknown point `{other}`"))),
+            read_snapshot(tx, path, study, sid)
+        })
+    }
+
+    fn claim(
+        &self,
+        study: &str,
+        req: &ClaimRequest,
+        plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
+    ) -> Result<Vec<Trial>> {
+        let grace = common::check_claim(req)?;
+        self.write(|tx, path| {
+            let sid = study_id(tx, study)?;
+            let at = format!("{} study `{study}`", path.display());
+            // 1. Stale leases: re-lease or fail.
+            let cutoff = format!("-{grace:.3} seconds");
+            let stale: Vec<(i64, i64)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, retries FROM trials WHERE study_id = ?1 AND state = 'running'
+                       AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2) ORDER BY number",
+                )?;
+                stmt.query_map(params![sid, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
             };
-            Ok(Some(StoredSnapshot {
-                batch: unsigned(batch, &at, "batch")?,
-                point,
-                snapshot: decoded(serde_json::from_str::<Snapshot>(&json), &at, "snapshot")?,
-            }))
+            let mut retried_ids = Vec::new();
+            for (id, retries) in stale {
+                if unsigned(retries, &at, "retries")? < u64::from(req.max_retries) {
+                    tx.execute(
+                        &format!(
+                            "UPDATE trials SET epoch = epoch + 1, retries = retries + 1, worker = ?2, heartbeat_at = {NOW}
+                             WHERE id = ?1"
+                        ),
+                        params![id, req.worker],
+                    )?;
+                    retried_ids.push(id);
+                } else {
+                    tx.execute(
+                        &format!(
+                            "UPDATE trials SET state = 'failed', fail_reason = ?2, heartbeat_at = {NOW}, finished_at = {NOW}
+                             WHERE id = ?1"
+                        ),
+                        params![id, common::stale_reason(grace, retries)],
+                    )?;
+                }
+            }
+            let mut retried = Vec::with_capacity(retried_ids.len());
+            for id in retried_ids {
+                retried.extend(query_trials(tx, path, study, &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE id = ?1"), [id])?);
+            }
+            // 2. The state the planner sees.
+            let untold = query_trials(
+                tx,
+                path,
+                study,
+                &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND told = 0 AND state != 'running' ORDER BY number"),
+                [sid],
+            )?;
+            let (total, running, last_batch): (i64, i64, i64) = tx.query_row(
+                "SELECT count(*), coalesce(sum(state = 'running'), 0), coalesce(max(batch), 0) FROM trials WHERE study_id = ?1",
+                [sid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let state = ClaimState {
+                snapshot: read_snapshot(tx, path, study, sid)?,
+                untold,
+                retried,
+                total: unsigned(total, &at, "count")?,
+                running: unsigned(running, &at, "count")?,
+                last_batch: unsigned(last_batch, &at, "batch")?,
+            };
+            // 3. The plan, written in the same transaction.
+            let p = plan(&state)?;
+            common::check_new_trials(study, &p.new)?;
+            let encoded = encode_new(&p.new)?;
+            let new = insert_trials(tx, path, study, sid, &p.new, &encoded, &req.worker)?;
+            for number in &p.told {
+                let Ok(num) = i64::try_from(*number) else { return Err(common::no_trial(study, *number)) };
+                let exists: Option<i64> = tx
+                    .query_row("SELECT 1 FROM trials WHERE study_id = ?1 AND number = ?2", params![sid, num], |r| r.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(common::no_trial(study, *number));
+                }
+                tx.execute(
+                    "UPDATE trials SET told = 1 WHERE study_id = ?1 AND number = ?2 AND state != 'running'",
+                    params![sid, num],
+                )?;
+            }
+            if let Some(snap) = &p.snapshot {
+                store_snapshot(tx, sid, snap)?;
+            }
+            let mut out = state.retried;
+            out.extend(new);
+            Ok(out)
+        })
+    }
+
+    fn heartbeat(&self, study: &str, number: u64, epoch: u64) -> Result<()> {
+        self.write(|tx, path| {
+            let sid = study_id(tx, study)?;
+            let (id, _) = leased(tx, path, study, sid, number, epoch)?;
+            tx.execute(&format!("UPDATE trials SET heartbeat_at = {NOW} WHERE id = ?1"), [id])?;
+            Ok(())
         })
     }
 }
