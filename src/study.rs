@@ -128,6 +128,70 @@ fn outcome(objectives: &Objectives, t: &Trial) -> Option<Outcome> {
     }
 }
 
+/// What an optimizer is told about a stored trial.
+pub(crate) fn observed(
+    objectives: &Objectives,
+    t: &Trial,
+    ticket: Option<u64>,
+    gradient: Option<Vec<f64>>,
+) -> Observed {
+    match outcome(objectives, t) {
+        Some(o) => Observed {
+            ticket,
+            x: t.x.clone(),
+            value: Some(o.score),
+            violation: o.violation,
+            gradient,
+            slacks: objectives.slacks(&t.metrics).unwrap_or_default(),
+        },
+        None => Observed::failed(ticket, t.x.clone()),
+    }
+}
+
+/// Run one evaluation: a panic becomes an invalid result, a transient error is retried
+/// (twice, with backoff).
+pub(crate) fn evaluate_with_retries(
+    evaluator: &dyn Evaluator,
+    config: &crate::space::Config,
+    ctx: &EvalContext,
+) -> std::result::Result<Measurement, EvalError> {
+    let mut attempt = 0;
+    loop {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(config, ctx)))
+            .unwrap_or_else(|_| Err(EvalError::Invalid("the evaluator panicked".into())));
+        match r {
+            Err(EvalError::Transient(m)) if attempt < TRANSIENT_RETRIES => {
+                attempt += 1;
+                tracing::warn!(trial = ctx.trial, attempt, "transient evaluation error, retrying: {m}");
+                std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt)));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A trial's final state from its evaluation: complete when the objectives can
+/// score the metrics, failed otherwise; the last item is the reason of a fatal
+/// evaluator error (which should stop the run).
+pub(crate) fn judge(
+    objectives: &Objectives,
+    result: std::result::Result<Measurement, EvalError>,
+) -> (TrialState, BTreeMap<String, f64>, Option<f64>, Option<String>) {
+    match result {
+        Ok(m) => {
+            let state = match objectives.score(&m.metrics) {
+                Ok(_) => TrialState::Complete,
+                Err(reason) => TrialState::Failed { reason },
+            };
+            (state, m.metrics, Some(m.elapsed.as_secs_f64()), None)
+        }
+        Err(EvalError::Fatal(reason)) => {
+            (TrialState::Failed { reason: reason.clone() }, BTreeMap::new(), None, Some(reason))
+        }
+        Err(other) => (TrialState::Failed { reason: other.to_string() }, BTreeMap::new(), None, None),
+    }
+}
+
 /// An open study held by this process.
 pub struct Study {
     tally: Tally,
@@ -146,6 +210,8 @@ pub struct Study {
     /// Score gradients (unit-cube coordinates) of evaluated trials not yet
     /// told, by trial number; see [`Study::observe`].
     gradients: BTreeMap<u64, Vec<f64>>,
+    /// Configurations of an earlier study to evaluate first (see [`Study::warm_start`]).
+    warm: Vec<NewTrial>,
 }
 
 impl Drop for Study {
@@ -212,10 +278,73 @@ impl Study {
             stop_flag: Arc::new(AtomicBool::new(false)),
             tally: Tally { next_batch: 1, ..Tally::default() },
             gradients: BTreeMap::new(),
+            warm: Vec::new(),
         };
         study.recover()?;
         study.retally();
         Ok(study)
+    }
+
+    /// Seed a new study from an earlier one in the same storage: the `top`
+    /// best complete trials of `from` (scored by this study's objectives on
+    /// their stored metrics, feasible first) are evaluated first, right after
+    /// the baseline, and told to the optimizer as points it did not propose.
+    /// They are re-measured, not copied: the workload changed, so their old
+    /// metrics are evidence of where to look, not of how they do now.
+    /// Parameters the earlier study lacked take this study's defaults;
+    /// configurations outside this space are skipped. Returns how many were queued.
+    pub fn warm_start(&mut self, from: &str, top: usize) -> Result<usize> {
+        if !self.trials.is_empty() {
+            return Err(Error::Config(format!(
+                "--warm-start seeds a new study, but `{}` already has {} trials; give the spec a new `name`",
+                self.spec.name,
+                self.trials.len()
+            )));
+        }
+        if from == self.spec.name {
+            return Err(Error::Config("--warm-start must name another study than the one being run".into()));
+        }
+        if self.storage.find_study(from)?.is_none() {
+            return Err(Error::NotFound(format!("--warm-start: study `{from}` does not exist in this storage")));
+        }
+        let mut ranked: Vec<(bool, f64, &Trial)> = Vec::new();
+        let earlier = self.storage.trials(from)?;
+        for t in &earlier {
+            if let Some(o) = outcome(&self.spec.objectives, t) {
+                ranked.push((!o.feasible(), o.score, t));
+            }
+        }
+        ranked.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let defaults = self.spec.space.baseline().unwrap_or_default();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut skipped = 0;
+        for (_, _, t) in ranked {
+            if self.warm.len() >= top {
+                break;
+            }
+            let mut config = defaults.clone();
+            for (k, v) in &t.config {
+                if self.spec.space.param(k).is_some() {
+                    config.insert(k.clone(), v.clone());
+                }
+            }
+            let Ok(config) = self.spec.space.check_config(&config) else {
+                skipped += 1;
+                continue;
+            };
+            let Ok(x) = self.spec.space.encode(&config) else {
+                skipped += 1;
+                continue;
+            };
+            if !seen.insert(serde_json::to_string(&config)?) {
+                continue;
+            }
+            self.warm.push(NewTrial { batch: 0, ticket: None, x, config, baseline: false });
+        }
+        if skipped > 0 {
+            tracing::info!(from, skipped, "warm start: configurations outside this space were skipped");
+        }
+        Ok(self.warm.len())
     }
 
     /// A flag that stops the run after the trials in flight (e.g. set by a signal handler).
@@ -308,17 +437,7 @@ impl Study {
     /// passed on when the evaluator reported it in this process (gradients
     /// are not stored: a trial replayed from storage has none).
     fn observe(&self, t: &Trial, ticket: Option<u64>) -> Observed {
-        match self.outcome(t) {
-            Some(o) => Observed {
-                ticket,
-                x: t.x.clone(),
-                value: Some(o.score),
-                violation: o.violation,
-                gradient: self.gradients.get(&t.number).cloned(),
-                slacks: self.spec.objectives.slacks(&t.metrics).unwrap_or_default(),
-            },
-            None => Observed::failed(ticket, t.x.clone()),
-        }
+        observed(&self.spec.objectives, t, ticket, self.gradients.get(&t.number).cloned())
     }
 
     /// The score's gradient in unit-cube coordinates at `x`, when the score
@@ -383,6 +502,11 @@ impl Study {
                 self.trials.iter().filter(|t| t.batch == batch).cloned().collect::<Vec<_>>()
             } else if self.trials.is_empty() && self.spec.space.baseline().is_some() {
                 self.start_baseline()?
+            } else if !self.warm.is_empty() {
+                let room = (total - self.trials.len() as u64) as usize;
+                let mut warm = std::mem::take(&mut self.warm);
+                warm.truncate(room);
+                self.start_foreign(warm)?
             } else {
                 let room = (total - self.trials.len() as u64) as usize;
                 let n = self.spec.parallelism.min(room).max(1);
@@ -443,6 +567,19 @@ impl Study {
         Ok(started)
     }
 
+    /// Start points the optimizer did not propose (warm-start configurations) as one batch.
+    fn start_foreign(&mut self, mut new: Vec<NewTrial>) -> Result<Vec<Trial>> {
+        let batch = self.tally.next_batch;
+        self.tally.next_batch += 1;
+        for t in &mut new {
+            t.batch = batch;
+        }
+        let snap = StoredSnapshot { batch, point: SnapshotPoint::Asked, snapshot: self.optimizer.snapshot()? };
+        let started = self.storage.start_trials(&self.spec.name, &new, &self.owner.id, Some(&snap))?;
+        self.trials.extend(started.iter().cloned());
+        Ok(started)
+    }
+
     fn start_batch(&mut self, n: usize) -> Result<Option<Vec<Trial>>> {
         let cands = self.optimizer.ask(n)?;
         if cands.is_empty() {
@@ -477,20 +614,7 @@ impl Study {
                 EvalContext { study: self.spec.name.clone(), trial: t.number, base_dir: self.spec.base_dir.clone() };
             let number = t.number;
             self.pool.spawn(move || {
-                let mut attempt = 0;
-                let result = loop {
-                    let r =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(&config, &ctx)))
-                            .unwrap_or_else(|_| Err(EvalError::Invalid("the evaluator panicked".into())));
-                    match r {
-                        Err(EvalError::Transient(m)) if attempt < TRANSIENT_RETRIES => {
-                            attempt += 1;
-                            tracing::warn!(trial = number, attempt, "transient evaluation error, retrying: {m}");
-                            std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt)));
-                        }
-                        other => break other,
-                    }
-                };
+                let result = evaluate_with_retries(&*evaluator, &config, &ctx);
                 let _ = tx.send((number, result));
             });
         }
@@ -504,28 +628,15 @@ impl Study {
         }
         for (number, result) in rx.iter() {
             remaining -= 1;
-            let (state, metrics, elapsed_s) = match result {
-                Ok(m) => {
-                    if let Some(g) = self.index(number).and_then(|i| self.score_gradient(&self.trials[i].x, &m)) {
-                        self.gradients.insert(number, g);
-                    }
-                    let state = match self.spec.objectives.score(&m.metrics) {
-                        Ok(_) => TrialState::Complete,
-                        Err(reason) => TrialState::Failed { reason },
-                    };
-                    (state, m.metrics, Some(m.elapsed.as_secs_f64()))
-                }
-                Err(e) => {
-                    let reason = match e {
-                        EvalError::Fatal(reason) => {
-                            fatal.get_or_insert_with(|| reason.clone());
-                            reason
-                        }
-                        other => other.to_string(),
-                    };
-                    (TrialState::Failed { reason }, BTreeMap::new(), None)
-                }
-            };
+            if let Ok(m) = &result
+                && let Some(g) = self.index(number).and_then(|i| self.score_gradient(&self.trials[i].x, m))
+            {
+                self.gradients.insert(number, g);
+            }
+            let (state, metrics, elapsed_s, fatal_reason) = judge(&self.spec.objectives, result);
+            if let Some(reason) = fatal_reason {
+                fatal.get_or_insert(reason);
+            }
             if let TrialState::Failed { reason } = &state {
                 tracing::warn!(study = %self.spec.name, trial = number, "trial failed: {reason}");
             }

@@ -525,3 +525,66 @@ fn telemetry_reports_gaps_outliers_and_changepoints_in_text_and_json() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("changepoints.min_change"));
 }
+
+#[test]
+fn warm_start_re_evaluates_the_earlier_studys_best_first_and_cron_may_keep_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("k.db");
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/random.yaml")).unwrap();
+    let old = tmp.path().join("old.yaml");
+    std::fs::write(&old, base.replace("name: example-random", "name: last-month").replace("trials: 200", "trials: 40"))
+        .unwrap();
+    run_ok(run_cmd(&old, &db, tmp.path()).args(["--plots", "none"]));
+    let new = tmp.path().join("new.yaml");
+    std::fs::write(&new, base.replace("name: example-random", "name: this-month").replace("seed: 3", "seed: 4"))
+        .unwrap();
+
+    let storage = knobs::storage::open(db.to_str().unwrap()).unwrap();
+    let mut earlier = storage.trials("last-month").unwrap();
+    earlier.sort_by(|a, b| a.metrics["value"].total_cmp(&b.metrics["value"]));
+    let out = run_ok(run_cmd(&new, &db, tmp.path()).args([
+        "--trials",
+        "10",
+        "--warm-start",
+        "last-month",
+        "--warm-start-top",
+        "3",
+        "--json",
+        "--plots",
+        "none",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["run"]["new_trials"], 10);
+    let trials = storage.trials("this-month").unwrap();
+    // The first batch is the earlier study's three best, in order, as points the optimizer did not propose.
+    let first: Vec<_> = trials.iter().filter(|t| t.batch == trials[0].batch).collect();
+    assert_eq!(first.len(), 3);
+    for (t, e) in first.iter().zip(&earlier) {
+        assert_eq!(t.config, e.config);
+        assert_eq!(t.ticket, None);
+        assert_eq!(t.metrics["value"], e.metrics["value"], "re-measured: branin is deterministic");
+    }
+    assert!(trials[3..].iter().all(|t| t.ticket.is_some()), "then the optimizer's own points");
+
+    // The same cron line again: the study has trials, the flag is ignored, 5 more are added.
+    let out = run_ok(run_cmd(&new, &db, tmp.path()).args([
+        "--resume",
+        "--add-trials",
+        "5",
+        "--warm-start",
+        "last-month",
+        "--json",
+        "--plots",
+        "none",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["run"]["new_trials"].as_u64(), v["run"]["total_trials"].as_u64()), (Some(5), Some(15)));
+
+    // An unknown earlier study is a clear error.
+    let other = tmp.path().join("other.yaml");
+    std::fs::write(&other, base.replace("name: example-random", "name: fresh")).unwrap();
+    let out = run_cmd(&other, &db, tmp.path()).args(["--warm-start", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("study `nope` does not exist"));
+}

@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod forecast;
 pub mod stdio;
 pub mod telemetry;
+pub mod worker;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -102,6 +103,12 @@ enum Command {
     /// knobs-out/telemetry-<series>.svg.
     #[command(after_help = EXIT_CODES)]
     Telemetry(telemetry::TelemetryArgs),
+    /// Join a shared study and run ask → evaluate → tell until its budget is used: any number of
+    /// workers on any number of machines share one study through PostgreSQL (or, on one machine, a
+    /// SQLite file). Running trials are heartbeaten; a trial whose worker stopped heartbeating for
+    /// --grace is retried once by another worker, and the stale worker's late result is refused.
+    #[command(after_help = EXIT_CODES)]
+    Worker(worker::WorkerArgs),
     /// Score configurations with a spec's evaluator, without a study: the baseline, the
     /// recommendations of a run (`--config knobs-out/NAME/recommendations.yaml`), or a what-if
     /// (`--set pool_size=12`). Prints one column per configuration: parameters, objective,
@@ -136,7 +143,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct StoreArgs {
-    /// Storage: a SQLite file path (default ./knobs.db, or the spec's `storage`), or `memory:`.
+    /// Storage: a SQLite file path (default ./knobs.db, or the spec's `storage`), `memory:`, or a PostgreSQL URL
+    /// (`postgres://user@host:5432/db`, `?schema=NAME` to keep knobs' tables apart) shared by many workers.
     #[arg(long)]
     storage: Option<String>,
 }
@@ -179,6 +187,14 @@ struct RunArgs {
     /// Run this many trials beyond those already stored (for scheduled runs).
     #[arg(long)]
     add_trials: Option<u64>,
+    /// Seed a new study from an earlier one in the same storage (re-tuning after the workload
+    /// changed): its best configurations are evaluated first, right after the baseline, and the
+    /// search goes on from there. Ignored once the study has trials, so a cron line may keep it.
+    #[arg(long, value_name = "STUDY")]
+    warm_start: Option<String>,
+    /// How many of the earlier study's best configurations --warm-start re-evaluates.
+    #[arg(long, default_value_t = 5, requires = "warm_start")]
+    warm_start_top: usize,
     #[command(flatten)]
     store: StoreArgs,
     /// Directory for recommendations.{yaml,json} (default: the spec's `output`, else ./knobs-out).
@@ -245,6 +261,11 @@ pub fn main() -> i32 {
         },
         Command::Evaluate(args) => evaluate::evaluate_cmd(args),
         Command::Telemetry(args) => telemetry::telemetry_cmd(args),
+        Command::Worker(args) => {
+            let flag = Arc::new(AtomicBool::new(false));
+            install_signal_handlers(flag.clone());
+            worker::worker_cmd(args, flag)
+        }
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
         Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),
@@ -367,6 +388,14 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
     let spec = Spec::load(&args.spec)?;
     let storage = open_storage(args.store.storage.as_deref(), Some(&spec))?;
     let mut study = Study::open(spec.clone(), storage, args.resume)?;
+    if let Some(from) = &args.warm_start {
+        if study.trials().is_empty() {
+            let n = study.warm_start(from, args.warm_start_top)?;
+            tracing::info!(from = %from, configurations = n, "warm start: evaluating the earlier study's best first");
+        } else {
+            tracing::info!(from = %from, "study already has trials; --warm-start only seeds a new study and is ignored");
+        }
+    }
     install_signal_handlers(study.stop_flag());
     let opts = RunOptions {
         resume: args.resume,

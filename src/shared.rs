@@ -1,0 +1,184 @@
+//! Shared studies: any number of workers, in any number of processes on any
+//! number of machines (and the HTTP server), ask → evaluate → tell against one
+//! study in one storage.
+//!
+//! **How the optimizer state is shared: rebuilt under the study's lock from a
+//! versioned snapshot.** Every ask is one storage transaction holding the
+//! study's write lock ([`Storage::claim`]): it restores the newest optimizer
+//! snapshot, tells the optimizer every trial finished since (in trial-number
+//! order, each exactly once: a `told` mark is written in the same
+//! transaction), asks for the batch, inserts the trials and stores the new
+//! snapshot. Asks are therefore serialized per study and see every tell that
+//! committed before them; tells themselves only write their trial's row (no
+//! study lock), so evaluation results land concurrently. We chose this over
+//! optimistic compare-and-swap because a CAS loser would have to redo a
+//! possibly expensive restore + ask (a GP fit) and retry under contention,
+//! and over rebuilding from all trials because replaying thousands of trials
+//! per ask costs more than one snapshot restore.
+//!
+//! **Leases.** A claimed trial is leased to its worker at an epoch. Workers
+//! heartbeat running trials; a trial whose heartbeat is older than the grace
+//! period is stale, and the next claim (by any worker) re-leases it once to
+//! the claiming worker with the epoch bumped, or fails it when it was already
+//! retried. A late tell or heartbeat from the stale worker carries the old
+//! epoch and is refused, so no result is counted twice.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::optim::{self, Observed};
+use crate::spec::Spec;
+use crate::storage::{ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, SnapshotPoint, Storage, StoredSnapshot};
+use crate::trial::{Trial, TrialState};
+
+/// How leases behave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Leases {
+    /// Seconds without a heartbeat after which a running trial is stale.
+    pub grace_s: f64,
+    /// Times a stale trial is handed to another worker before it is failed.
+    pub max_retries: u32,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        Leases { grace_s: 60.0, max_retries: 1 }
+    }
+}
+
+/// What one ask returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// Re-leased stale trials first, then new ones.
+    pub trials: Vec<Trial>,
+    /// Trials of the study now running (these included).
+    pub running: u64,
+    /// Trials in the study, any state.
+    pub total: u64,
+    /// Nothing more will be asked: the budget is fully started, or the optimizer finished.
+    pub exhausted: bool,
+}
+
+/// One study shared by many workers.
+pub struct SharedStudy {
+    spec: Spec,
+    storage: Arc<dyn Storage>,
+}
+
+impl SharedStudy {
+    /// Create the study from a spec, or join it when it exists with the same
+    /// space, objectives, optimizer and seed.
+    pub fn open(spec: Spec, storage: Arc<dyn Storage>) -> Result<SharedStudy> {
+        let name = spec.name.clone();
+        if let Some(existing) = storage.find_study(&name)? {
+            let old = existing.spec.get("identity").cloned().unwrap_or_default();
+            if old != spec.identity() {
+                return Err(Error::Config(format!(
+                    "study `{name}` exists with a different space, objectives, optimizer or seed; \
+                     join it by name (--study {name}) or give the spec a new `name`"
+                )));
+            }
+        }
+        storage.open_study(&name, &serde_json::json!({ "identity": spec.identity(), "spec": spec }))?;
+        Ok(SharedStudy { spec, storage })
+    }
+
+    /// Join an existing study by name, with the spec it was created with;
+    /// relative paths in it resolve against `base_dir`.
+    pub fn join(name: &str, storage: Arc<dyn Storage>, base_dir: PathBuf) -> Result<SharedStudy> {
+        let record = storage
+            .find_study(name)?
+            .ok_or_else(|| Error::NotFound(format!("study `{name}` does not exist in this storage")))?;
+        let stored = record.spec.get("spec").cloned().ok_or_else(|| {
+            Error::Storage(format!("study `{name}`: its stored spec has no `spec` field; it was not created by knobs"))
+        })?;
+        let mut spec: Spec = serde_json::from_value(stored).map_err(|e| {
+            Error::Storage(format!("study `{name}`: its stored spec cannot be read by this knobs: {e}"))
+        })?;
+        spec.base_dir = base_dir;
+        Ok(SharedStudy { spec, storage })
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Claim up to `n` trials for `worker`: stale trials first, then new ones
+    /// the optimizer proposes (the baseline first in an empty study), never
+    /// past the study's trial budget.
+    pub fn ask(&self, worker: &str, n: usize, leases: Leases) -> Result<Claimed> {
+        let spec = &self.spec;
+        let problem = spec.problem();
+        let mut summary = (0u64, 0u64, false);
+        let req = ClaimRequest { worker: worker.to_string(), grace_s: leases.grace_s, max_retries: leases.max_retries };
+        let trials = self.storage.claim(&spec.name, &req, &mut |state: &ClaimState| {
+            let room = spec.budget.trials.saturating_sub(state.total) as usize;
+            let want = n.saturating_sub(state.retried.len()).min(room);
+            let mut optimizer = optim::build(&spec.optimizer, &problem)?;
+            if let Some(s) = &state.snapshot {
+                optimizer.restore(&s.snapshot).map_err(|e| {
+                    Error::Storage(format!(
+                        "study `{}`: the shared optimizer snapshot cannot be restored ({e}); \
+                         start a new study with --warm-start {}",
+                        spec.name, spec.name
+                    ))
+                })?;
+            }
+            let obs: Vec<Observed> =
+                state.untold.iter().map(|t| crate::study::observed(&spec.objectives, t, t.ticket, None)).collect();
+            if !obs.is_empty() {
+                optimizer.tell(&obs)?;
+            }
+            let mut new = Vec::new();
+            let batch = state.last_batch + 1;
+            let mut done = false;
+            if want > 0 && state.total == 0 {
+                if let Some(config) = spec.space.baseline() {
+                    let x = spec.space.encode(&config).map_err(Error::Config)?;
+                    new.push(NewTrial { batch: 0, ticket: None, x, config, baseline: true });
+                }
+            }
+            if want > new.len() {
+                let cands = optimizer.ask(want - new.len())?;
+                done = cands.is_empty();
+                for mut c in cands {
+                    optim::clamp_unit(&mut c.x);
+                    let config = spec.space.decode(&c.x);
+                    new.push(NewTrial { batch, ticket: Some(c.ticket), x: c.x, config, baseline: false });
+                }
+            }
+            let added = new.len() as u64;
+            summary = (state.total + added, state.running + added, done || room as u64 <= added);
+            Ok(ClaimPlan {
+                new,
+                told: state.untold.iter().map(|t| t.number).collect(),
+                snapshot: Some(StoredSnapshot { batch, point: SnapshotPoint::Asked, snapshot: optimizer.snapshot()? }),
+            })
+        })?;
+        let (total, running, exhausted) = summary;
+        Ok(Claimed { trials, running, total, exhausted })
+    }
+
+    /// Store a trial's result under the lease it was claimed with. Refused
+    /// when the lease moved on (the trial went stale and was re-leased).
+    pub fn tell(
+        &self,
+        trial: &Trial,
+        state: TrialState,
+        metrics: std::collections::BTreeMap<String, f64>,
+        elapsed_s: Option<f64>,
+    ) -> Result<()> {
+        let finished = Finished { number: trial.number, epoch: trial.epoch, state, metrics, elapsed_s };
+        self.storage.finish_trial(&self.spec.name, &finished, None)
+    }
+
+    /// Keep a claimed trial's lease alive.
+    pub fn heartbeat(&self, trial: &Trial) -> Result<()> {
+        self.storage.heartbeat(&self.spec.name, trial.number, trial.epoch)
+    }
+}
