@@ -558,10 +558,10 @@ fn draw_convergence<DB: DrawingBackend>(
     let mut steps: Vec<(f64, f64)> = Vec::new();
     for p in &c.points {
         if let Some(b) = p.best {
-            if let Some(&(_, prev)) = steps.last() {
-                if prev != b {
-                    steps.push((p.trial as f64, prev));
-                }
+            if let Some(&(_, prev)) = steps.last()
+                && prev != b
+            {
+                steps.push((p.trial as f64, prev));
             }
             steps.push((p.trial as f64, b));
         }

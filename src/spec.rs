@@ -151,19 +151,19 @@ impl Spec {
         if let (Some(e), Some(s)) = (&evaluator, &space) {
             e.check(s, &mut p);
         }
-        if let (Some(e), Some(o)) = (&evaluator, &objectives) {
-            if let Some(known) = e.metrics() {
-                for (i, metric) in o.required_metrics().iter().enumerate() {
-                    if !known.iter().any(|k| k == metric) {
-                        p.push(Problem::new(
-                            if i < o.objectives.len() {
-                                format!("objectives[{i}].metric")
-                            } else {
-                                "constraints".to_string()
-                            },
-                            format!("`{metric}` is not reported by this evaluator; it reports: {}", known.join(", ")),
-                        ));
-                    }
+        if let (Some(e), Some(o)) = (&evaluator, &objectives)
+            && let Some(known) = e.metrics()
+        {
+            for (i, metric) in o.required_metrics().iter().enumerate() {
+                if !known.iter().any(|k| k == metric) {
+                    p.push(Problem::new(
+                        if i < o.objectives.len() {
+                            format!("objectives[{i}].metric")
+                        } else {
+                            "constraints".to_string()
+                        },
+                        format!("`{metric}` is not reported by this evaluator; it reports: {}", known.join(", ")),
+                    ));
                 }
             }
         }

@@ -396,10 +396,10 @@ impl Study {
             None => self.replay()?,
         }
         // Running baseline left over with no snapshot at all: re-run it as a batch.
-        if self.pending_batch.is_none() {
-            if let Some(b) = self.trials.iter().find(|t| t.state == TrialState::Running).map(|t| t.batch) {
-                self.pending_batch = Some(b);
-            }
+        if self.pending_batch.is_none()
+            && let Some(b) = self.trials.iter().find(|t| t.state == TrialState::Running).map(|t| t.batch)
+        {
+            self.pending_batch = Some(b);
         }
         Ok(())
     }
@@ -545,15 +545,15 @@ impl Study {
         if self.target_reached() {
             return Some(StopReason::Target);
         }
-        if let Some(p) = self.spec.budget.patience {
-            if self.tally.since_improvement >= p {
-                return Some(StopReason::Patience);
-            }
+        if let Some(p) = self.spec.budget.patience
+            && self.tally.since_improvement >= p
+        {
+            return Some(StopReason::Patience);
         }
-        if let Some(t) = self.spec.budget.time {
-            if start.elapsed() >= t {
-                return Some(StopReason::Time);
-            }
+        if let Some(t) = self.spec.budget.time
+            && start.elapsed() >= t
+        {
+            return Some(StopReason::Time);
         }
         None
     }

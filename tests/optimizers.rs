@@ -170,7 +170,7 @@ fn survives_failed_trials() {
         let counter = std::cell::Cell::new(0u64);
         let f = |x: &[f64]| {
             counter.set(counter.get() + 1);
-            if counter.get() % 3 == 0 || x[0] > 0.8 { None } else { Some(sphere(x)) }
+            if counter.get().is_multiple_of(3) || x[0] > 0.8 { None } else { Some(sphere(x)) }
         };
         let (asked, best) = drive(opt.as_mut(), &f, budget, 6);
         assert_eq!(asked.len(), budget, "{name}: must keep going when trials fail");

@@ -230,7 +230,7 @@ impl Bayes {
                 // Warm starts track the optimum as data arrive; a fresh look
                 // from other starts now and then avoids being stuck in one
                 // mode of the likelihood.
-                restarts: if self.state.hyper.is_none() || self.state.asks % 10 == 0 { 2 } else { 0 },
+                restarts: if self.state.hyper.is_none() || self.state.asks.is_multiple_of(10) { 2 } else { 0 },
                 max_iters: 50,
                 fit_subset,
                 seed: self.seed ^ self.state.asks,

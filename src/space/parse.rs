@@ -71,13 +71,13 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
         yaml::check_keys(m, &p_path, KEYS, problems);
         let domain = parse_domain(m, &p_path, problems);
         let default = yaml::get(m, "default").and_then(|d| yaml::as_value(d, &join(&p_path, "default"), problems));
-        if let (Some(dom), Some(d)) = (&domain, &default) {
-            if !dom.contains(d) {
-                problems.push(Problem::new(
-                    join(&p_path, "default"),
-                    format!("{d} is outside the domain; must be {}", dom.describe()),
-                ));
-            }
+        if let (Some(dom), Some(d)) = (&domain, &default)
+            && !dom.contains(d)
+        {
+            problems.push(Problem::new(
+                join(&p_path, "default"),
+                format!("{d} is outside the domain; must be {}", dom.describe()),
+            ));
         }
         let when =
             yaml::get(m, "when").map(|w| parse_when(w, &join(&p_path, "when"), &params, problems)).unwrap_or_default();
