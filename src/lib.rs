@@ -15,6 +15,7 @@ pub mod optim;
 pub mod recommend;
 pub mod report;
 pub mod rng;
+pub mod server;
 pub mod shared;
 pub mod space;
 pub mod spec;

@@ -56,8 +56,14 @@ pub struct Claimed {
     pub running: u64,
     /// Trials in the study, any state.
     pub total: u64,
-    /// Nothing more will be asked: the budget is fully started, or the optimizer finished.
+    /// Nothing more will be asked: the budget is fully started, the optimizer
+    /// finished, or the study was closed.
     pub exhausted: bool,
+    /// The study is closed: no new trials are handed out.
+    pub closed: bool,
+    /// A retried keyed ask: `trials` are those the first ask with the key
+    /// returned, and the counts were not read (they are 0).
+    pub replayed: bool,
 }
 
 /// One study shared by many workers.
@@ -112,12 +118,19 @@ impl SharedStudy {
     /// the optimizer proposes (the baseline first in an empty study), never
     /// past the study's trial budget.
     pub fn ask(&self, worker: &str, n: usize, leases: Leases) -> Result<Claimed> {
+        self.ask_keyed(worker, n, leases, None)
+    }
+
+    /// [`SharedStudy::ask`] under an idempotency key: asking again with the
+    /// same key returns the same trials instead of new ones (see
+    /// [`Storage::claim_keyed`]).
+    pub fn ask_keyed(&self, worker: &str, n: usize, leases: Leases, key: Option<&str>) -> Result<Claimed> {
         let spec = &self.spec;
         let problem = spec.problem();
-        let mut summary = (0u64, 0u64, false);
+        let mut summary = None;
         let req = ClaimRequest { worker: worker.to_string(), grace_s: leases.grace_s, max_retries: leases.max_retries };
-        let trials = self.storage.claim(&spec.name, &req, &mut |state: &ClaimState| {
-            let room = spec.budget.trials.saturating_sub(state.total) as usize;
+        let trials = self.storage.claim_keyed(&spec.name, &req, key, &mut |state: &ClaimState| {
+            let room = if state.closed { 0 } else { spec.budget.trials.saturating_sub(state.total) as usize };
             let want = n.saturating_sub(state.retried.len()).min(room);
             let mut optimizer = optim::build(&spec.optimizer, &problem)?;
             if let Some(s) = &state.snapshot {
@@ -137,11 +150,12 @@ impl SharedStudy {
             let mut new = Vec::new();
             let batch = state.last_batch + 1;
             let mut done = false;
-            if want > 0 && state.total == 0 {
-                if let Some(config) = spec.space.baseline() {
-                    let x = spec.space.encode(&config).map_err(Error::Config)?;
-                    new.push(NewTrial { batch: 0, ticket: None, x, config, baseline: true });
-                }
+            if want > 0
+                && state.total == 0
+                && let Some(config) = spec.space.baseline()
+            {
+                let x = spec.space.encode(&config).map_err(Error::Config)?;
+                new.push(NewTrial { batch: 0, ticket: None, x, config, baseline: true });
             }
             if want > new.len() {
                 let cands = optimizer.ask(want - new.len())?;
@@ -153,15 +167,19 @@ impl SharedStudy {
                 }
             }
             let added = new.len() as u64;
-            summary = (state.total + added, state.running + added, done || room as u64 <= added);
+            summary = Some((state.total + added, state.running + added, done || room as u64 <= added, state.closed));
             Ok(ClaimPlan {
                 new,
                 told: state.untold.iter().map(|t| t.number).collect(),
                 snapshot: Some(StoredSnapshot { batch, point: SnapshotPoint::Asked, snapshot: optimizer.snapshot()? }),
             })
         })?;
-        let (total, running, exhausted) = summary;
-        Ok(Claimed { trials, running, total, exhausted })
+        Ok(match summary {
+            Some((total, running, exhausted, closed)) => {
+                Claimed { trials, running, total, exhausted, closed, replayed: false }
+            }
+            None => Claimed { trials, running: 0, total: 0, exhausted: false, closed: false, replayed: true },
+        })
     }
 
     /// Store a trial's result under the lease it was claimed with. Refused

@@ -13,8 +13,8 @@ use knobs::Error;
 use knobs::optim::Snapshot;
 use knobs::space::{Config, Value};
 use knobs::storage::{
-    self, Finished, MemoryStorage, NewTrial, Owner, PostgresStorage, SnapshotPoint, SqliteStorage, Storage,
-    StoredSnapshot,
+    self, ClaimPlan, ClaimRequest, ClaimState, Finished, MemoryStorage, NewTrial, Owner, PostgresStorage,
+    SnapshotPoint, SqliteStorage, StateFilter, Storage, StoredSnapshot, TrialPage,
 };
 use knobs::trial::TrialState;
 
@@ -77,6 +77,9 @@ conformance! {
         failed_and_pruned_trials_keep_their_state,
         unknown_study_and_trial_are_refused,
         bad_input_is_refused_without_a_trace,
+        keyed_claims_return_the_same_trials,
+        closed_studies_plan_no_new_trials,
+        trials_are_paged_by_number_and_state,
     ]
 }
 
@@ -132,6 +135,8 @@ fn storage_message(r: knobs::Result<()>) -> String {
 
 mod cases {
     use super::*;
+
+    pub use super::keyed::*;
 
     pub fn open_study_is_idempotent_and_listed(s: &dyn Storage) {
         assert_eq!(s.find_study("a").unwrap(), None);
@@ -486,6 +491,122 @@ mod cases {
         // -0.0 seconds is stored as 0.0 by every backend.
         s.finish_trial("a", &Finished { elapsed_s: Some(-0.0), ..complete(0, 0, 1.0) }, None).unwrap();
         assert_eq!(s.trials("a").unwrap()[0].elapsed_s.map(f64::to_bits), Some(0.0f64.to_bits()));
+    }
+}
+
+// ---------------------------------------------------------------- claims with keys, closing, pages
+
+fn claim_req(worker: &str) -> ClaimRequest {
+    ClaimRequest { worker: worker.into(), grace_s: 60.0, max_retries: 1 }
+}
+
+/// A plan of `n` new trials in the next batch; counts how often it ran.
+fn plan_n(n: usize, calls: &std::cell::Cell<u32>) -> impl FnMut(&ClaimState) -> knobs::Result<ClaimPlan> + '_ {
+    move |st| {
+        calls.set(calls.get() + 1);
+        let batch = st.last_batch + 1;
+        let n = if st.closed { 0 } else { n };
+        Ok(ClaimPlan {
+            new: (0..n).map(|i| new_trial(batch, i as f64 / 10.0)).collect(),
+            told: Vec::new(),
+            snapshot: Some(snap(batch, SnapshotPoint::Asked, "claim")),
+        })
+    }
+}
+
+mod keyed {
+    use super::*;
+
+    pub fn keyed_claims_return_the_same_trials(s: &dyn Storage) {
+        s.open_study("a", &spec("a")).unwrap();
+        let calls = std::cell::Cell::new(0);
+        let first = s.claim_keyed("a", &claim_req("w1"), Some("k1"), &mut plan_n(2, &calls)).unwrap();
+        assert_eq!(first.iter().map(|t| t.number).collect::<Vec<_>>(), [0, 1]);
+        // The retry: same trials, no planning, nothing new stored.
+        let again = s.claim_keyed("a", &claim_req("w1"), Some("k1"), &mut plan_n(2, &calls)).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(calls.get(), 1, "a replayed key does not plan");
+        assert_eq!(s.trials("a").unwrap().len(), 2);
+        // Another key, or none, claims anew.
+        let other = s.claim_keyed("a", &claim_req("w1"), Some("k2"), &mut plan_n(1, &calls)).unwrap();
+        assert_eq!(other[0].number, 2);
+        let plain = s.claim("a", &claim_req("w1"), &mut plan_n(1, &calls)).unwrap();
+        assert_eq!(plain[0].number, 3);
+        // A finished trial is replayed as it is now, at the epoch it was claimed at.
+        s.finish_trial("a", &complete(0, 0, 1.5), None).unwrap();
+        let replay = s.claim_keyed("a", &claim_req("w1"), Some("k1"), &mut plan_n(2, &calls)).unwrap();
+        assert_eq!(replay.iter().map(|t| (t.number, t.epoch)).collect::<Vec<_>>(), [(0, 0), (1, 0)]);
+        assert_eq!(replay[0].state, TrialState::Complete);
+        // After the lease moved on, the replay keeps the old epoch: its tell is refused.
+        s.reclaim_running("a", "w2").unwrap();
+        let replay = s.claim_keyed("a", &claim_req("w1"), Some("k1"), &mut plan_n(2, &calls)).unwrap();
+        assert_eq!(replay[1].epoch, 0);
+        assert!(storage_message(s.finish_trial("a", &complete(1, replay[1].epoch, 1.0), None)).contains("stale"));
+        // Keys are per study; a failed plan stores no key.
+        s.open_study("b", &spec("b")).unwrap();
+        let in_b = s.claim_keyed("b", &claim_req("w1"), Some("k1"), &mut plan_n(1, &calls)).unwrap();
+        assert_eq!(in_b[0].number, 0);
+        let failing =
+            s.claim_keyed("b", &claim_req("w1"), Some("k3"), &mut |_: &ClaimState| Err(Error::Config("no".into())));
+        assert!(failing.is_err());
+        let after = s.claim_keyed("b", &claim_req("w1"), Some("k3"), &mut plan_n(1, &calls)).unwrap();
+        assert_eq!(after[0].number, 1);
+        assert!(matches!(
+            s.claim_keyed("a", &claim_req("w1"), Some(""), &mut plan_n(1, &calls)),
+            Err(Error::Config(_))
+        ));
+    }
+
+    pub fn closed_studies_plan_no_new_trials(s: &dyn Storage) {
+        s.open_study("a", &spec("a")).unwrap();
+        let calls = std::cell::Cell::new(0);
+        s.claim("a", &claim_req("w1"), &mut plan_n(2, &calls)).unwrap();
+        assert!(!s.find_study("a").unwrap().unwrap().closed);
+        s.close_study("a").unwrap();
+        s.close_study("a").unwrap();
+        assert!(s.find_study("a").unwrap().unwrap().closed);
+        let mut seen = None;
+        let got = s
+            .claim("a", &claim_req("w1"), &mut |st: &ClaimState| {
+                seen = Some(st.closed);
+                Ok(ClaimPlan::default())
+            })
+            .unwrap();
+        assert!(got.is_empty());
+        assert_eq!(seen, Some(true));
+        // Running trials of a closed study may still be finished.
+        s.finish_trial("a", &complete(0, 0, 1.0), None).unwrap();
+        assert!(matches!(s.close_study("nope"), Err(Error::NotFound(_))));
+    }
+
+    pub fn trials_are_paged_by_number_and_state(s: &dyn Storage) {
+        s.open_study("a", &spec("a")).unwrap();
+        s.open_study("b", &spec("b")).unwrap();
+        s.start_trials("b", &[new_trial(1, 0.9)], "w", None).unwrap();
+        let batch: Vec<NewTrial> = (0..7).map(|i| new_trial(1, i as f64 / 10.0)).collect();
+        s.start_trials("a", &batch, "w", None).unwrap();
+        for n in [1, 2, 5] {
+            s.finish_trial("a", &complete(n, 0, n as f64), None).unwrap();
+        }
+        let page = |state, after, limit| {
+            s.trials_page("a", &TrialPage { state, after, limit }).unwrap().iter().map(|t| t.number).collect::<Vec<_>>()
+        };
+        assert_eq!(page(None, None, 3), [0, 1, 2]);
+        assert_eq!(page(None, Some(2), 3), [3, 4, 5]);
+        assert_eq!(page(None, Some(5), 3), [6]);
+        assert!(page(None, Some(6), 3).is_empty());
+        assert!(page(None, Some(u64::MAX), 3).is_empty());
+        assert_eq!(page(Some(StateFilter::Complete), None, 10), [1, 2, 5]);
+        assert_eq!(page(Some(StateFilter::Complete), Some(1), 1), [2]);
+        assert_eq!(page(Some(StateFilter::Running), Some(2), 10), [3, 4, 6]);
+        assert!(page(Some(StateFilter::Failed), None, 10).is_empty());
+        assert_eq!(
+            s.trials_page("a", &TrialPage { state: None, after: None, limit: 100 }).unwrap(),
+            s.trials("a").unwrap()
+        );
+        assert_eq!(s.trial("a", 5).unwrap().map(|t| t.state), Some(TrialState::Complete));
+        assert_eq!(s.trial("a", 7).unwrap(), None);
+        assert!(matches!(s.trials_page("nope", &TrialPage::default()), Err(Error::NotFound(_))));
     }
 }
 

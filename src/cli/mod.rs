@@ -16,6 +16,7 @@ use crate::study::{RunOptions, StopReason, Study};
 
 pub mod evaluate;
 pub mod forecast;
+pub mod serve;
 pub mod stdio;
 pub mod telemetry;
 pub mod worker;
@@ -115,6 +116,11 @@ enum Command {
     /// feasibility and every metric.
     #[command(after_help = EXIT_CODES)]
     Evaluate(evaluate::EvaluateArgs),
+    /// Serve the HTTP ask/tell API (JSON under /v1; OpenAPI at /v1/openapi.json): studies created over
+    /// the API, batch asks with idempotency keys, tells, heartbeats, recommendations, /metrics. Every
+    /// route but /healthz needs a bearer token (KNOBS_TOKEN or --token-file).
+    #[command(after_help = EXIT_CODES)]
+    Serve(serve::ServeArgs),
     /// List the studies in a storage file with their trial counts.
     Studies {
         #[command(flatten)]
@@ -266,6 +272,7 @@ pub fn main() -> i32 {
             install_signal_handlers(flag.clone());
             worker::worker_cmd(args, flag)
         }
+        Command::Serve(args) => serve::serve_cmd(args),
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
         Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),

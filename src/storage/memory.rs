@@ -11,6 +11,7 @@ use crate::trial::{Trial, TrialState};
 use super::common::{self, now_utc};
 use super::{
     ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary,
+    TrialPage,
 };
 
 /// Studies, trials, snapshots and locks in one mutex-guarded map.
@@ -26,6 +27,8 @@ struct MemStudy {
     trials: Vec<MemTrial>,
     snapshot: Option<StoredSnapshot>,
     lock: Option<MemLock>,
+    /// Idempotency key → (number, epoch) of the trials that claim returned.
+    claim_keys: std::collections::HashMap<String, Vec<(u64, u64)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,8 +103,14 @@ impl Storage for MemoryStorage {
         if let Some(s) = studies.iter().find(|s| s.record.name == name) {
             return Ok(s.record.clone());
         }
-        let record = StudyRecord { name: name.to_string(), spec: spec.clone(), created_at: now_utc() };
-        studies.push(MemStudy { record: record.clone(), trials: Vec::new(), snapshot: None, lock: None });
+        let record = StudyRecord { name: name.to_string(), spec: spec.clone(), created_at: now_utc(), closed: false };
+        studies.push(MemStudy {
+            record: record.clone(),
+            trials: Vec::new(),
+            snapshot: None,
+            lock: None,
+            claim_keys: Default::default(),
+        });
         Ok(record)
     }
 
@@ -141,10 +150,10 @@ impl Storage for MemoryStorage {
 
     fn release(&self, study: &str, owner: &Owner) -> Result<()> {
         let mut studies = self.lock();
-        if let Ok(s) = find(&mut studies, study) {
-            if s.lock.as_ref().is_some_and(|l| l.owner.id == owner.id) {
-                s.lock = None;
-            }
+        if let Ok(s) = find(&mut studies, study)
+            && s.lock.as_ref().is_some_and(|l| l.owner.id == owner.id)
+        {
+            s.lock = None;
         }
         Ok(())
     }
@@ -207,15 +216,24 @@ impl Storage for MemoryStorage {
         Ok(find(&mut studies, study)?.snapshot.clone())
     }
 
-    fn claim(
+    fn claim_keyed(
         &self,
         study: &str,
         req: &ClaimRequest,
+        key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
         let grace = common::check_claim(req)?;
+        super::check_claim_key(key)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
+        if let Some(claimed) = key.and_then(|k| s.claim_keys.get(k)) {
+            let found = claimed
+                .iter()
+                .filter_map(|&(n, _)| usize::try_from(n).ok().and_then(|i| s.trials.get(i)).map(|t| t.trial.clone()))
+                .collect();
+            return super::replayed(claimed, found, study);
+        }
         // Changes are made to a copy and kept only when the plan succeeds.
         let mut trials = s.trials.clone();
         let now = Instant::now();
@@ -242,6 +260,7 @@ impl Storage for MemoryStorage {
             total: trials.len() as u64,
             running: trials.iter().filter(|t| !t.trial.state.is_finished()).count() as u64,
             last_batch: trials.iter().map(|t| t.trial.batch).max().unwrap_or(0),
+            closed: s.record.closed,
         };
         let p = plan(&state)?;
         common::check_new_trials(study, &p.new)?;
@@ -259,7 +278,29 @@ impl Storage for MemoryStorage {
         }
         let mut out = state.retried;
         out.extend(new);
+        if let Some(k) = key {
+            s.claim_keys.insert(k.to_string(), out.iter().map(|t| (t.number, t.epoch)).collect());
+        }
         Ok(out)
+    }
+
+    fn close_study(&self, study: &str) -> Result<()> {
+        let mut studies = self.lock();
+        find(&mut studies, study)?.record.closed = true;
+        Ok(())
+    }
+
+    fn trials_page(&self, study: &str, page: &TrialPage) -> Result<Vec<Trial>> {
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        let first = page.after.map_or(0, |a| usize::try_from(a).unwrap_or(usize::MAX).saturating_add(1));
+        Ok(s.trials
+            .iter()
+            .skip(first)
+            .filter(|t| page.state.is_none_or(|f| f.matches(&t.trial.state)))
+            .take(page.capped_limit())
+            .map(|t| t.trial.clone())
+            .collect())
     }
 
     fn heartbeat(&self, study: &str, number: u64, epoch: u64) -> Result<()> {

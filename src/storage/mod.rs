@@ -55,6 +55,9 @@ pub struct StudyRecord {
     /// The checked spec the study was created with (JSON).
     pub spec: serde_json::Value,
     pub created_at: String,
+    /// Closed studies hand out no new trials ([`Storage::close_study`]).
+    #[serde(default)]
+    pub closed: bool,
 }
 
 /// One line of `knobs studies`.
@@ -186,6 +189,55 @@ pub struct ClaimState {
     pub running: u64,
     /// The highest batch number used so far (0 when none).
     pub last_batch: u64,
+    /// The study was closed: the planner should add no new trials.
+    pub closed: bool,
+}
+
+/// Which trials one page of [`Storage::trials_page`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrialPage {
+    /// Only trials in this state (`running`, `complete`, `failed` or `pruned`).
+    pub state: Option<StateFilter>,
+    /// Only trials numbered after this one.
+    pub after: Option<u64>,
+    /// At most this many trials (capped at [`TrialPage::MAX_LIMIT`]).
+    pub limit: usize,
+}
+
+impl TrialPage {
+    /// The most trials one page returns.
+    pub const MAX_LIMIT: usize = 10_000;
+
+    /// The limit as the backends apply it.
+    pub fn capped_limit(&self) -> usize {
+        self.limit.min(Self::MAX_LIMIT)
+    }
+}
+
+/// A trial state without its payload, to filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    Running,
+    Complete,
+    Failed,
+    Pruned,
+}
+
+impl StateFilter {
+    /// The label the backends store (as [`TrialState::label`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            StateFilter::Running => "running",
+            StateFilter::Complete => "complete",
+            StateFilter::Failed => "failed",
+            StateFilter::Pruned => "pruned",
+        }
+    }
+
+    pub fn matches(self, state: &TrialState) -> bool {
+        state.label() == self.label()
+    }
 }
 
 /// What the planner of [`Storage::claim`] decided, written in the same
@@ -254,10 +306,82 @@ pub trait Storage: Send + Sync {
         study: &str,
         req: &ClaimRequest,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
+    ) -> Result<Vec<Trial>> {
+        self.claim_keyed(study, req, None, plan)
+    }
+
+    /// [`Storage::claim`] under an idempotency key (a client's request id).
+    /// The first call with `key` claims as `claim` does and stores the key
+    /// with the numbers and epochs of the trials it returned, in the same
+    /// transaction. A later call with the same key claims nothing, does not
+    /// call `plan`, and returns those trials as they are now, each with the
+    /// epoch it was claimed at (so a trial re-leased since is refused on tell).
+    /// `None` is a plain claim.
+    fn claim_keyed(
+        &self,
+        study: &str,
+        req: &ClaimRequest,
+        key: Option<&str>,
+        plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>>;
+
+    /// Close the study: claims see [`ClaimState::closed`] and add no new
+    /// trials; running trials may still be finished. Closing twice is fine.
+    fn close_study(&self, study: &str) -> Result<()>;
+
+    /// One page of the study's trials by number (never the whole study).
+    fn trials_page(&self, study: &str, page: &TrialPage) -> Result<Vec<Trial>>;
+
+    /// One trial, if the study has it.
+    fn trial(&self, study: &str, number: u64) -> Result<Option<Trial>> {
+        let page = TrialPage { state: None, after: number.checked_sub(1), limit: 1 };
+        Ok(self.trials_page(study, &page)?.into_iter().find(|t| t.number == number))
+    }
 
     /// Keep a claimed trial's lease alive. Refused (with the same errors as
     /// [`Storage::finish_trial`]) when the trial is finished or its epoch moved on,
     /// which tells the worker to abandon it.
     fn heartbeat(&self, study: &str, number: u64, epoch: u64) -> Result<()>;
+}
+
+/// Longest idempotency key accepted (bytes).
+pub const MAX_CLAIM_KEY: usize = 512;
+
+fn check_claim_key(key: Option<&str>) -> Result<()> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > MAX_CLAIM_KEY => Err(Error::Config(format!(
+            "claim: an idempotency key must be 1..{MAX_CLAIM_KEY} bytes (got {} bytes)",
+            k.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The trials a keyed claim returned, as stored beside its key: `[[number, epoch], …]`.
+fn encode_claimed(trials: &[Trial]) -> String {
+    serde_json::Value::Array(trials.iter().map(|t| serde_json::json!([t.number, t.epoch])).collect()).to_string()
+}
+
+fn decode_claimed(text: &str) -> std::result::Result<Vec<(u64, u64)>, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Stored trials in the order a keyed claim returned them, each at the epoch it
+/// was claimed at; a number the study lacks is damage.
+fn replayed(claimed: &[(u64, u64)], mut found: Vec<Trial>, study: &str) -> Result<Vec<Trial>> {
+    claimed
+        .iter()
+        .map(|&(number, epoch)| {
+            let i = found.iter().position(|t| t.number == number).ok_or_else(|| {
+                common::damaged(
+                    format_args!("study `{study}`"),
+                    "a stored claim key",
+                    format_args!("it names trial {number}, which does not exist"),
+                )
+            })?;
+            let mut t = found.swap_remove(i);
+            t.epoch = epoch;
+            Ok(t)
+        })
+        .collect()
 }

@@ -26,7 +26,7 @@ use crate::trial::Trial;
 use super::common::{self, damaged};
 use super::{
     ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot,
-    StudyRecord, StudySummary,
+    StudyRecord, StudySummary, TrialPage,
 };
 
 /// The schema used when the URL names none.
@@ -107,6 +107,16 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE trials ADD COLUMN told BOOLEAN NOT NULL DEFAULT false;
     ALTER TABLE trials ADD COLUMN retries INTEGER NOT NULL DEFAULT 0 CHECK (retries >= 0);
     CREATE INDEX trials_untold ON trials (study_id, number) WHERE NOT told AND state <> 'running';",
+    // 3: the HTTP API: closed studies, and idempotency keys of asks with the
+    // trials each returned (`[[number, epoch], …]`).
+    "ALTER TABLE studies ADD COLUMN closed_at TIMESTAMPTZ;
+    CREATE TABLE claim_keys (
+        study_id BIGINT NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        trials TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (study_id, key)
+    );",
 ];
 
 /// The schema version this binary writes.
@@ -532,6 +542,7 @@ fn study_from_row(row: &Row, place: &str) -> Result<StudyRecord> {
         name: col(row, 0, place, "name")?,
         spec: decoded(serde_json::from_str(&spec), place, "spec")?,
         created_at: col(row, 2, place, "created_at")?,
+        closed: col(row, 3, place, "closed")?,
     })
 }
 
@@ -674,7 +685,11 @@ impl Storage for PostgresStorage {
             .await?;
             let row = tx
                 .query_one(
-                    concat!("SELECT name, spec, ", utc!("created_at"), " FROM studies WHERE name = $1"),
+                    concat!(
+                        "SELECT name, spec, ",
+                        utc!("created_at"),
+                        ", closed_at IS NOT NULL FROM studies WHERE name = $1"
+                    ),
                     &[&name],
                 )
                 .await?;
@@ -687,7 +702,11 @@ impl Storage for PostgresStorage {
         self.block(self.read(async |tx| {
             let row = tx
                 .query_opt(
-                    concat!("SELECT name, spec, ", utc!("created_at"), " FROM studies WHERE name = $1"),
+                    concat!(
+                        "SELECT name, spec, ",
+                        utc!("created_at"),
+                        ", closed_at IS NOT NULL FROM studies WHERE name = $1"
+                    ),
                     &[&name],
                 )
                 .await?;
@@ -881,18 +900,39 @@ impl Storage for PostgresStorage {
         }))
     }
 
-    fn claim(
+    fn claim_keyed(
         &self,
         study: &str,
         req: &ClaimRequest,
+        key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
         let grace = common::check_claim(req)?;
+        super::check_claim_key(key)?;
         // `retries + 1` must fit the INTEGER column.
         let max_retries = i64::from(req.max_retries.min(i32::MAX as u32));
         let place = self.place(study);
         self.block(self.write(async |tx| {
             let sid = study_id(tx, study, true).await?;
+
+            // 0. A key seen before (under the study's lock): the trials it
+            // claimed, nothing new.
+            if let Some(k) = key {
+                let stored = tx.query_opt("SELECT trials FROM claim_keys WHERE study_id = $1 AND key = $2", &[&sid, &k]).await?;
+                if let Some(row) = stored {
+                    let text: String = col(&row, 0, &place, "claim_keys.trials")?;
+                    let claimed = decoded(super::decode_claimed(&text), &place, "claim_keys.trials")?;
+                    let numbers: Vec<i64> = claimed.iter().map(|c| to_i64(c.0)).collect();
+                    let found = query_trials(
+                        tx,
+                        &place,
+                        &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = $1 AND number = ANY($2) ORDER BY number"),
+                        &[&sid, &numbers],
+                    )
+                    .await?;
+                    return Ok(super::replayed(&claimed, found, study)?);
+                }
+            }
 
             // 1. Stale leases, by the database's clock. Heartbeats that commit
             // while this statement waits for a row are seen (READ COMMITTED
@@ -956,7 +996,8 @@ impl Storage for PostgresStorage {
             .await?;
             let counts = tx
                 .query_one(
-                    "SELECT count(*), count(*) FILTER (WHERE state = 'running'), coalesce(max(batch), 0)
+                    "SELECT count(*), count(*) FILTER (WHERE state = 'running'), coalesce(max(batch), 0),
+                            (SELECT closed_at IS NOT NULL FROM studies WHERE id = $1)
                      FROM trials WHERE study_id = $1",
                     &[&sid],
                 )
@@ -968,6 +1009,7 @@ impl Storage for PostgresStorage {
                 total: unsigned(col(&counts, 0, &place, "count")?, &place, "count")?,
                 running: unsigned(col(&counts, 1, &place, "count")?, &place, "count")?,
                 last_batch: unsigned(col(&counts, 2, &place, "batch")?, &place, "batch")?,
+                closed: col(&counts, 3, &place, "closed_at")?,
             };
             let p = plan(&state)?;
 
@@ -1000,7 +1042,43 @@ impl Storage for PostgresStorage {
             }
             let mut out = state.retried;
             out.extend(new);
+            if let Some(k) = key {
+                tx.execute(
+                    "INSERT INTO claim_keys (study_id, key, trials, created_at) VALUES ($1, $2, $3, clock_timestamp())",
+                    &[&sid, &k, &super::encode_claimed(&out)],
+                )
+                .await?;
+            }
             Ok(out)
+        }))
+    }
+
+    fn close_study(&self, study: &str) -> Result<()> {
+        self.block(self.write(async |tx| {
+            let sid = study_id(tx, study, true).await?;
+            tx.execute("UPDATE studies SET closed_at = coalesce(closed_at, clock_timestamp()) WHERE id = $1", &[&sid])
+                .await?;
+            Ok(())
+        }))
+    }
+
+    fn trials_page(&self, study: &str, page: &TrialPage) -> Result<Vec<Trial>> {
+        let after = page.after.map_or(-1, to_i64);
+        let limit = page.capped_limit() as i64;
+        let state = page.state.map(|s| s.label());
+        let place = self.place(study);
+        self.block(self.read(async |tx| {
+            let sid = study_id(tx, study, false).await?;
+            query_trials(
+                tx,
+                &place,
+                &format!(
+                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = $1 AND number > $2
+                       AND ($3::text IS NULL OR state = $3) ORDER BY number LIMIT $4"
+                ),
+                &[&sid, &after, &state, &limit],
+            )
+            .await
         }))
     }
 

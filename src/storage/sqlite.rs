@@ -22,7 +22,7 @@ use crate::trial::Trial;
 use super::common::{self, damaged};
 use super::{
     ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot,
-    StudyRecord, StudySummary,
+    StudyRecord, StudySummary, TrialPage,
 };
 
 /// How long a writer waits for another one before giving up.
@@ -90,6 +90,16 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE trials ADD COLUMN told INTEGER NOT NULL DEFAULT 0 CHECK (told IN (0, 1));
     ALTER TABLE trials ADD COLUMN retries INTEGER NOT NULL DEFAULT 0 CHECK (retries >= 0);
     CREATE INDEX trials_untold ON trials (study_id, told);",
+    // 3: the HTTP API: closed studies, and idempotency keys of asks with the
+    // trials each returned (`[[number, epoch], …]`).
+    "ALTER TABLE studies ADD COLUMN closed_at TEXT;
+    CREATE TABLE claim_keys (
+        study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        trials TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (study_id, key)
+    );",
 ];
 
 /// The schema version this binary writes.
@@ -350,6 +360,7 @@ fn study_from_row(row: &Row<'_>, path: &Path, name: &str) -> Result<StudyRecord>
         name: col(row, 0, &at, "name")?,
         spec: decoded(serde_json::from_str(&spec), &at, "spec")?,
         created_at: col(row, 2, &at, "created_at")?,
+        closed: col::<Option<String>>(row, 3, &at, "closed_at")?.is_some(),
     })
 }
 
@@ -467,15 +478,17 @@ impl Storage for SqliteStorage {
                 ),
                 params![name, spec],
             )?;
-            tx.query_row_and_then("SELECT name, spec, created_at FROM studies WHERE name = ?1", [name], |row| {
-                study_from_row(row, path, name)
-            })
+            tx.query_row_and_then(
+                "SELECT name, spec, created_at, closed_at FROM studies WHERE name = ?1",
+                [name],
+                |row| study_from_row(row, path, name),
+            )
         })
     }
 
     fn find_study(&self, name: &str) -> Result<Option<StudyRecord>> {
         self.read(|tx, path| {
-            let mut stmt = tx.prepare("SELECT name, spec, created_at FROM studies WHERE name = ?1")?;
+            let mut stmt = tx.prepare("SELECT name, spec, created_at, closed_at FROM studies WHERE name = ?1")?;
             let mut rows = stmt.query([name])?;
             match rows.next()? {
                 Some(row) => Ok(Some(study_from_row(row, path, name)?)),
@@ -649,16 +662,41 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn claim(
+    fn claim_keyed(
         &self,
         study: &str,
         req: &ClaimRequest,
+        key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
         let grace = common::check_claim(req)?;
+        super::check_claim_key(key)?;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
             let at = format!("{} study `{study}`", path.display());
+            // 0. A key seen before: the trials it claimed, nothing new.
+            if let Some(k) = key {
+                let stored: Option<String> = tx
+                    .query_row("SELECT trials FROM claim_keys WHERE study_id = ?1 AND key = ?2", params![sid, k], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if let Some(text) = stored {
+                    let claimed = decoded(super::decode_claimed(&text), &at, "claim_keys.trials")?;
+                    let numbers = serde_json::to_string(&claimed.iter().map(|c| c.0).collect::<Vec<_>>())?;
+                    let found = query_trials(
+                        tx,
+                        path,
+                        study,
+                        &format!(
+                            "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1
+                               AND number IN (SELECT value FROM json_each(?2)) ORDER BY number"
+                        ),
+                        params![sid, numbers],
+                    )?;
+                    return super::replayed(&claimed, found, study);
+                }
+            }
             // 1. Stale leases: re-lease or fail.
             let cutoff = format!("-{grace:.3} seconds");
             let stale: Vec<(i64, i64)> = {
@@ -713,6 +751,8 @@ impl Storage for SqliteStorage {
                 total: unsigned(total, &at, "count")?,
                 running: unsigned(running, &at, "count")?,
                 last_batch: unsigned(last_batch, &at, "batch")?,
+                closed: tx
+                    .query_row("SELECT closed_at IS NOT NULL FROM studies WHERE id = ?1", [sid], |r| r.get(0))?,
             };
             // 3. The plan, written in the same transaction.
             let p = plan(&state)?;
@@ -737,7 +777,40 @@ impl Storage for SqliteStorage {
             }
             let mut out = state.retried;
             out.extend(new);
+            if let Some(k) = key {
+                tx.execute(
+                    &format!("INSERT INTO claim_keys (study_id, key, trials, created_at) VALUES (?1, ?2, ?3, {NOW})"),
+                    params![sid, k, super::encode_claimed(&out)],
+                )?;
+            }
             Ok(out)
+        })
+    }
+
+    fn close_study(&self, study: &str) -> Result<()> {
+        self.write(|tx, _| {
+            let sid = study_id(tx, study)?;
+            tx.execute(&format!("UPDATE studies SET closed_at = coalesce(closed_at, {NOW}) WHERE id = ?1"), [sid])?;
+            Ok(())
+        })
+    }
+
+    fn trials_page(&self, study: &str, page: &TrialPage) -> Result<Vec<Trial>> {
+        let after = page.after.map_or(-1, to_i64);
+        let limit = page.capped_limit() as i64;
+        let state = page.state.map(|s| s.label());
+        self.read(|tx, path| {
+            let sid = study_id(tx, study)?;
+            query_trials(
+                tx,
+                path,
+                study,
+                &format!(
+                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number > ?2
+                       AND (?3 IS NULL OR state = ?3) ORDER BY number LIMIT ?4"
+                ),
+                params![sid, after, state, limit],
+            )
         })
     }
 

@@ -1,0 +1,132 @@
+//! Errors as the API answers them: JSON `{error, field?, problems?}` with a
+//! status that says what happened.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{Error, Problem};
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what would be valid.
+    pub error: String,
+    /// The field path of the (first) offending field, e.g. `space[0].low` or `n`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every problem found in a spec, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<ProblemBody>)]
+    pub problems: Vec<Problem>,
+}
+
+/// One problem of a spec.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProblemBody {
+    pub path: String,
+    pub message: String,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError { status, body: ErrorBody { error: error.into(), field: None, problems: Vec::new() } }
+    }
+
+    pub fn field(status: StatusCode, field: impl Into<String>, error: impl Into<String>) -> Self {
+        let mut e = ApiError::new(status, error);
+        e.body.field = Some(field.into());
+        e
+    }
+
+    pub fn bad_request(field: impl Into<String>, error: impl Into<String>) -> Self {
+        ApiError::field(StatusCode::BAD_REQUEST, field, error)
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(p) => {
+                let field = p.items.first().map(|i| i.path.clone());
+                let error = p.items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
+                ApiError { status: StatusCode::BAD_REQUEST, body: ErrorBody { error, field, problems: p.items } }
+            }
+            Error::Config(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+            Error::Locked(m) => ApiError::new(StatusCode::CONFLICT, m),
+            other => {
+                tracing::error!("request failed: {other}");
+                ApiError::internal(other)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// A JSON request body: 413 over the size limit, 400 for bad JSON or an
+/// unknown or ill-typed field, naming the field's path.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the server accepts")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parse JSON, naming the path of the field that is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {message}"));
+        }
+        // The path ends at the offending field, an unknown one included; a
+        // missing one is named only in serde's message.
+        let parent = if path == "." { String::new() } else { path };
+        let field = match message.strip_prefix("missing field `").and_then(|m| m.split_once('`')) {
+            Some((name, _)) if parent.is_empty() => name.to_string(),
+            Some((name, _)) => format!("{parent}.{name}"),
+            None if parent.is_empty() => "(body)".to_string(),
+            None => parent,
+        };
+        ApiError::bad_request(&field, format!("{field}: {message}"))
+    })?;
+    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
