@@ -187,7 +187,8 @@ pub struct ClaimState {
     pub total: u64,
     /// Trials `Running` after the stale ones were re-leased or failed.
     pub running: u64,
-    /// The highest batch number used so far (0 when none).
+    /// The highest batch number used so far (0 when none): the batch of the
+    /// study's last trial, as batches never decrease with trial numbers.
     pub last_batch: u64,
     /// The study was closed: the planner should add no new trials.
     pub closed: bool,

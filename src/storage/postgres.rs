@@ -996,9 +996,12 @@ impl Storage for PostgresStorage {
             .await?;
             let counts = tx
                 .query_one(
-                    "SELECT count(*), count(*) FILTER (WHERE state = 'running'), coalesce(max(batch), 0),
-                            (SELECT closed_at IS NOT NULL FROM studies WHERE id = $1)
-                     FROM trials WHERE study_id = $1",
+                    // Index lookups, not scans (see the SQLite backend): numbers are consecutive
+                    // from 0 and batches never decrease with numbers.
+                    "SELECT coalesce((SELECT number + 1 FROM trials WHERE study_id = $1 ORDER BY number DESC LIMIT 1), 0)::BIGINT,
+                            (SELECT count(*) FROM trials WHERE study_id = $1 AND state = 'running')::BIGINT,
+                            coalesce((SELECT batch FROM trials WHERE study_id = $1 ORDER BY number DESC LIMIT 1), 0)::BIGINT,
+                            (SELECT closed_at IS NOT NULL FROM studies WHERE id = $1)",
                     &[&sid],
                 )
                 .await?;
