@@ -78,15 +78,9 @@ impl SharedStudy {
     pub fn open(spec: Spec, storage: Arc<dyn Storage>) -> Result<SharedStudy> {
         let name = spec.name.clone();
         if let Some(existing) = storage.find_study(&name)? {
-            let old = existing.spec.get("identity").cloned().unwrap_or_default();
-            if old != spec.identity() {
-                return Err(Error::Config(format!(
-                    "study `{name}` exists with a different space, objectives, optimizer or seed; \
-                     join it by name (--study {name}) or give the spec a new `name`"
-                )));
-            }
+            crate::study::check_identity(&spec, &existing)?;
         }
-        storage.open_study(&name, &serde_json::json!({ "identity": spec.identity(), "spec": spec }))?;
+        storage.open_study(&name, &crate::study::stored_spec(&spec))?;
         Ok(SharedStudy { spec, storage })
     }
 

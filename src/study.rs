@@ -237,9 +237,7 @@ impl Study {
         resume: bool,
     ) -> Result<Study> {
         let name = spec.name.clone();
-        let spec_json = serde_json::json!({ "identity": spec.identity(), "spec": spec });
         if let Some(existing) = storage.find_study(&name)? {
-            let old_identity = existing.spec.get("identity").cloned().unwrap_or_default();
             let trials = storage.trials(&name)?;
             if !trials.is_empty() && !resume {
                 return Err(Error::Config(format!(
@@ -248,15 +246,9 @@ impl Study {
                     trials.len()
                 )));
             }
-            if old_identity != spec.identity() {
-                return Err(Error::Config(format!(
-                    "study `{name}` was created with a different {}; a study's space, objectives, optimizer and seed \
-                     cannot change. Give the spec a new `name` to start a new study",
-                    identity_diff(&old_identity, &spec.identity())
-                )));
-            }
+            check_identity(&spec, &existing)?;
         }
-        storage.open_study(&name, &spec_json)?;
+        storage.open_study(&name, &stored_spec(&spec))?;
         let owner = Owner::current();
         storage.acquire(&name, &owner)?;
         let optimizer = optim::build(&spec.optimizer, &spec.problem())?;
@@ -679,6 +671,26 @@ impl Study {
             None => self.storage.start_trials(&self.spec.name, &[], &self.owner.id, Some(&snap)).map(|_| ()),
         }
     }
+}
+
+/// A spec as a study stores it: its identity beside the whole spec.
+pub(crate) fn stored_spec(spec: &Spec) -> serde_json::Value {
+    serde_json::json!({ "identity": spec.identity(), "spec": spec })
+}
+
+/// Refuse a spec whose space, objectives, optimizer or seed differ from those
+/// the stored study was created with, saying what changed.
+pub(crate) fn check_identity(spec: &Spec, existing: &crate::storage::StudyRecord) -> Result<()> {
+    let old = existing.spec.get("identity").cloned().unwrap_or_default();
+    if old == spec.identity() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "study `{}` was created with a different {}; a study's space, objectives, optimizer and seed \
+         cannot change. Give the spec a new `name` to start a new study",
+        spec.name,
+        identity_diff(&old, &spec.identity())
+    )))
 }
 
 fn identity_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {

@@ -226,5 +226,5 @@ fn joining_an_unknown_study_or_a_changed_spec_is_refused() {
     std::fs::write(&changed, text).unwrap();
     let out = knobs().args(["worker", "--storage"]).arg(&url).arg(&changed).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exists with a different"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was created with a different seed"));
 }

@@ -100,10 +100,9 @@ pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
 
     // Running trials this worker holds, heartbeaten by a background thread.
     let held: Arc<Mutex<Vec<Trial>>> = Arc::new(Mutex::new(Vec::new()));
-    let lost: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
     let quit = Arc::new(AtomicBool::new(false));
     let beater = {
-        let (held, lost, quit) = (held.clone(), lost.clone(), quit.clone());
+        let (held, quit) = (held.clone(), quit.clone());
         let shared_storage = shared.storage().clone();
         let name = spec.name.clone();
         std::thread::spawn(move || {
@@ -111,8 +110,9 @@ pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
                 let trials: Vec<Trial> = held.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 for t in trials {
                     if let Err(e) = shared_storage.heartbeat(&name, t.number, t.epoch) {
+                        // Re-leased or finished elsewhere: stop beating it; its tell will be refused.
                         tracing::warn!(trial = t.number, "lease lost, the result will not count: {e}");
-                        lost.lock().unwrap_or_else(|e| e.into_inner()).push(t.number);
+                        held.lock().unwrap_or_else(|e| e.into_inner()).retain(|h| h.number != t.number);
                     }
                 }
                 let until = Instant::now() + beat;
@@ -180,7 +180,6 @@ pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
                     Err(e) => return Err(e),
                 }
             }
-            lost.lock().unwrap_or_else(|e| e.into_inner()).clear();
             if let Some(reason) = fatal {
                 return Err(Error::Evaluator(reason));
             }

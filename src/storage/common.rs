@@ -174,6 +174,50 @@ pub(crate) fn fail_reason(state: &TrialState) -> Option<&str> {
     }
 }
 
+/// A stored integer that must not be negative.
+pub(crate) fn unsigned(v: i64, where_: &str, name: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| damaged(where_, format_args!("column `{name}`"), format_args!("negative: {v}")))
+}
+
+/// A column's decoded value, or a damaged-data error naming it.
+pub(crate) fn decoded<T>(r: std::result::Result<T, impl Display>, where_: &str, name: &str) -> Result<T> {
+    r.map_err(|e| damaged(where_, format_args!("column `{name}`"), e))
+}
+
+/// A `trials` row as the SQL backends store it (JSON text for `x`, `config`
+/// and `metrics`), read by each backend from its own row type and decoded here.
+pub(crate) struct TrialColumns {
+    pub number: i64,
+    pub batch: i64,
+    pub ticket: Option<i64>,
+    pub x: String,
+    pub config: String,
+    pub state: String,
+    pub fail_reason: Option<String>,
+    pub metrics: String,
+    pub elapsed_s: Option<f64>,
+    pub epoch: i64,
+    pub baseline: bool,
+}
+
+impl TrialColumns {
+    /// The trial, with damaged columns named at `at` (the place and trial number).
+    pub(crate) fn decode(self, at: &str) -> Result<crate::trial::Trial> {
+        Ok(crate::trial::Trial {
+            number: unsigned(self.number, at, "number")?,
+            batch: unsigned(self.batch, at, "batch")?,
+            ticket: self.ticket.map(|t| unsigned(t, at, "ticket")).transpose()?,
+            x: decoded(decode_floats(&self.x), at, "x")?,
+            config: decoded(serde_json::from_str::<crate::space::Config>(&self.config), at, "config")?,
+            state: decoded(decode_state(&self.state, self.fail_reason), at, "state")?,
+            metrics: decoded(decode_metrics(&self.metrics), at, "metrics")?,
+            elapsed_s: self.elapsed_s,
+            epoch: unsigned(self.epoch, at, "epoch")?,
+            baseline: self.baseline,
+        })
+    }
+}
+
 /// A message for data that this binary cannot read back.
 pub(crate) fn damaged(where_: impl Display, what: impl Display, why: impl Display) -> Error {
     Error::Storage(format!("{where_}: {what} is damaged ({why}); the file was edited or corrupted outside knobs"))

@@ -20,10 +20,9 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::error::{Error, Result};
 use crate::optim::Snapshot;
-use crate::space::Config;
 use crate::trial::Trial;
 
-use super::common::{self, damaged};
+use super::common::{self, damaged, decoded, unsigned};
 use super::{
     ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot,
     StudyRecord, StudySummary, TrialPage,
@@ -504,36 +503,25 @@ fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, where_: &str, name: &str) -
     row.try_get(idx).map_err(|e| damaged(where_, format_args!("column `{name}`"), describe(&e)))
 }
 
-fn unsigned(v: i64, where_: &str, name: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| damaged(where_, format_args!("column `{name}`"), format_args!("negative: {v}")))
-}
-
-fn decoded<T>(r: std::result::Result<T, impl fmt::Display>, where_: &str, name: &str) -> Result<T> {
-    r.map_err(|e| damaged(where_, format_args!("column `{name}`"), e))
-}
-
 /// A `trials` row (selected with [`TRIAL_COLUMNS`]) back into a [`Trial`].
 fn trial_from_row(row: &Row, place: &str) -> Result<Trial> {
-    let number = unsigned(col(row, 0, place, "number")?, place, "number")?;
+    let number: i64 = col(row, 0, place, "number")?;
     let at = format!("{place} trial {number}");
     let at = at.as_str();
-    let x: String = col(row, 3, at, "x")?;
-    let config: String = col(row, 4, at, "config")?;
-    let state: String = col(row, 5, at, "state")?;
-    let metrics: String = col(row, 7, at, "metrics")?;
-    let ticket: Option<i64> = col(row, 2, at, "ticket")?;
-    Ok(Trial {
+    common::TrialColumns {
         number,
-        batch: unsigned(col(row, 1, at, "batch")?, at, "batch")?,
-        ticket: ticket.map(|t| unsigned(t, at, "ticket")).transpose()?,
-        x: decoded(common::decode_floats(&x), at, "x")?,
-        config: decoded(serde_json::from_str::<Config>(&config), at, "config")?,
-        state: decoded(common::decode_state(&state, col(row, 6, at, "fail_reason")?), at, "state")?,
-        metrics: decoded(common::decode_metrics(&metrics), at, "metrics")?,
+        batch: col(row, 1, at, "batch")?,
+        ticket: col(row, 2, at, "ticket")?,
+        x: col(row, 3, at, "x")?,
+        config: col(row, 4, at, "config")?,
+        state: col(row, 5, at, "state")?,
+        fail_reason: col(row, 6, at, "fail_reason")?,
+        metrics: col(row, 7, at, "metrics")?,
         elapsed_s: col(row, 8, at, "elapsed_s")?,
-        epoch: unsigned(col(row, 9, at, "epoch")?, at, "epoch")?,
+        epoch: col(row, 9, at, "epoch")?,
         baseline: col(row, 10, at, "baseline")?,
-    })
+    }
+    .decode(at)
 }
 
 fn study_from_row(row: &Row, place: &str) -> Result<StudyRecord> {

@@ -7,7 +7,6 @@
 //! once, ignoring the timeout). Trial numbers are unique by constraint.
 //! Several processes, or several handles in one process, may share a file.
 
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,10 +15,9 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use crate::error::{Error, Result};
 use crate::optim::Snapshot;
-use crate::space::Config;
 use crate::trial::Trial;
 
-use super::common::{self, damaged};
+use super::common::{self, damaged, decoded, unsigned};
 use super::{
     ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot,
     StudyRecord, StudySummary, TrialPage,
@@ -316,41 +314,31 @@ fn col<T: rusqlite::types::FromSql>(row: &Row<'_>, idx: usize, where_: &str, nam
     row.get(idx).map_err(|e| damaged(where_, format_args!("column `{name}`"), e))
 }
 
-fn unsigned(v: i64, where_: &str, name: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| damaged(where_, format_args!("column `{name}`"), format_args!("negative: {v}")))
-}
-
-fn decoded<T>(r: std::result::Result<T, impl Display>, where_: &str, name: &str) -> Result<T> {
-    r.map_err(|e| damaged(where_, format_args!("column `{name}`"), e))
-}
-
 /// A `trials` row (selected with [`TRIAL_COLUMNS`]) back into a [`Trial`].
 fn trial_from_row(row: &Row<'_>, path: &Path, study: &str) -> Result<Trial> {
     let place = format!("{} study `{study}`", path.display());
-    let number = unsigned(col(row, 0, &place, "number")?, &place, "number")?;
+    let number: i64 = col(row, 0, &place, "number")?;
     let at = format!("{place} trial {number}");
     let at = at.as_str();
-    let x: String = col(row, 3, at, "x")?;
-    let config: String = col(row, 4, at, "config")?;
-    let state: String = col(row, 5, at, "state")?;
-    let metrics: String = col(row, 7, at, "metrics")?;
-    let ticket: Option<i64> = col(row, 2, at, "ticket")?;
-    Ok(Trial {
+    let baseline = match col::<i64>(row, 10, at, "baseline")? {
+        0 => false,
+        1 => true,
+        other => return Err(damaged(at, "column `baseline`", format_args!("{other} is not 0 or 1"))),
+    };
+    common::TrialColumns {
         number,
-        batch: unsigned(col(row, 1, at, "batch")?, at, "batch")?,
-        ticket: ticket.map(|t| unsigned(t, at, "ticket")).transpose()?,
-        x: decoded(common::decode_floats(&x), at, "x")?,
-        config: decoded(serde_json::from_str::<Config>(&config), at, "config")?,
-        state: decoded(common::decode_state(&state, col(row, 6, at, "fail_reason")?), at, "state")?,
-        metrics: decoded(common::decode_metrics(&metrics), at, "metrics")?,
+        batch: col(row, 1, at, "batch")?,
+        ticket: col(row, 2, at, "ticket")?,
+        x: col(row, 3, at, "x")?,
+        config: col(row, 4, at, "config")?,
+        state: col(row, 5, at, "state")?,
+        fail_reason: col(row, 6, at, "fail_reason")?,
+        metrics: col(row, 7, at, "metrics")?,
         elapsed_s: col(row, 8, at, "elapsed_s")?,
-        epoch: unsigned(col(row, 9, at, "epoch")?, at, "epoch")?,
-        baseline: match col::<i64>(row, 10, at, "baseline")? {
-            0 => false,
-            1 => true,
-            other => return Err(damaged(at, "column `baseline`", format_args!("{other} is not 0 or 1"))),
-        },
-    })
+        epoch: col(row, 9, at, "epoch")?,
+        baseline,
+    }
+    .decode(at)
 }
 
 fn study_from_row(row: &Row<'_>, path: &Path, name: &str) -> Result<StudyRecord> {
