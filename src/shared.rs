@@ -16,6 +16,11 @@
 //! and over rebuilding from all trials because replaying thousands of trials
 //! per ask costs more than one snapshot restore.
 //!
+//! **Queued configurations.** [`SharedStudy::enqueue`] stores a configuration
+//! in the study's queue; the next claims hand queued configurations out
+//! (after the baseline, before the optimizer's proposals) and the optimizer is
+//! told their results as points it did not propose.
+//!
 //! **Leases.** A claimed trial is leased to its worker at an epoch. Workers
 //! heartbeat running trials; a trial whose heartbeat is older than the grace
 //! period is stale, and the next claim (by any worker) re-leases it once to
@@ -151,6 +156,12 @@ impl SharedStudy {
                 let x = spec.space.encode(&config).map_err(Error::Config)?;
                 new.push(NewTrial { batch: 0, ticket: None, x, config, baseline: true });
             }
+            // Enqueued configurations next (told to the optimizer as foreign points when they finish).
+            let mut dequeued = Vec::new();
+            for q in state.queued.iter().take(want.saturating_sub(new.len())) {
+                new.push(NewTrial { batch, ticket: None, x: q.x.clone(), config: q.config.clone(), baseline: false });
+                dequeued.push(q.id);
+            }
             if want > new.len() {
                 let cands = optimizer.ask(want - new.len())?;
                 done = cands.is_empty();
@@ -166,6 +177,7 @@ impl SharedStudy {
                 new,
                 told: state.untold.iter().map(|t| t.number).collect(),
                 snapshot: Some(StoredSnapshot { batch, point: SnapshotPoint::Asked, snapshot: optimizer.snapshot()? }),
+                dequeued,
             })
         })?;
         Ok(match summary {
@@ -174,6 +186,28 @@ impl SharedStudy {
             }
             None => Claimed { trials, running: 0, total: 0, exhausted: false, closed: false, replayed: true },
         })
+    }
+
+    /// Queue a configuration to be evaluated before the optimizer's next
+    /// proposals (a known-good or today's production configuration).
+    /// Parameters left out take the spec's defaults; inactive conditional
+    /// parameters are dropped. Returns how many configurations wait now.
+    pub fn enqueue(&self, params: &crate::space::Config) -> Result<u64> {
+        let space = &self.spec.space;
+        let mut config = space.baseline_partial();
+        config.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let config = space.check_config(&config).map_err(|problems| {
+            let items = problems
+                .iter()
+                .map(|p| match p.split_once(": ") {
+                    Some((name, why)) => crate::error::Problem::new(format!("params.{name}"), why),
+                    None => crate::error::Problem::new("params", p.as_str()),
+                })
+                .collect();
+            Error::Invalid(crate::error::Problems { source: "enqueue".into(), items })
+        })?;
+        let x = space.encode(&config).map_err(|e| Error::Config(format!("params: {e}")))?;
+        self.storage.enqueue(&self.spec.name, &x, &config)
     }
 
     /// Store a trial's result under the lease it was claimed with. Refused

@@ -227,4 +227,11 @@ fn joining_an_unknown_study_or_a_changed_spec_is_refused() {
     let out = knobs().args(["worker", "--storage"]).arg(&url).arg(&changed).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("was created with a different seed"));
+    // Workers shared the study: `knobs run --resume` on it is refused (it would reclaim their trials).
+    let spec = write_spec(dir.path(), "same", "{type: function, name: branin}", 3);
+    let out =
+        knobs().args(["run", "--resume", "--add-trials", "2", "--storage"]).arg(&url).arg(&spec).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is shared") && stderr.contains("knobs worker --study same"), "{stderr}");
 }

@@ -80,6 +80,8 @@ conformance! {
         keyed_claims_return_the_same_trials,
         closed_studies_plan_no_new_trials,
         trials_are_paged_by_number_and_state,
+        queued_configurations_are_handed_out_once_in_order,
+        a_run_and_shared_claims_exclude_each_other,
     ]
 }
 
@@ -510,6 +512,7 @@ fn plan_n(n: usize, calls: &std::cell::Cell<u32>) -> impl FnMut(&ClaimState) -> 
             new: (0..n).map(|i| new_trial(batch, i as f64 / 10.0)).collect(),
             told: Vec::new(),
             snapshot: Some(snap(batch, SnapshotPoint::Asked, "claim")),
+            dequeued: Vec::new(),
         })
     }
 }
@@ -577,6 +580,82 @@ mod keyed {
         // Running trials of a closed study may still be finished.
         s.finish_trial("a", &complete(0, 0, 1.0), None).unwrap();
         assert!(matches!(s.close_study("nope"), Err(Error::NotFound(_))));
+    }
+
+    pub fn queued_configurations_are_handed_out_once_in_order(s: &dyn Storage) {
+        s.open_study("a", &spec("a")).unwrap();
+        s.open_study("b", &spec("b")).unwrap();
+        let config = |v: f64| knobs::space::Config::from([("x".to_string(), knobs::space::Value::Float(v))]);
+        assert_eq!(s.queued("a").unwrap(), 0);
+        assert_eq!(s.enqueue("a", &[0.25], &config(2.5)).unwrap(), 1);
+        assert_eq!(s.enqueue("a", &[0.75], &config(7.5)).unwrap(), 2);
+        assert_eq!(s.enqueue("b", &[0.5], &config(5.0)).unwrap(), 1);
+        assert_eq!(s.queued("a").unwrap(), 2);
+        // Non-finite configuration values are refused, and nothing is queued.
+        assert!(matches!(s.enqueue("a", &[0.1], &config(f64::INFINITY)), Err(Error::Config(_))));
+        assert!(matches!(s.enqueue("nope", &[0.1], &config(1.0)), Err(Error::NotFound(_))));
+        // The planner sees the queue oldest first; what it takes leaves the queue with the claim.
+        let mut seen = Vec::new();
+        let got = s
+            .claim("a", &claim_req("w1"), &mut |st: &ClaimState| {
+                seen = st.queued.clone();
+                let q = &st.queued[0];
+                Ok(ClaimPlan {
+                    new: vec![NewTrial {
+                        batch: 1,
+                        ticket: None,
+                        x: q.x.clone(),
+                        config: q.config.clone(),
+                        baseline: false,
+                    }],
+                    dequeued: vec![q.id],
+                    ..ClaimPlan::default()
+                })
+            })
+            .unwrap();
+        assert_eq!(seen.iter().map(|q| q.x.clone()).collect::<Vec<_>>(), [vec![0.25], vec![0.75]]);
+        assert_eq!(seen[0].config, config(2.5));
+        assert!(seen[0].id < seen[1].id);
+        assert_eq!((got[0].number, got[0].ticket, got[0].config.clone()), (0, None, config(2.5)));
+        assert_eq!(s.queued("a").unwrap(), 1);
+        assert_eq!(s.queued("b").unwrap(), 1, "queues are per study");
+        // A plan that names an id it was not given rolls back: the queue and trials stay.
+        let bad = s.claim("a", &claim_req("w1"), &mut |_: &ClaimState| {
+            Ok(ClaimPlan { new: vec![new_trial(2, 0.1)], dequeued: vec![u64::MAX], ..ClaimPlan::default() })
+        });
+        assert!(bad.is_err());
+        assert_eq!((s.queued("a").unwrap(), s.trials("a").unwrap().len()), (1, 1));
+        let mut rest = Vec::new();
+        s.claim("a", &claim_req("w1"), &mut |st: &ClaimState| {
+            rest = st.queued.iter().map(|q| q.x.clone()).collect();
+            Ok(ClaimPlan { dequeued: st.queued.iter().map(|q| q.id).collect(), ..ClaimPlan::default() })
+        })
+        .unwrap();
+        assert_eq!(rest, [vec![0.75]]);
+        assert_eq!(s.queued("a").unwrap(), 0);
+        // A closed study takes no new configurations.
+        s.close_study("b").unwrap();
+        assert!(matches!(s.enqueue("b", &[0.5], &config(5.0)), Err(Error::Locked(_))));
+    }
+
+    pub fn a_run_and_shared_claims_exclude_each_other(s: &dyn Storage) {
+        let calls = std::cell::Cell::new(0);
+        // A live `knobs run` holds the study: claims are refused, nothing is stored.
+        s.open_study("a", &spec("a")).unwrap();
+        let me = Owner::current();
+        s.acquire("a", &me).unwrap();
+        let e = s.claim("a", &claim_req("w1"), &mut plan_n(1, &calls)).unwrap_err();
+        assert!(matches!(&e, Error::Locked(m) if m.contains("knobs run")), "{e}");
+        assert_eq!((calls.get(), s.trials("a").unwrap().len()), (0, 0));
+        // Once it released the study, workers may share it; from then on `knobs run` is refused.
+        s.release("a", &me).unwrap();
+        s.claim("a", &claim_req("w1"), &mut plan_n(1, &calls)).unwrap();
+        let e = s.acquire("a", &me).unwrap_err();
+        assert!(matches!(&e, Error::Config(m) if m.contains("shared")), "{e}");
+        // A dead run's leftover lock does not keep workers out.
+        s.open_study("b", &spec("b")).unwrap();
+        s.acquire("b", &dead_owner()).unwrap();
+        assert_eq!(s.claim("b", &claim_req("w1"), &mut plan_n(1, &calls)).unwrap().len(), 1);
     }
 
     pub fn trials_are_paged_by_number_and_state(s: &dyn Storage) {

@@ -60,6 +60,7 @@ fn ask(n: usize) -> impl FnMut(&ClaimState) -> knobs::Result<ClaimPlan> {
             new: (0..n).map(|i| new_trial(batch, i as f64 / 10.0)).collect(),
             told: Vec::new(),
             snapshot: Some(snap(batch, &format!("batch {batch}"))),
+            dequeued: Vec::new(),
         })
     }
 }
@@ -261,11 +262,21 @@ fn a_planner_error_rolls_everything_back() {
     let mut bad = new_trial(2, 0.5);
     bad.config.insert("x".into(), Value::Float(f64::NAN));
     let r = s.claim("a", &req("w2", 60.0, 3), &mut |_: &ClaimState| {
-        Ok(ClaimPlan { new: vec![new_trial(2, 0.1), bad.clone()], told: vec![2], snapshot: Some(snap(9, "refused")) })
+        Ok(ClaimPlan {
+            new: vec![new_trial(2, 0.1), bad.clone()],
+            told: vec![2],
+            snapshot: Some(snap(9, "refused")),
+            dequeued: vec![],
+        })
     });
     assert!(matches!(r, Err(Error::Config(_))), "{r:?}");
     let r = s.claim("a", &req("w2", 60.0, 3), &mut |_: &ClaimState| {
-        Ok(ClaimPlan { new: vec![new_trial(2, 0.1)], told: vec![2, 99], snapshot: Some(snap(9, "refused")) })
+        Ok(ClaimPlan {
+            new: vec![new_trial(2, 0.1)],
+            told: vec![2, 99],
+            snapshot: Some(snap(9, "refused")),
+            dequeued: vec![],
+        })
     });
     match r {
         Err(Error::Storage(m)) => assert!(m.contains("no trial 99"), "{m}"),

@@ -367,6 +367,12 @@ impl Space {
         Some(config)
     }
 
+    /// Every parameter that has a default, at its default (active or not;
+    /// [`Space::check_config`] drops the inactive ones).
+    pub fn baseline_partial(&self) -> Config {
+        self.params.iter().filter_map(|p| p.default.as_ref().map(|d| (p.name.clone(), p.domain.normalize(d)))).collect()
+    }
+
     /// A configuration given by a user (e.g. from a protocol message):
     /// every active parameter present and in its domain, no unknown names.
     pub fn check_config(&self, config: &Config) -> Result<Config, Vec<String>> {

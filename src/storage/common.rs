@@ -80,6 +80,30 @@ pub(crate) fn stale_reason(grace_s: f64, retries: impl Display) -> String {
     format!("stale: its worker stopped heartbeating for more than {grace_s} s, after {retries} retries")
 }
 
+/// Check a configuration about to be enqueued (the same rules as a new trial's).
+pub(crate) fn check_enqueued(study: &str, x: &[f64], config: &crate::space::Config) -> Result<()> {
+    let t = NewTrial { batch: 0, ticket: None, x: x.to_vec(), config: config.clone(), baseline: false };
+    check_new_trials(study, std::slice::from_ref(&t))
+        .map_err(|e| Error::Config(e.to_string().replace("new trial 0", "enqueued configuration")))
+}
+
+pub(crate) fn closed(study: &str) -> Error {
+    Error::Locked(format!("study `{study}` is closed; it takes no new configurations"))
+}
+
+/// A plan named a queued configuration the claim did not read.
+pub(crate) fn not_queued(study: &str, id: u64) -> Error {
+    Error::Storage(format!("study `{study}`: queued configuration {id} was not among those this claim read"))
+}
+
+/// Check that every id a plan dequeues was handed to it.
+pub(crate) fn check_dequeued(study: &str, queued: &[super::Queued], dequeued: &[u64]) -> Result<()> {
+    match dequeued.iter().find(|id| !queued.iter().any(|q| q.id == **id)) {
+        Some(&id) => Err(not_queued(study, id)),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn no_study(name: &str) -> Error {
     Error::NotFound(format!("study `{name}` does not exist"))
 }
@@ -99,6 +123,24 @@ pub(crate) fn stale_epoch(study: &str, number: u64, given: u64, current: u64, wo
     Error::Storage(format!(
         "study `{study}` trial {number}: lease epoch {given} is stale (the trial was reclaimed and is now \
          epoch {current}, held by worker `{worker}`); this result is refused so it is not counted twice"
+    ))
+}
+
+/// `knobs run` refused on a study that workers or the API share.
+pub(crate) fn shared_study(study: &str) -> Error {
+    Error::Config(format!(
+        "study `{study}` is shared: `knobs worker`s or `knobs serve` claim trials from it, and `knobs run` would \
+         take over their running trials; add trials with `knobs worker --study {study}`, or start a new study \
+         with `--warm-start {study}`"
+    ))
+}
+
+/// A claim refused while a live `knobs run` holds the study.
+pub(crate) fn run_holds(study: &str, holder: &Owner, since: &str) -> Error {
+    Error::Locked(format!(
+        "`knobs run` (pid {} on host {}) holds study `{study}` since {since}; a study is run by one `knobs run` \
+         or shared by workers and the API, not both; wait for the run to finish",
+        holder.pid, holder.host
     ))
 }
 

@@ -10,8 +10,8 @@ use crate::trial::{Trial, TrialState};
 
 use super::common::{self, now_utc};
 use super::{
-    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary,
-    TrialPage,
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Queued, Storage, StoredSnapshot, StudyRecord,
+    StudySummary, TrialPage,
 };
 
 /// Studies, trials, snapshots and locks in one mutex-guarded map.
@@ -29,6 +29,12 @@ struct MemStudy {
     lock: Option<MemLock>,
     /// Idempotency key → (number, epoch) of the trials that claim returned.
     claim_keys: std::collections::HashMap<String, Vec<(u64, u64)>>,
+    /// Enqueued configurations, oldest first.
+    queue: std::collections::VecDeque<Queued>,
+    /// The id the next enqueued configuration gets.
+    next_queued: u64,
+    /// A claim was made: workers or the API share the study.
+    shared: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +116,9 @@ impl Storage for MemoryStorage {
             snapshot: None,
             lock: None,
             claim_keys: Default::default(),
+            queue: Default::default(),
+            next_queued: 1,
+            shared: false,
         });
         Ok(record)
     }
@@ -139,6 +148,9 @@ impl Storage for MemoryStorage {
     fn acquire(&self, study: &str, owner: &Owner) -> Result<()> {
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
+        if s.shared {
+            return Err(common::shared_study(study));
+        }
         let now = now_utc();
         match &mut s.lock {
             Some(held) if held.owner.id == owner.id => held.heartbeat_at = now,
@@ -234,6 +246,9 @@ impl Storage for MemoryStorage {
                 .collect();
             return super::replayed(claimed, found, study);
         }
+        if let Some(held) = s.lock.as_ref().filter(|l| l.owner.is_alive()) {
+            return Err(common::run_holds(study, &held.owner, &held.acquired_at));
+        }
         // Changes are made to a copy and kept only when the plan succeeds.
         let mut trials = s.trials.clone();
         let now = Instant::now();
@@ -261,9 +276,11 @@ impl Storage for MemoryStorage {
             running: trials.iter().filter(|t| !t.trial.state.is_finished()).count() as u64,
             last_batch: trials.iter().map(|t| t.trial.batch).max().unwrap_or(0),
             closed: s.record.closed,
+            queued: s.queue.iter().take(ClaimState::QUEUED_READ).cloned().collect(),
         };
         let p = plan(&state)?;
         common::check_new_trials(study, &p.new)?;
+        common::check_dequeued(study, &state.queued, &p.dequeued)?;
         for n in &p.told {
             match usize::try_from(*n).ok().and_then(|i| trials.get_mut(i)) {
                 Some(t) if t.trial.state.is_finished() => t.told = true,
@@ -272,6 +289,8 @@ impl Storage for MemoryStorage {
             }
         }
         s.trials = trials;
+        s.shared = true;
+        s.queue.retain(|q| !p.dequeued.contains(&q.id));
         let new = insert(s, &p.new, &req.worker);
         if let Some(snap) = p.snapshot {
             s.snapshot = Some(snap);
@@ -282,6 +301,23 @@ impl Storage for MemoryStorage {
             s.claim_keys.insert(k.to_string(), out.iter().map(|t| (t.number, t.epoch)).collect());
         }
         Ok(out)
+    }
+
+    fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
+        common::check_enqueued(study, x, config)?;
+        let mut studies = self.lock();
+        let s = find(&mut studies, study)?;
+        if s.record.closed {
+            return Err(common::closed(study));
+        }
+        s.queue.push_back(Queued { id: s.next_queued, x: x.to_vec(), config: config.clone() });
+        s.next_queued += 1;
+        Ok(s.queue.len() as u64)
+    }
+
+    fn queued(&self, study: &str) -> Result<u64> {
+        let mut studies = self.lock();
+        Ok(find(&mut studies, study)?.queue.len() as u64)
     }
 
     fn close_study(&self, study: &str) -> Result<()> {

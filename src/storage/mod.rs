@@ -192,6 +192,24 @@ pub struct ClaimState {
     pub last_batch: u64,
     /// The study was closed: the planner should add no new trials.
     pub closed: bool,
+    /// Configurations enqueued to be evaluated ([`Storage::enqueue`]), oldest
+    /// first, at most [`ClaimState::QUEUED_READ`] of them.
+    pub queued: Vec<Queued>,
+}
+
+impl ClaimState {
+    /// The most queued configurations one claim reads.
+    pub const QUEUED_READ: usize = 1000;
+}
+
+/// A configuration waiting in a study's queue ([`Storage::enqueue`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    /// Its place in the queue (increasing with arrival; not a trial number).
+    pub id: u64,
+    /// Its position in the unit cube, as [`crate::space::Space::encode`] gives it.
+    pub x: Vec<f64>,
+    pub config: Config,
 }
 
 /// Which trials one page of [`Storage::trials_page`] holds.
@@ -251,6 +269,9 @@ pub struct ClaimPlan {
     pub told: Vec<u64>,
     /// The optimizer's snapshot after telling and asking.
     pub snapshot: Option<StoredSnapshot>,
+    /// Ids of queued configurations (from `queued`) this plan turned into new
+    /// trials; they leave the queue in the same transaction.
+    pub dequeued: Vec<u64>,
 }
 
 /// The storage contract. Every method is one transaction.
@@ -325,6 +346,15 @@ pub trait Storage: Send + Sync {
         key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>>;
+
+    /// Add a configuration to the study's queue: the next claims hand queued
+    /// configurations out (as new trials, oldest first) before asking the
+    /// optimizer. Returns how many configurations wait in the queue now.
+    /// Refused on a closed study.
+    fn enqueue(&self, study: &str, x: &[f64], config: &Config) -> Result<u64>;
+
+    /// How many configurations wait in the study's queue.
+    fn queued(&self, study: &str) -> Result<u64>;
 
     /// Close the study: claims see [`ClaimState::closed`] and add no new
     /// trials; running trials may still be finished. Closing twice is fine.

@@ -19,7 +19,7 @@ use crate::trial::Trial;
 
 use super::common::{self, damaged, decoded, unsigned};
 use super::{
-    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot,
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Queued, SnapshotPoint, Storage, StoredSnapshot,
     StudyRecord, StudySummary, TrialPage,
 };
 
@@ -98,10 +98,38 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (study_id, key)
     );",
+    // 4: claims find running and untold trials through partial indexes in
+    // number order (without them SQLite's planner walked the study's whole
+    // (study_id, number) index to honour `ORDER BY number`, so every claim
+    // cost time in proportion to the study's size); enqueued configurations;
+    // when a study was first claimed from (shared studies refuse `knobs run`).
+    "DROP INDEX trials_untold;
+    CREATE INDEX trials_untold ON trials (study_id, number) WHERE told = 0 AND state != 'running';
+    CREATE INDEX trials_running ON trials (study_id, number) WHERE state = 'running';
+    CREATE TABLE queued (
+        id INTEGER PRIMARY KEY,
+        study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        x TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX queued_by_study ON queued (study_id, id);
+    ALTER TABLE studies ADD COLUMN shared_at TEXT;",
 ];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// A claim's stale leases: running trials whose heartbeat is older than `?2`.
+const STALE_SQL: &str = "SELECT id, retries FROM trials WHERE study_id = ?1 AND state = 'running'
+    AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2) ORDER BY number";
+
+/// A claim's finished trials not yet told to the shared optimizer.
+fn untold_sql() -> String {
+    format!(
+        "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND told = 0 AND state != 'running' ORDER BY number"
+    )
+}
 
 const TRIAL_COLUMNS: &str = "number, batch, ticket, x, config, state, fail_reason, metrics, elapsed_s, epoch, baseline";
 
@@ -131,6 +159,7 @@ impl SqliteStorage {
             Connection::open(path).map_err(|e| Error::Storage(format!("{shown}: cannot open the SQLite file: {e}")))?;
         let setup = |e: rusqlite::Error| Error::Storage(format!("{shown}: cannot set up the SQLite connection: {e}"));
         conn.busy_timeout(BUSY_TIMEOUT).map_err(setup)?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "foreign_keys", true).map_err(setup)?;
         // Refuse a foreign or newer file before changing anything in it.
         check_header(&conn, path)?;
@@ -235,7 +264,7 @@ fn check_header(conn: &Connection, path: &Path) -> Result<()> {
         let tx = conn.unchecked_transaction()?;
         let app: i64 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        let tables: i64 = row(&tx, "SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
         tx.finish()?;
         Ok((app, version, tables))
     };
@@ -277,8 +306,25 @@ fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Run a statement through the connection's statement cache: a claim runs a
+/// dozen statements, and parsing them afresh each time was a measurable share
+/// of its cost.
+fn exec(tx: &Transaction<'_>, sql: &str, args: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(args)
+}
+
+/// One row through the statement cache (see [`exec`]).
+fn row<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    args: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(args, f)
+}
+
 fn study_id(tx: &Transaction<'_>, study: &str) -> Result<i64> {
-    tx.query_row("SELECT id FROM studies WHERE name = ?1", [study], |r| r.get(0))
+    row(tx, "SELECT id FROM studies WHERE name = ?1", [study], |r| r.get(0))
         .optional()?
         .ok_or_else(|| common::no_study(study))
 }
@@ -297,11 +343,13 @@ fn point_label(p: SnapshotPoint) -> &'static str {
 
 fn store_snapshot(tx: &Transaction<'_>, study_id: i64, snap: &StoredSnapshot) -> Result<()> {
     let json = serde_json::to_string(&snap.snapshot)?;
-    tx.execute(
+    exec(
+        tx,
         &format!("INSERT INTO snapshots (study_id, batch, point, snapshot, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"),
         params![study_id, to_i64(snap.batch), point_label(snap.point), json],
     )?;
-    tx.execute(
+    exec(
+        tx,
         "DELETE FROM snapshots WHERE study_id = ?1 AND id NOT IN
            (SELECT id FROM snapshots WHERE study_id = ?1 ORDER BY id DESC LIMIT ?2)",
         params![study_id, SNAPSHOTS_KEPT],
@@ -359,7 +407,7 @@ fn query_trials(
     sql: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<Trial>> {
-    let mut stmt = tx.prepare(sql)?;
+    let mut stmt = tx.prepare_cached(sql)?;
     let mut rows = stmt.query(args)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
@@ -379,9 +427,9 @@ fn insert_trials(
     worker: &str,
 ) -> Result<Vec<Trial>> {
     let next: i64 =
-        tx.query_row("SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| r.get(0))?;
+        row(tx, "SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| r.get(0))?;
     let first = unsigned(next, &format!("{} study `{study}`", path.display()), "number")?;
-    let mut insert = tx.prepare(&format!(
+    let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
                              heartbeat_at, started_at, baseline)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', '{{}}', ?7, 0, {NOW}, {NOW}, ?8)"
@@ -460,7 +508,8 @@ impl Storage for SqliteStorage {
         common::check_study_name(name)?;
         let spec = serde_json::to_string(spec)?;
         self.write(|tx, path| {
-            tx.execute(
+            exec(
+                tx,
                 &format!(
                     "INSERT INTO studies (name, spec, created_at) VALUES (?1, ?2, {NOW}) ON CONFLICT (name) DO NOTHING"
                 ),
@@ -476,7 +525,8 @@ impl Storage for SqliteStorage {
 
     fn find_study(&self, name: &str) -> Result<Option<StudyRecord>> {
         self.read(|tx, path| {
-            let mut stmt = tx.prepare("SELECT name, spec, created_at, closed_at FROM studies WHERE name = ?1")?;
+            let mut stmt =
+                tx.prepare_cached("SELECT name, spec, created_at, closed_at FROM studies WHERE name = ?1")?;
             let mut rows = stmt.query([name])?;
             match rows.next()? {
                 Some(row) => Ok(Some(study_from_row(row, path, name)?)),
@@ -487,7 +537,7 @@ impl Storage for SqliteStorage {
 
     fn list_studies(&self) -> Result<Vec<StudySummary>> {
         self.read(|tx, path| {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT s.name, s.created_at, count(t.id),
                         coalesce(sum(t.state = 'complete'), 0),
                         coalesce(sum(t.state = 'failed'), 0),
@@ -518,6 +568,9 @@ impl Storage for SqliteStorage {
         let owner_json = serde_json::to_string(owner)?;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
+            if row(tx, "SELECT shared_at IS NOT NULL FROM studies WHERE id = ?1", [sid], |r| r.get::<_, bool>(0))? {
+                return Err(common::shared_study(study));
+            }
             let held: Option<(String, String, String)> = tx
                 .query_row("SELECT owner_id, owner, acquired_at FROM study_locks WHERE study_id = ?1", [sid], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -526,7 +579,7 @@ impl Storage for SqliteStorage {
                 .map_err(|e| damaged(format_args!("{} study `{study}`", path.display()), "the lock row", e))?;
             if let Some((held_id, held_owner, since)) = held {
                 if held_id == owner.id {
-                    tx.execute(&format!("UPDATE study_locks SET heartbeat_at = {NOW} WHERE study_id = ?1"), [sid])?;
+                    exec(tx, &format!("UPDATE study_locks SET heartbeat_at = {NOW} WHERE study_id = ?1"), [sid])?;
                     return Ok(());
                 }
                 let holder: Owner = serde_json::from_str(&held_owner)
@@ -535,7 +588,8 @@ impl Storage for SqliteStorage {
                     return Err(common::locked(study, &holder, &since));
                 }
             }
-            tx.execute(
+            exec(
+                tx,
                 &format!(
                     "INSERT OR REPLACE INTO study_locks (study_id, owner_id, owner, acquired_at, heartbeat_at)
                      VALUES (?1, ?2, ?3, {NOW}, {NOW})"
@@ -548,7 +602,8 @@ impl Storage for SqliteStorage {
 
     fn release(&self, study: &str, owner: &Owner) -> Result<()> {
         self.write(|tx, _| {
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM study_locks WHERE owner_id = ?2 AND study_id = (SELECT id FROM studies WHERE name = ?1)",
                 params![study, owner.id],
             )?;
@@ -583,7 +638,8 @@ impl Storage for SqliteStorage {
             let sid = study_id(tx, study)?;
             let (id, epoch) = leased(tx, path, study, sid, number, finished.epoch)?;
             let at = format!("{} study `{study}` trial {number}", path.display());
-            let changed = tx.execute(
+            let changed = exec(
+                tx,
                 &format!(
                     "UPDATE trials SET state = ?2, fail_reason = ?3, metrics = ?4, elapsed_s = ?5,
                             heartbeat_at = {NOW}, finished_at = {NOW}
@@ -611,7 +667,8 @@ impl Storage for SqliteStorage {
     fn reclaim_running(&self, study: &str, worker: &str) -> Result<Vec<Trial>> {
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
-            tx.execute(
+            exec(
+                tx,
                 &format!(
                     "UPDATE trials SET epoch = epoch + 1, worker = ?2, heartbeat_at = {NOW}
                      WHERE study_id = ?1 AND state = 'running'"
@@ -685,19 +742,29 @@ impl Storage for SqliteStorage {
                     return super::replayed(&claimed, found, study);
                 }
             }
+            // A live `knobs run` holding the study keeps claims out.
+            let held: Option<(String, String)> =
+                row(tx, "SELECT owner, acquired_at FROM study_locks WHERE study_id = ?1", [sid], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((owner, since)) = held {
+                let holder: Owner = decoded(serde_json::from_str(&owner), &at, "study_locks.owner")?;
+                if holder.is_alive() {
+                    return Err(common::run_holds(study, &holder, &since));
+                }
+            }
+            exec(tx, &format!("UPDATE studies SET shared_at = {NOW} WHERE id = ?1 AND shared_at IS NULL"), [sid])?;
             // 1. Stale leases: re-lease or fail.
             let cutoff = format!("-{grace:.3} seconds");
             let stale: Vec<(i64, i64)> = {
-                let mut stmt = tx.prepare(
-                    "SELECT id, retries FROM trials WHERE study_id = ?1 AND state = 'running'
-                       AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2) ORDER BY number",
-                )?;
+                let mut stmt = tx.prepare_cached(STALE_SQL)?;
                 stmt.query_map(params![sid, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
             };
             let mut retried_ids = Vec::new();
             for (id, retries) in stale {
                 if unsigned(retries, &at, "retries")? < u64::from(req.max_retries) {
-                    tx.execute(
+                    exec(tx,
                         &format!(
                             "UPDATE trials SET epoch = epoch + 1, retries = retries + 1, worker = ?2, heartbeat_at = {NOW}
                              WHERE id = ?1"
@@ -706,7 +773,7 @@ impl Storage for SqliteStorage {
                     )?;
                     retried_ids.push(id);
                 } else {
-                    tx.execute(
+                    exec(tx,
                         &format!(
                             "UPDATE trials SET state = 'failed', fail_reason = ?2, heartbeat_at = {NOW}, finished_at = {NOW}
                              WHERE id = ?1"
@@ -724,10 +791,10 @@ impl Storage for SqliteStorage {
                 tx,
                 path,
                 study,
-                &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND told = 0 AND state != 'running' ORDER BY number"),
+                &untold_sql(),
                 [sid],
             )?;
-            let (total, running, last_batch): (i64, i64, i64) = tx.query_row(
+            let (total, running, last_batch): (i64, i64, i64) = row(tx,
                 // Index lookups, not scans, so a claim costs the same in a study of 100,000 trials:
                 // numbers are consecutive from 0 and batches never decrease with numbers.
                 "SELECT coalesce((SELECT number + 1 FROM trials WHERE study_id = ?1 ORDER BY number DESC LIMIT 1), 0),
@@ -736,7 +803,25 @@ impl Storage for SqliteStorage {
                 [sid],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
+            let queued = {
+                let mut stmt = tx.prepare_cached("SELECT id, x, config FROM queued WHERE study_id = ?1 ORDER BY id LIMIT ?2")?;
+                let mut rows = stmt.query(params![sid, ClaimState::QUEUED_READ as i64])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let id: i64 = col(r, 0, &at, "queued.id")?;
+                    let place = format!("{at} queued configuration {id}");
+                    let x: String = col(r, 1, &place, "x")?;
+                    let config: String = col(r, 2, &place, "config")?;
+                    out.push(Queued {
+                        id: unsigned(id, &place, "id")?,
+                        x: decoded(common::decode_floats(&x), &place, "x")?,
+                        config: decoded(serde_json::from_str(&config), &place, "config")?,
+                    });
+                }
+                out
+            };
             let state = ClaimState {
+                queued,
                 snapshot: read_snapshot(tx, path, study, sid)?,
                 untold,
                 retried,
@@ -749,6 +834,10 @@ impl Storage for SqliteStorage {
             // 3. The plan, written in the same transaction.
             let p = plan(&state)?;
             common::check_new_trials(study, &p.new)?;
+            common::check_dequeued(study, &state.queued, &p.dequeued)?;
+            for id in &p.dequeued {
+                exec(tx, "DELETE FROM queued WHERE id = ?1 AND study_id = ?2", params![to_i64(*id), sid])?;
+            }
             let encoded = encode_new(&p.new)?;
             let new = insert_trials(tx, path, study, sid, &p.new, &encoded, &req.worker)?;
             for number in &p.told {
@@ -759,7 +848,7 @@ impl Storage for SqliteStorage {
                 if exists.is_none() {
                     return Err(common::no_trial(study, *number));
                 }
-                tx.execute(
+                exec(tx,
                     "UPDATE trials SET told = 1 WHERE study_id = ?1 AND number = ?2 AND state != 'running'",
                     params![sid, num],
                 )?;
@@ -770,7 +859,7 @@ impl Storage for SqliteStorage {
             let mut out = state.retried;
             out.extend(new);
             if let Some(k) = key {
-                tx.execute(
+                exec(tx,
                     &format!("INSERT INTO claim_keys (study_id, key, trials, created_at) VALUES (?1, ?2, ?3, {NOW})"),
                     params![sid, k, super::encode_claimed(&out)],
                 )?;
@@ -779,10 +868,37 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
+        common::check_enqueued(study, x, config)?;
+        let (x, config) = (common::encode_floats(x), serde_json::to_string(config)?);
+        self.write(|tx, _| {
+            let sid = study_id(tx, study)?;
+            let closed: bool = row(tx, "SELECT closed_at IS NOT NULL FROM studies WHERE id = ?1", [sid], |r| r.get(0))?;
+            if closed {
+                return Err(common::closed(study));
+            }
+            exec(
+                tx,
+                &format!("INSERT INTO queued (study_id, x, config, created_at) VALUES (?1, ?2, ?3, {NOW})"),
+                params![sid, x, config],
+            )?;
+            let n: i64 = row(tx, "SELECT count(*) FROM queued WHERE study_id = ?1", [sid], |r| r.get(0))?;
+            Ok(n.unsigned_abs())
+        })
+    }
+
+    fn queued(&self, study: &str) -> Result<u64> {
+        self.read(|tx, _| {
+            let sid = study_id(tx, study)?;
+            let n: i64 = row(tx, "SELECT count(*) FROM queued WHERE study_id = ?1", [sid], |r| r.get(0))?;
+            Ok(n.unsigned_abs())
+        })
+    }
+
     fn close_study(&self, study: &str) -> Result<()> {
         self.write(|tx, _| {
             let sid = study_id(tx, study)?;
-            tx.execute(&format!("UPDATE studies SET closed_at = coalesce(closed_at, {NOW}) WHERE id = ?1"), [sid])?;
+            exec(tx, &format!("UPDATE studies SET closed_at = coalesce(closed_at, {NOW}) WHERE id = ?1"), [sid])?;
             Ok(())
         })
     }
@@ -810,8 +926,32 @@ impl Storage for SqliteStorage {
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
             let (id, _) = leased(tx, path, study, sid, number, epoch)?;
-            tx.execute(&format!("UPDATE trials SET heartbeat_at = {NOW} WHERE id = ?1"), [id])?;
+            exec(tx, &format!("UPDATE trials SET heartbeat_at = {NOW} WHERE id = ?1"), [id])?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim's searches must go through the partial indexes: walking the
+    /// study's whole number index made every claim cost time in proportion to
+    /// the study's size (migration 4).
+    #[test]
+    fn claim_queries_use_the_partial_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("plan.db")).unwrap();
+        let conn = storage.lock();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(params![1, "-60 seconds"], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        let stale = plan(STALE_SQL);
+        assert!(stale.contains("USING INDEX trials_running"), "{stale}");
+        let untold = plan(&untold_sql().replace("?1", "?1 AND ?2 IS NOT NULL"));
+        assert!(untold.contains("USING INDEX trials_untold"), "{untold}");
     }
 }
