@@ -2,7 +2,7 @@
 //! ranked, each with its metrics, how many times it was evaluated, and how
 //! much better it is than the baseline (today's production values).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -138,113 +138,155 @@ impl Model {
     }
 }
 
+/// The evidence for one distinct configuration (its JSON is the key it is
+/// filed under; the configuration itself is parsed back only when shown).
 struct Group {
-    config: Config,
+    /// The first trial that evaluated it: ties in score rank by it.
+    first: u64,
     trials: Vec<u64>,
-    metrics: Vec<BTreeMap<String, f64>>,
+    /// Sum of each metric over the evaluations.
+    metric_sums: BTreeMap<String, f64>,
     values: Vec<f64>,
     violation: f64,
 }
 
-/// Rank the distinct complete configurations of a study; keep the top `k`.
-pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[Trial], k: usize) -> Recommendations {
-    let mut groups: Vec<Group> = Vec::new();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut points: Vec<(Vec<f64>, f64)> = Vec::new();
-    for t in trials.iter().filter(|t| t.state == TrialState::Complete) {
-        let Ok(outcome) = objectives.score(&t.metrics) else { continue };
-        points.push((t.x.clone(), outcome.score));
+impl Group {
+    fn mean(&self) -> f64 {
+        self.values.iter().sum::<f64>() / self.values.len() as f64
+    }
+
+    fn mean_metrics(&self) -> BTreeMap<String, f64> {
+        let n = self.values.len() as f64;
+        self.metric_sums.iter().map(|(k, v)| (k.clone(), v / n)).collect()
+    }
+}
+
+/// Builds [`Recommendations`] from trials fed one at a time, so a study's
+/// trials can be read page by page instead of all at once: it keeps per
+/// distinct configuration only its trial numbers, scores and metric sums.
+pub struct Recommender<'a> {
+    space: &'a Space,
+    objectives: &'a Objectives,
+    groups: HashMap<String, Group>,
+    points: Vec<(Vec<f64>, f64)>,
+    trials: usize,
+    complete: usize,
+    failed: usize,
+}
+
+impl<'a> Recommender<'a> {
+    pub fn new(space: &'a Space, objectives: &'a Objectives) -> Self {
+        Recommender { space, objectives, groups: HashMap::new(), points: Vec::new(), trials: 0, complete: 0, failed: 0 }
+    }
+
+    /// Take one trial into account (any state).
+    pub fn add(&mut self, t: &Trial) {
+        self.trials += 1;
+        match t.state {
+            TrialState::Complete => self.complete += 1,
+            TrialState::Failed { .. } => self.failed += 1,
+            _ => {}
+        }
+        if t.state != TrialState::Complete {
+            return;
+        }
+        let Ok(outcome) = self.objectives.score(&t.metrics) else { return };
+        self.points.push((t.x.clone(), outcome.score));
         let key = serde_json::to_string(&t.config).unwrap_or_default();
-        let i = *index.entry(key).or_insert_with(|| {
-            groups.push(Group {
-                config: t.config.clone(),
-                trials: vec![],
-                metrics: vec![],
-                values: vec![],
-                violation: 0.0,
-            });
-            groups.len() - 1
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            first: t.number,
+            trials: vec![],
+            metric_sums: BTreeMap::new(),
+            values: vec![],
+            violation: 0.0,
         });
-        let g = &mut groups[i];
         g.trials.push(t.number);
-        g.metrics.push(t.metrics.clone());
+        for (k, v) in &t.metrics {
+            *g.metric_sums.entry(k.clone()).or_default() += v;
+        }
         g.values.push(outcome.score);
         g.violation += outcome.violation;
     }
-    // Mean score per distinct configuration (one pass); metrics and spread are
-    // computed below only for what is shown: the top k and the baseline.
-    let mean = |g: &Group| g.values.iter().sum::<f64>() / g.values.len() as f64;
-    let mean_metrics = |g: &Group| {
-        let n = g.values.len() as f64;
-        let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
-        for m in &g.metrics {
-            for (k, v) in m {
-                *metrics.entry(k.clone()).or_default() += v / n;
-            }
-        }
-        metrics
-    };
 
-    let baseline = space.baseline().and_then(|b| {
-        let g = &groups[*index.get(&serde_json::to_string(&b).unwrap_or_default())?];
-        let baseline = Baseline {
-            config: g.config.clone(),
-            metrics: mean_metrics(g),
-            value: objectives.display_value(mean(g)),
-            feasible: g.violation <= 0.0,
-        };
-        Some((mean(g), baseline))
-    });
+    /// Rank the distinct complete configurations; keep the top `k`.
+    pub fn finish(self, study: &str, k: usize) -> Recommendations {
+        let (space, objectives) = (self.space, self.objectives);
+        let config_of = |key: &str| serde_json::from_str::<Config>(key).unwrap_or_default();
+        let baseline = space.baseline().and_then(|b| {
+            let key = serde_json::to_string(&b).unwrap_or_default();
+            let g = self.groups.get(&key)?;
+            let baseline = Baseline {
+                config: config_of(&key),
+                metrics: g.mean_metrics(),
+                value: objectives.display_value(g.mean()),
+                feasible: g.violation <= 0.0,
+            };
+            Some((g.mean(), baseline))
+        });
 
-    // Only feasible configurations are recommended, best score first.
-    let mut ranked: Vec<(f64, &Group)> = groups.iter().filter(|g| g.violation <= 0.0).map(|g| (mean(g), g)).collect();
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let model = if ranked.is_empty() { None } else { Model::fit(space, &points) };
-    let recommendations = ranked
-        .into_iter()
-        .take(k)
-        .enumerate()
-        .map(|(i, (score, g))| {
-            let n = g.values.len() as f64;
-            let value_std = (g.values.len() > 1).then(|| {
-                let var = g.values.iter().map(|v| (v - score).powi(2)).sum::<f64>() / (n - 1.0);
-                objectives.display_value(var.sqrt()).abs()
-            });
-            let improvement = baseline.as_ref().filter(|(_, b)| b.feasible).map(|(bs, b)| {
-                // Positive = better, in the user's units (display_value is linear).
-                let absolute = (bs - score).signum() * objectives.display_value(bs - score).abs();
-                let percent = (b.value != 0.0).then(|| 100.0 * absolute / b.value.abs());
-                Improvement { absolute, percent }
-            });
-            Recommendation {
-                rank: i + 1,
-                config: g.config.clone(),
-                metrics: mean_metrics(g),
-                value: objectives.display_value(score),
-                feasible: true,
-                evaluations: g.values.len(),
-                value_std,
-                trials: g.trials.clone(),
-                improvement,
-                predicted: model.as_ref().and_then(|m| {
-                    let (mean, std) = m.predict(&space.encode(&g.config).ok()?);
+        // Only feasible configurations are recommended, best score first
+        // (ties: the one evaluated first).
+        let mut ranked: Vec<(f64, &String, &Group)> =
+            self.groups.iter().filter(|(_, g)| g.violation <= 0.0).map(|(key, g)| (g.mean(), key, g)).collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.first.cmp(&b.2.first)));
+        ranked.truncate(k);
+        let model = if ranked.is_empty() { None } else { Model::fit(space, &self.points) };
+        let recommendations = ranked
+            .into_iter()
+            .enumerate()
+            .map(|(i, (score, key, g))| {
+                let config = config_of(key);
+                let n = g.values.len() as f64;
+                let value_std = (g.values.len() > 1).then(|| {
+                    let var = g.values.iter().map(|v| (v - score).powi(2)).sum::<f64>() / (n - 1.0);
+                    objectives.display_value(var.sqrt()).abs()
+                });
+                let improvement = baseline.as_ref().filter(|(_, b)| b.feasible).map(|(bs, b)| {
+                    // Positive = better, in the user's units (display_value is linear).
+                    let absolute = (bs - score).signum() * objectives.display_value(bs - score).abs();
+                    let percent = (b.value != 0.0).then(|| 100.0 * absolute / b.value.abs());
+                    Improvement { absolute, percent }
+                });
+                let predicted = model.as_ref().and_then(|m| {
+                    let (mean, std) = m.predict(&space.encode(&config).ok()?);
                     Some(Predicted { mean: objectives.display_value(mean), std: objectives.display_value(std).abs() })
-                }),
-            }
-        })
-        .collect();
+                });
+                Recommendation {
+                    rank: i + 1,
+                    config,
+                    metrics: g.mean_metrics(),
+                    value: objectives.display_value(score),
+                    feasible: true,
+                    evaluations: g.values.len(),
+                    value_std,
+                    trials: g.trials.clone(),
+                    improvement,
+                    predicted,
+                }
+            })
+            .collect();
 
-    Recommendations {
-        study: study.to_string(),
-        objective: objectives.describe(),
-        constraints: objectives.constraints.iter().map(|c| c.to_string()).collect(),
-        trials: trials.len(),
-        complete: trials.iter().filter(|t| t.state == TrialState::Complete).count(),
-        failed: trials.iter().filter(|t| matches!(t.state, TrialState::Failed { .. })).count(),
-        baseline: baseline.map(|(_, b)| b),
-        recommendations,
-        importance: model.map(|m| m.importance(space)).unwrap_or_default(),
+        Recommendations {
+            study: study.to_string(),
+            objective: objectives.describe(),
+            constraints: objectives.constraints.iter().map(|c| c.to_string()).collect(),
+            trials: self.trials,
+            complete: self.complete,
+            failed: self.failed,
+            baseline: baseline.map(|(_, b)| b),
+            recommendations,
+            importance: model.map(|m| m.importance(space)).unwrap_or_default(),
+        }
     }
+}
+
+/// Rank the distinct complete configurations of a study; keep the top `k`.
+pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[Trial], k: usize) -> Recommendations {
+    let mut r = Recommender::new(space, objectives);
+    for t in trials {
+        r.add(t);
+    }
+    r.finish(study, k)
 }
 
 impl Recommendations {
