@@ -143,7 +143,7 @@ impl Spec {
             None => {
                 p.push(Problem::new(
                     "evaluator",
-                    "missing; say how to measure a configuration (type: function or command)",
+                    "missing; say how to measure a configuration (type: function, command, pool, cache, gc, service, or external when API clients evaluate)",
                 ));
                 None
             }

@@ -276,6 +276,59 @@ fn a_retried_ask_returns_the_same_trials_also_after_a_restart() {
 }
 
 #[test]
+fn enqueued_configurations_come_first_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&sqlite_url(dir.path()), &[]);
+    // No evaluator: the API's clients evaluate (`external`).
+    let mut external = spec("q", 10);
+    external.as_object_mut().unwrap().remove("evaluator");
+    let (status, created) = s.post("/v1/studies", &external);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["spec"]["evaluator"], json!({"type": "external"}));
+    // Declared metrics are checked against the objectives.
+    let mut wrong = spec("q2", 10);
+    wrong["evaluator"] = json!({"type": "external", "metrics": ["latency"]});
+    let e = assert_error(s.post("/v1/studies", &wrong), 400, None);
+    assert!(e.contains("latency"), "{e}");
+    // A worker cannot evaluate an external study, and says why.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_knobs"))
+        .args(["worker", "--study", "q", "--storage", &sqlite_url(dir.path()), "--trials", "1", "--no-wait"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("external"), "{stderr}");
+    // `y` left out takes its default (5.0).
+    let (status, body) = s.post("/v1/studies/q/enqueue", &json!({"params": {"x": 1.0, "y": 4.0}}));
+    assert_eq!((status, body["queued"].as_u64()), (202, Some(1)), "{body}");
+    assert_eq!(s.post("/v1/studies/q/enqueue", &json!({"params": {"x": 3.0}})).1["queued"], 2);
+    assert_eq!(s.get("/v1/studies/q").1["progress"]["queued"], 2);
+    // Unknown, out-of-domain and ill-typed parameters: 400 naming the parameter; nothing queued.
+    assert_error(s.post("/v1/studies/q/enqueue", &json!({"params": {"z": 1.0}})), 400, Some("params.z"));
+    let e = assert_error(s.post("/v1/studies/q/enqueue", &json!({"params": {"x": 99.0}})), 400, Some("params.x"));
+    assert!(e.contains("99"), "{e}");
+    assert_error(s.post("/v1/studies/q/enqueue", &json!({"params": {"x": "big"}})), 400, Some("params.x"));
+    assert_error(s.post("/v1/studies/q/enqueue", &json!({"params": {}, "extra": 1})), 400, Some("extra"));
+    assert_error(s.post("/v1/studies/nope/enqueue", &json!({"params": {}})), 404, None);
+    // The baseline first, then the queue in order, then the optimizer.
+    let (_, asked) = ask(&s, "q", 4, "a");
+    let trials = asked["trials"].as_array().unwrap();
+    assert_eq!(trials[0]["baseline"], true);
+    assert_eq!(trials[1]["params"], json!({"x": 1.0, "y": 4.0}));
+    assert_eq!(trials[2]["params"], json!({"x": 3.0, "y": 5.0}));
+    assert_eq!(trials.len(), 4);
+    assert_eq!(s.get("/v1/studies/q").1["progress"]["queued"], 0);
+    // Their results count like any other: the enqueued (1, 4) is the optimum of value_of.
+    for t in trials {
+        assert_eq!(tell(&s, "q", t, value_of(&t["params"])).0, 200);
+    }
+    assert_eq!(ask(&s, "q", 1, "b").0, 200, "the optimizer takes the foreign points");
+    assert_eq!(s.get("/v1/studies/q").1["progress"]["best"]["params"], json!({"x": 1.0, "y": 4.0}));
+    // A closed study takes no new configurations.
+    assert_eq!(s.post("/v1/studies/q/close", &json!({})).0, 200);
+    assert_error(s.post("/v1/studies/q/enqueue", &json!({"params": {"x": 0.0}})), 409, None);
+}
+
+#[test]
 fn finished_reassigned_and_unknown_trials_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&sqlite_url(dir.path()), &[]);

@@ -117,8 +117,9 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Evaluate(evaluate::EvaluateArgs),
     /// Serve the HTTP ask/tell API (JSON under /v1; OpenAPI at /v1/openapi.json): studies created over
-    /// the API, batch asks with idempotency keys, tells, heartbeats, recommendations, /metrics. Every
-    /// route but /healthz needs a bearer token (KNOBS_TOKEN or --token-file).
+    /// the API (without an evaluator: the clients evaluate), batch asks with idempotency keys, tells,
+    /// heartbeats, enqueued configurations, recommendations, /metrics. Every route but /healthz needs a
+    /// bearer token (KNOBS_TOKEN or --token-file).
     #[command(after_help = EXIT_CODES)]
     Serve(serve::ServeArgs),
     /// List the studies in a storage file with their trial counts.

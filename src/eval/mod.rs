@@ -74,6 +74,18 @@ pub trait Evaluator: Send + Sync {
     }
 }
 
+/// `{type: external}`: knobs does not evaluate the trials; the clients of
+/// `knobs serve` do, and tell the results over HTTP. Studies created through
+/// the API without an evaluator get this one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSpec {
+    /// The metrics the clients report, if declared: the objectives and
+    /// constraints are then checked against them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
+}
+
 /// The `evaluator:` section of a spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -84,6 +96,7 @@ pub enum EvaluatorSpec {
     Cache(workload::WorkloadSpec),
     Gc(workload::WorkloadSpec),
     Service(workload::WorkloadSpec),
+    External(ExternalSpec),
 }
 
 impl EvaluatorSpec {
@@ -93,6 +106,14 @@ impl EvaluatorSpec {
         match self {
             EvaluatorSpec::Function(f) => f.check(space, problems),
             EvaluatorSpec::Command(c) => c.check(space, problems),
+            EvaluatorSpec::External(e) => {
+                if e.metrics.as_ref().is_some_and(|m| m.is_empty() || m.iter().any(String::is_empty)) {
+                    problems.push(Problem::new(
+                        "evaluator.metrics",
+                        "name at least one metric, none empty, or leave it out",
+                    ));
+                }
+            }
             other => {
                 if let Some((kind, w)) = other.workload() {
                     w.check(kind, space, problems)
@@ -109,7 +130,7 @@ impl EvaluatorSpec {
             EvaluatorSpec::Cache(w) => Some((ModelKind::Cache, w)),
             EvaluatorSpec::Gc(w) => Some((ModelKind::Gc, w)),
             EvaluatorSpec::Service(w) => Some((ModelKind::Service, w)),
-            EvaluatorSpec::Function(_) | EvaluatorSpec::Command(_) => None,
+            EvaluatorSpec::Function(_) | EvaluatorSpec::Command(_) | EvaluatorSpec::External(_) => None,
         }
     }
 
@@ -123,6 +144,14 @@ impl EvaluatorSpec {
             EvaluatorSpec::Cache(w) => Box::new(w.build(workload::ModelKind::Cache, base_dir)?),
             EvaluatorSpec::Gc(w) => Box::new(w.build(workload::ModelKind::Gc, base_dir)?),
             EvaluatorSpec::Service(w) => Box::new(w.build(workload::ModelKind::Service, base_dir)?),
+            EvaluatorSpec::External(_) => {
+                return Err(crate::error::Error::Config(
+                    "evaluator: an `external` study is evaluated by the clients of `knobs serve`, who ask for \
+                     trials and tell results over HTTP; to evaluate here, give the spec a `function`, `command` \
+                     or workload-model evaluator"
+                        .into(),
+                ));
+            }
         })
     }
 
@@ -131,6 +160,7 @@ impl EvaluatorSpec {
         match self {
             EvaluatorSpec::Function(_) => Some(vec![functions::METRIC.to_string()]),
             EvaluatorSpec::Command(_) => None,
+            EvaluatorSpec::External(e) => e.metrics.clone(),
             other => other.workload().map(|(kind, w)| w.metrics(kind)),
         }
     }

@@ -71,6 +71,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(ask))
         .routes(routes!(tell))
         .routes(routes!(heartbeat))
+        .routes(routes!(enqueue))
         .routes(routes!(list_trials))
         .routes(routes!(recommendations))
         .route("/v1/openapi.json", axum::routing::get(openapi_doc))
@@ -126,9 +127,12 @@ async fn openapi_doc() -> Response {
 // ---- studies --------------------------------------------------------------
 
 /// A spec as in the YAML files, as JSON: name, space, objectives, constraints,
-/// optimizer, seed, budget, evaluator. The evaluator is either `{"ref": NAME}`
-/// (one the server's config declares) or a `function` evaluator; evaluators that
-/// run commands or read files are only declared in the server's config.
+/// optimizer, seed, budget, evaluator. The evaluator is optional: left out, it
+/// is `{"type": "external"}` (the API's clients evaluate; they may declare the
+/// metrics they report with `{"type": "external", "metrics": [...]}`). It may
+/// also be `{"ref": NAME}` (one the server's config declares, for `knobs
+/// worker`s sharing the study) or a `function` evaluator; evaluators that run
+/// commands or read files are only declared in the server's config.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]
 #[allow(dead_code)] // only documents the body, which is read as JSON and checked by the spec parser
@@ -170,6 +174,8 @@ pub struct Progress {
     pub complete: u64,
     pub failed: u64,
     pub pruned: u64,
+    /// Enqueued configurations not handed out yet.
+    pub queued: u64,
     /// The best feasible complete trial so far.
     pub best: Option<Best>,
 }
@@ -183,6 +189,25 @@ pub struct Best {
     pub params: crate::space::Config,
 }
 
+/// Every trial of the study (in `state`, if given) in number order, read a
+/// page at a time: a study's trials are never all in memory at once.
+fn each_trial(
+    storage: &Arc<dyn Storage>,
+    study: &str,
+    state: Option<StateFilter>,
+    mut f: impl FnMut(&Trial),
+) -> crate::error::Result<()> {
+    let mut page = TrialPage { state, after: None, limit: 1000 };
+    loop {
+        let got = storage.trials_page(study, &page)?;
+        got.iter().for_each(&mut f);
+        match got.last() {
+            Some(last) if got.len() == page.limit => page.after = Some(last.number),
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn study_view(storage: &Arc<dyn Storage>, shared: &SharedStudy) -> Result<StudyView, ApiError> {
     let spec = shared.spec();
     let record = storage
@@ -191,24 +216,15 @@ fn study_view(storage: &Arc<dyn Storage>, shared: &SharedStudy) -> Result<StudyV
     let counts = storage.list_studies()?.into_iter().find(|s| s.name == spec.name);
     let (trials, complete, failed, running) =
         counts.map_or((0, 0, 0, 0), |c| (c.trials, c.complete, c.failed, c.running));
-    // The best trial, page by page: never all trials at once.
     let mut best: Option<(f64, Trial)> = None;
-    let mut page = TrialPage { state: Some(StateFilter::Complete), after: None, limit: 1000 };
-    loop {
-        let got = storage.trials_page(&spec.name, &page)?;
-        for t in &got {
-            if let Ok(o) = spec.objectives.score(&t.metrics)
-                && o.feasible()
-                && best.as_ref().is_none_or(|(b, _)| o.score < *b)
-            {
-                best = Some((o.score, t.clone()));
-            }
+    each_trial(storage, &spec.name, Some(StateFilter::Complete), |t| {
+        if let Ok(o) = spec.objectives.score(&t.metrics)
+            && o.feasible()
+            && best.as_ref().is_none_or(|(b, _)| o.score < *b)
+        {
+            best = Some((o.score, t.clone()));
         }
-        match got.last() {
-            Some(last) if got.len() == page.limit => page.after = Some(last.number),
-            _ => break,
-        }
-    }
+    })?;
     Ok(StudyView {
         name: record.name,
         created_at: record.created_at,
@@ -221,6 +237,7 @@ fn study_view(storage: &Arc<dyn Storage>, shared: &SharedStudy) -> Result<StudyV
             complete,
             failed,
             pruned: trials.saturating_sub(complete + failed + running),
+            queued: storage.queued(&spec.name)?,
             best: best.map(|(score, t)| Best {
                 number: t.number,
                 value: spec.objectives.display_value(score),
@@ -255,7 +272,7 @@ fn resolve_evaluator(body: &mut serde_json::Map<String, JsonValue>, state: &AppS
         return Ok(());
     }
     match e.get("type").and_then(JsonValue::as_str) {
-        Some("function") | None => Ok(()),
+        Some("function" | "external") | None => Ok(()),
         Some(kind) => Err(ApiError::bad_request(
             "evaluator",
             format!(
@@ -294,6 +311,8 @@ async fn create_study(
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return Err(ApiError::bad_request("name", "name: only ASCII letters, digits, `.`, `_` and `-` are allowed"));
     }
+    // The API's own clients evaluate the trials unless the spec says otherwise.
+    body.entry("evaluator").or_insert_with(|| serde_json::json!({"type": "external"}));
     resolve_evaluator(&mut body, &state)?;
     let text = serde_yaml::to_string(&JsonValue::Object(body)).map_err(ApiError::internal)?;
     let spec = Spec::parse(&text, "request body", &name, state.options.base_dir.clone())?;
@@ -587,6 +606,44 @@ async fn heartbeat(
     .await
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    /// The configuration to evaluate; parameters left out take the spec's defaults.
+    #[schema(value_type = Object)]
+    pub params: crate::space::Config,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnqueueResponse {
+    /// Configurations waiting in the study's queue now, this one included.
+    pub queued: u64,
+}
+
+/// Enqueue a configuration (a known-good or today's production one): the next
+/// asks hand it out before the optimizer's own proposals, and its result is
+/// told to the optimizer like any other.
+#[utoipa::path(post, path = "/v1/studies/{name}/enqueue", params(("name" = String, Path, description = "study name")),
+    request_body = EnqueueRequest, responses(
+    (status = 202, description = "queued", body = EnqueueResponse),
+    (status = 400, description = "a parameter is unknown, missing (and has no default) or outside its domain; `field` is `params.NAME`", body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "the study is closed", body = ErrorBody),
+))]
+async fn enqueue(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<EnqueueRequest>,
+) -> Result<(StatusCode, Json<EnqueueResponse>), ApiError> {
+    let storage = state.storage()?;
+    blocking(move || {
+        let shared = state.study(&storage, &name)?;
+        let queued = shared.enqueue(&req.params)?;
+        Ok((StatusCode::ACCEPTED, Json(EnqueueResponse { queued })))
+    })
+    .await
+}
+
 // ---- trials and recommendations ------------------------------------------
 
 #[derive(Deserialize, ToSchema, Clone, Copy)]
@@ -707,9 +764,9 @@ async fn recommendations(
     blocking(move || {
         let shared = state.study(&storage, &name)?;
         let spec = shared.spec();
-        let trials = storage.trials(&name)?;
-        let recs =
-            crate::recommend::recommend(&name, &spec.space, &spec.objectives, &trials, q.top.unwrap_or(spec.top_k));
+        let mut r = crate::recommend::Recommender::new(&spec.space, &spec.objectives);
+        each_trial(&storage, &name, None, |t| r.add(t))?;
+        let recs = r.finish(&name, q.top.unwrap_or(spec.top_k));
         Ok(Json(serde_json::to_value(&recs).map_err(ApiError::internal)?))
     })
     .await
