@@ -1214,3 +1214,34 @@ fn sqlite_many_handles_creating_one_file_at_once_all_open_it() {
         });
     }
 }
+
+/// Idempotency keys older than `CLAIM_KEY_DAYS` are removed by the next keyed
+/// claim: a retry that late claims anew; a fresh key still replays.
+fn old_claim_keys_are_pruned(s: &dyn Storage, age: &dyn Fn()) {
+    s.open_study("a", &spec("a")).unwrap();
+    let calls = std::cell::Cell::new(0);
+    let first = s.claim_keyed("a", &claim_req("w1"), Some("old"), &mut plan_n(1, &calls)).unwrap();
+    age();
+    let fresh = s.claim_keyed("a", &claim_req("w1"), Some("fresh"), &mut plan_n(1, &calls)).unwrap();
+    assert_eq!(s.claim_keyed("a", &claim_req("w1"), Some("fresh"), &mut plan_n(1, &calls)).unwrap(), fresh);
+    let retried = s.claim_keyed("a", &claim_req("w1"), Some("old"), &mut plan_n(1, &calls)).unwrap();
+    assert_ne!(retried[0].number, first[0].number, "a pruned key claims anew");
+    assert_eq!(calls.get(), 3);
+}
+
+#[test]
+fn sqlite_old_claim_keys_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let s = SqliteStorage::open(&path).unwrap();
+    old_claim_keys_are_pruned(&s, &|| {
+        raw(&path).execute("UPDATE claim_keys SET created_at = '2000-01-01T00:00:00.000Z'", []).unwrap();
+    });
+}
+
+#[test]
+fn postgres_old_claim_keys_are_pruned() {
+    let db = pg::TestSchema::new("keys");
+    let s = db.open();
+    old_claim_keys_are_pruned(&s, &|| db.raw().must("UPDATE claim_keys SET created_at = now() - interval '2 days'"));
+}

@@ -28,7 +28,7 @@ struct MemStudy {
     snapshot: Option<StoredSnapshot>,
     lock: Option<MemLock>,
     /// Idempotency key → (number, epoch) of the trials that claim returned.
-    claim_keys: std::collections::HashMap<String, Vec<(u64, u64)>>,
+    claim_keys: std::collections::HashMap<String, (Instant, Vec<(u64, u64)>)>,
     /// Enqueued configurations, oldest first.
     queue: std::collections::VecDeque<Queued>,
     /// The id the next enqueued configuration gets.
@@ -239,7 +239,11 @@ impl Storage for MemoryStorage {
         super::check_claim_key(key)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        if let Some(claimed) = key.and_then(|k| s.claim_keys.get(k)) {
+        let ttl = std::time::Duration::from_secs(86_400 * u64::from(super::CLAIM_KEY_DAYS));
+        if key.is_some() {
+            s.claim_keys.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        if let Some((_, claimed)) = key.and_then(|k| s.claim_keys.get(k)) {
             let found = claimed
                 .iter()
                 .filter_map(|&(n, _)| usize::try_from(n).ok().and_then(|i| s.trials.get(i)).map(|t| t.trial.clone()))
@@ -298,7 +302,7 @@ impl Storage for MemoryStorage {
         let mut out = state.retried;
         out.extend(new);
         if let Some(k) = key {
-            s.claim_keys.insert(k.to_string(), out.iter().map(|t| (t.number, t.epoch)).collect());
+            s.claim_keys.insert(k.to_string(), (Instant::now(), out.iter().map(|t| (t.number, t.epoch)).collect()));
         }
         Ok(out)
     }

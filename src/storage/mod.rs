@@ -338,7 +338,7 @@ pub trait Storage: Send + Sync {
     /// transaction. A later call with the same key claims nothing, does not
     /// call `plan`, and returns those trials as they are now, each with the
     /// epoch it was claimed at (so a trial re-leased since is refused on tell).
-    /// `None` is a plain claim.
+    /// `None` is a plain claim. Keys are kept [`CLAIM_KEY_DAYS`].
     fn claim_keyed(
         &self,
         study: &str,
@@ -377,6 +377,11 @@ pub trait Storage: Send + Sync {
 
 /// Longest idempotency key accepted (bytes).
 pub const MAX_CLAIM_KEY: usize = 512;
+
+/// How long an idempotency key of [`Storage::claim_keyed`] is kept: a retry
+/// within a day returns the same trials; keys older than that are removed by
+/// the next keyed claim on the study (so they do not pile up forever).
+pub const CLAIM_KEY_DAYS: u32 = 1;
 
 fn check_claim_key(key: Option<&str>) -> Result<()> {
     match key {

@@ -102,7 +102,8 @@ const MIGRATIONS: &[&str] = &[
     // number order (without them SQLite's planner walked the study's whole
     // (study_id, number) index to honour `ORDER BY number`, so every claim
     // cost time in proportion to the study's size); enqueued configurations;
-    // when a study was first claimed from (shared studies refuse `knobs run`).
+    // when a study was first claimed from (shared studies refuse `knobs run`);
+    // idempotency keys found by age, to prune them.
     "DROP INDEX trials_untold;
     CREATE INDEX trials_untold ON trials (study_id, number) WHERE told = 0 AND state != 'running';
     CREATE INDEX trials_running ON trials (study_id, number) WHERE state = 'running';
@@ -114,7 +115,8 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     );
     CREATE INDEX queued_by_study ON queued (study_id, id);
-    ALTER TABLE studies ADD COLUMN shared_at TEXT;",
+    ALTER TABLE studies ADD COLUMN shared_at TEXT;
+    CREATE INDEX claim_keys_by_age ON claim_keys (study_id, created_at);",
 ];
 
 /// The schema version this binary writes.
@@ -755,6 +757,14 @@ impl Storage for SqliteStorage {
                 }
             }
             exec(tx, &format!("UPDATE studies SET shared_at = {NOW} WHERE id = ?1 AND shared_at IS NULL"), [sid])?;
+            if key.is_some() {
+                exec(
+                    tx,
+                    "DELETE FROM claim_keys WHERE study_id = ?1
+                       AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)",
+                    params![sid, format!("-{} days", super::CLAIM_KEY_DAYS)],
+                )?;
+            }
             // 1. Stale leases: re-lease or fail.
             let cutoff = format!("-{grace:.3} seconds");
             let stale: Vec<(i64, i64)> = {
