@@ -144,6 +144,10 @@ macro_rules! utc {
     };
 }
 
+/// A study's record by name (see `study_from_row`).
+const STUDY_BY_NAME: &str =
+    concat!("SELECT name, spec, ", utc!("created_at"), ", closed_at IS NOT NULL FROM studies WHERE name = $1");
+
 /// A study store in one PostgreSQL schema.
 pub struct PostgresStorage {
     pool: Pool,
@@ -736,16 +740,7 @@ impl Storage for PostgresStorage {
                 &[&name, &spec],
             )
             .await?;
-            let row = q_one(
-                tx,
-                concat!(
-                    "SELECT name, spec, ",
-                    utc!("created_at"),
-                    ", closed_at IS NOT NULL FROM studies WHERE name = $1"
-                ),
-                &[&name],
-            )
-            .await?;
+            let row = q_one(tx, STUDY_BY_NAME, &[&name]).await?;
             Ok(study_from_row(&row, &place)?)
         }))
     }
@@ -753,16 +748,7 @@ impl Storage for PostgresStorage {
     fn find_study(&self, name: &str) -> Result<Option<StudyRecord>> {
         let place = self.place(name);
         self.block(self.read(async |tx| {
-            let row = q_opt(
-                tx,
-                concat!(
-                    "SELECT name, spec, ",
-                    utc!("created_at"),
-                    ", closed_at IS NOT NULL FROM studies WHERE name = $1"
-                ),
-                &[&name],
-            )
-            .await?;
+            let row = q_opt(tx, STUDY_BY_NAME, &[&name]).await?;
             Ok(row.map(|row| study_from_row(&row, &place)).transpose()?)
         }))
     }
