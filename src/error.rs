@@ -93,6 +93,11 @@ pub enum Error {
     /// Storage failed or holds something this binary cannot use.
     #[error("storage: {0}")]
     Storage(String),
+    /// The storage refused to change a trial that is already finished or now
+    /// leased to another worker (a newer epoch): the result must not count.
+    /// Not a failure of the storage itself.
+    #[error("{0}")]
+    Refused(String),
     /// Another process holds the study.
     #[error("{0}")]
     Locked(String),

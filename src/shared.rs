@@ -193,10 +193,7 @@ impl SharedStudy {
     /// Parameters left out take the spec's defaults; inactive conditional
     /// parameters are dropped. Returns how many configurations wait now.
     pub fn enqueue(&self, params: &crate::space::Config) -> Result<u64> {
-        let space = &self.spec.space;
-        let mut config = space.baseline_partial();
-        config.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let config = space.check_config(&config).map_err(|problems| {
+        let (config, x) = self.spec.space.with_defaults(params).map_err(|problems| {
             let items = problems
                 .iter()
                 .map(|p| match p.split_once(": ") {
@@ -206,7 +203,6 @@ impl SharedStudy {
                 .collect();
             Error::Invalid(crate::error::Problems { source: "enqueue".into(), items })
         })?;
-        let x = space.encode(&config).map_err(|e| Error::Config(format!("params: {e}")))?;
         self.storage.enqueue(&self.spec.name, &x, &config)
     }
 

@@ -307,24 +307,20 @@ impl Study {
             }
         }
         ranked.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let defaults = self.spec.space.baseline().unwrap_or_default();
         let mut seen = std::collections::BTreeSet::new();
         let mut skipped = 0;
         for (_, _, t) in ranked {
             if self.warm.len() >= top {
                 break;
             }
-            let mut config = defaults.clone();
-            for (k, v) in &t.config {
-                if self.spec.space.param(k).is_some() {
-                    config.insert(k.clone(), v.clone());
-                }
-            }
-            let Ok(config) = self.spec.space.check_config(&config) else {
-                skipped += 1;
-                continue;
-            };
-            let Ok(x) = self.spec.space.encode(&config) else {
+            // Parameters this space lacks are dropped; those the earlier study lacked take the defaults.
+            let known: crate::space::Config = t
+                .config
+                .iter()
+                .filter(|(k, _)| self.spec.space.param(k).is_some())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let Ok((config, x)) = self.spec.space.with_defaults(&known) else {
                 skipped += 1;
                 continue;
             };

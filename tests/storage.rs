@@ -128,10 +128,19 @@ fn dead_owner() -> Owner {
     Owner { pid: 999_999_999, id: format!("{}:999999999:0", me.host), host: me.host }
 }
 
+/// The message of a refused write (a finished trial, a stale lease).
 fn storage_message(r: knobs::Result<()>) -> String {
     match r {
-        Err(Error::Storage(m)) => m,
-        other => panic!("expected Error::Storage, got {other:?}"),
+        Err(Error::Refused(m)) => m,
+        other => panic!("expected Error::Refused, got {other:?}"),
+    }
+}
+
+/// The message of a write to a trial that does not exist.
+fn not_found(r: knobs::Result<()>) -> String {
+    match r {
+        Err(Error::NotFound(m)) => m,
+        other => panic!("expected Error::NotFound, got {other:?}"),
     }
 }
 
@@ -443,22 +452,22 @@ mod cases {
     }
 
     pub fn unknown_study_and_trial_are_refused(s: &dyn Storage) {
-        let not_found = |r: knobs::Result<()>| match r {
+        let unknown_study = |r: knobs::Result<()>| match r {
             Err(Error::NotFound(m)) => assert!(m.contains("`nope`"), "{m}"),
             other => panic!("expected Error::NotFound, got {other:?}"),
         };
-        not_found(s.start_trials("nope", &[new_trial(1, 0.1)], "w", None).map(drop));
-        not_found(s.finish_trial("nope", &complete(0, 0, 1.0), None));
-        not_found(s.reclaim_running("nope", "w").map(drop));
-        not_found(s.trials("nope").map(drop));
-        not_found(s.latest_snapshot("nope").map(drop));
-        not_found(s.acquire("nope", &Owner::current()));
+        unknown_study(s.start_trials("nope", &[new_trial(1, 0.1)], "w", None).map(drop));
+        unknown_study(s.finish_trial("nope", &complete(0, 0, 1.0), None));
+        unknown_study(s.reclaim_running("nope", "w").map(drop));
+        unknown_study(s.trials("nope").map(drop));
+        unknown_study(s.latest_snapshot("nope").map(drop));
+        unknown_study(s.acquire("nope", &Owner::current()));
         assert!(s.list_studies().unwrap().is_empty(), "nothing was created on the way");
 
         s.open_study("a", &spec("a")).unwrap();
         s.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
         for n in [1, u64::MAX] {
-            let msg = storage_message(s.finish_trial("a", &complete(n, 0, 1.0), None));
+            let msg = not_found(s.finish_trial("a", &complete(n, 0, 1.0), None));
             assert!(msg.contains(&format!("no trial {n}")), "{msg}");
         }
     }

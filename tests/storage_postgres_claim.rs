@@ -83,10 +83,19 @@ fn numbers(trials: &[Trial]) -> Vec<u64> {
     trials.iter().map(|t| t.number).collect()
 }
 
+/// The message of a refused write (a finished trial, a stale lease).
 fn storage_message(r: knobs::Result<()>) -> String {
     match r {
-        Err(Error::Storage(m)) => m,
-        other => panic!("expected Error::Storage, got {other:?}"),
+        Err(Error::Refused(m)) => m,
+        other => panic!("expected Error::Refused, got {other:?}"),
+    }
+}
+
+/// The message of a write to a trial that does not exist.
+fn not_found(r: knobs::Result<()>) -> String {
+    match r {
+        Err(Error::NotFound(m)) => m,
+        other => panic!("expected Error::NotFound, got {other:?}"),
     }
 }
 
@@ -192,7 +201,7 @@ fn heartbeats_keep_a_lease_and_refuse_like_finish() {
     let msg = storage_message(s.heartbeat("a", 1, 0));
     assert!(msg.contains("trial 1") && msg.contains("stale"), "{msg}");
     for n in [7, u64::MAX] {
-        let msg = storage_message(s.heartbeat("a", n, 0));
+        let msg = not_found(s.heartbeat("a", n, 0));
         assert!(msg.contains(&format!("no trial {n}")), "{msg}");
     }
     match s.heartbeat("nope", 0, 0) {
@@ -279,8 +288,8 @@ fn a_planner_error_rolls_everything_back() {
         })
     });
     match r {
-        Err(Error::Storage(m)) => assert!(m.contains("no trial 99"), "{m}"),
-        other => panic!("expected Error::Storage, got {other:?}"),
+        Err(Error::NotFound(m)) => assert!(m.contains("no trial 99"), "{m}"),
+        other => panic!("expected Error::NotFound, got {other:?}"),
     }
     assert_eq!(s.trials("a").unwrap(), before, "no re-lease, no new trial");
     assert_eq!(s.latest_snapshot("a").unwrap(), snapshot);

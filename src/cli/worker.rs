@@ -109,10 +109,16 @@ pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
             while !quit.load(Ordering::SeqCst) {
                 let trials: Vec<Trial> = held.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 for t in trials {
-                    if let Err(e) = shared_storage.heartbeat(&name, t.number, t.epoch) {
+                    match shared_storage.heartbeat(&name, t.number, t.epoch) {
+                        Ok(()) => {}
                         // Re-leased or finished elsewhere: stop beating it; its tell will be refused.
-                        tracing::warn!(trial = t.number, "lease lost, the result will not count: {e}");
-                        held.lock().unwrap_or_else(|e| e.into_inner()).retain(|h| h.number != t.number);
+                        Err(e @ (Error::Refused(_) | Error::NotFound(_))) => {
+                            tracing::warn!(trial = t.number, "lease lost, the result will not count: {e}");
+                            held.lock().unwrap_or_else(|e| e.into_inner()).retain(|h| h.number != t.number);
+                        }
+                        // The storage failed (a network blip, a restart): keep beating; the lease
+                        // only goes stale if it stays down past the grace period.
+                        Err(e) => tracing::warn!(trial = t.number, "heartbeat failed, retrying: {e}"),
                     }
                 }
                 let until = Instant::now() + beat;
@@ -173,7 +179,7 @@ pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
                 match shared.tell(&t, state, metrics, elapsed) {
                     Ok(()) if failed => sum.failed += 1,
                     Ok(()) => sum.complete += 1,
-                    Err(Error::Storage(m)) => {
+                    Err(Error::Refused(m)) => {
                         tracing::warn!(trial = t.number, "result refused: {m}");
                         sum.refused += 1;
                     }

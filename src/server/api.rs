@@ -140,17 +140,7 @@ pub struct SpecBody(pub JsonValue);
 
 #[derive(Serialize, ToSchema)]
 pub struct StudyList {
-    pub studies: Vec<StudyListItem>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StudyListItem {
-    pub name: String,
-    pub created_at: String,
-    pub trials: u64,
-    pub complete: u64,
-    pub failed: u64,
-    pub running: u64,
+    pub studies: Vec<crate::storage::StudySummary>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -336,18 +326,7 @@ async fn create_study(
 async fn list_studies(State(state): State<Arc<AppState>>) -> Result<Json<StudyList>, ApiError> {
     let storage = state.storage()?;
     blocking(move || {
-        let studies = storage
-            .list_studies()?
-            .into_iter()
-            .map(|s| StudyListItem {
-                name: s.name,
-                created_at: s.created_at,
-                trials: s.trials,
-                complete: s.complete,
-                failed: s.failed,
-                running: s.running,
-            })
-            .collect();
+        let studies = storage.list_studies()?;
         Ok(Json(StudyList { studies }))
     })
     .await
@@ -509,17 +488,6 @@ fn trial_number(number: &str) -> Result<u64, ApiError> {
     number.parse().map_err(|_| ApiError::bad_request("number", format!("number: `{number}` is not a trial number")))
 }
 
-/// A refusal from the storage, put into the right status: 404 when the trial
-/// does not exist, 409 when it is finished or its lease moved on.
-fn refusal(storage: &Arc<dyn Storage>, study: &str, number: u64, epoch: u64, e: Error) -> ApiError {
-    let Error::Storage(message) = e else { return e.into() };
-    match storage.trial(study, number) {
-        Ok(None) => ApiError::new(StatusCode::NOT_FOUND, message),
-        Ok(Some(t)) if t.state.is_finished() || t.epoch != epoch => ApiError::new(StatusCode::CONFLICT, message),
-        _ => Error::Storage(message).into(),
-    }
-}
-
 /// Tell a trial's result: complete with its metrics, or failed with a reason.
 #[utoipa::path(post, path = "/v1/studies/{name}/trials/{number}/tell",
     params(("name" = String, Path, description = "study name"), ("number" = u64, Path, description = "trial number")),
@@ -576,8 +544,10 @@ async fn tell(
                 Ok(Json(Ack { number, state: trial_state.label().into() }))
             }
             Err(e) => {
-                state.metrics.tell_refused();
-                Err(refusal(&storage, &name, number, req.epoch, e))
+                if matches!(e, Error::Refused(_)) {
+                    state.metrics.tell_refused();
+                }
+                Err(e.into())
             }
         }
     })
@@ -599,9 +569,9 @@ async fn heartbeat(
 ) -> Result<Json<Ack>, ApiError> {
     let number = trial_number(&number)?;
     let storage = state.storage()?;
-    blocking(move || match storage.heartbeat(&name, number, req.epoch) {
-        Ok(()) => Ok(Json(Ack { number, state: "running".into() })),
-        Err(e) => Err(refusal(&storage, &name, number, req.epoch, e)),
+    blocking(move || {
+        storage.heartbeat(&name, number, req.epoch)?;
+        Ok(Json(Ack { number, state: "running".into() }))
     })
     .await
 }

@@ -69,6 +69,7 @@ impl From<Error> for ApiError {
             Error::Config(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
             Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             Error::Locked(m) => ApiError::new(StatusCode::CONFLICT, m),
+            Error::Refused(m) => ApiError::new(StatusCode::CONFLICT, m),
             other => {
                 tracing::error!("request failed: {other}");
                 ApiError::internal(other)

@@ -367,10 +367,19 @@ impl Space {
         Some(config)
     }
 
-    /// Every parameter that has a default, at its default (active or not;
-    /// [`Space::check_config`] drops the inactive ones).
-    pub fn baseline_partial(&self) -> Config {
-        self.params.iter().filter_map(|p| p.default.as_ref().map(|d| (p.name.clone(), p.domain.normalize(d)))).collect()
+    /// A partial configuration completed with the defaults (parameters it
+    /// leaves out take theirs; inactive conditional ones are dropped), checked
+    /// as [`Space::check_config`] checks, and its unit-cube position.
+    pub fn with_defaults(&self, partial: &Config) -> Result<(Config, Vec<f64>), Vec<String>> {
+        let mut config: Config = self
+            .params
+            .iter()
+            .filter_map(|p| p.default.as_ref().map(|d| (p.name.clone(), p.domain.normalize(d))))
+            .collect();
+        config.extend(partial.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let config = self.check_config(&config)?;
+        let x = self.encode(&config).map_err(|e| vec![e])?;
+        Ok((config, x))
     }
 
     /// A configuration given by a user (e.g. from a protocol message):

@@ -31,18 +31,19 @@ pub(crate) fn check_new_trials(study: &str, trials: &[NewTrial]) -> Result<()> {
         if let Some(ticket) = t.ticket.filter(|&k| i64::try_from(k).is_err()) {
             return Err(Error::Config(format!("study `{study}`: new trial {i}: ticket {ticket} is too large")));
         }
-        for (name, v) in &t.config {
-            match v {
-                Value::Float(f) if !f.is_finite() => {
-                    return Err(Error::Config(format!(
-                        "study `{study}`: new trial {i}: config `{name}` is {f}; only finite values can be stored"
-                    )));
-                }
-                _ => {}
-            }
-        }
+        check_config_values(study, format_args!("new trial {i}"), &t.config)?;
     }
     Ok(())
+}
+
+/// Only finite numbers can be stored in a configuration.
+fn check_config_values(study: &str, what: impl Display, config: &crate::space::Config) -> Result<()> {
+    match config.iter().find(|(_, v)| matches!(v, Value::Float(f) if !f.is_finite())) {
+        Some((name, v)) => Err(Error::Config(format!(
+            "study `{study}`: {what}: config `{name}` is {v}; only finite values can be stored"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Check a finished trial; returns the elapsed time as it will be stored
@@ -64,8 +65,9 @@ pub(crate) fn check_finished(study: &str, f: &Finished) -> Result<Option<f64>> {
     }
 }
 
-/// Check a claim request; returns the grace period in seconds.
-pub(crate) fn check_claim(req: &super::ClaimRequest) -> Result<f64> {
+/// Check a claim request and its idempotency key; returns the grace period in seconds.
+pub(crate) fn check_claim(req: &super::ClaimRequest, key: Option<&str>) -> Result<f64> {
+    super::check_claim_key(key)?;
     if req.worker.is_empty() {
         return Err(Error::Config("claim: worker must not be empty".into()));
     }
@@ -81,10 +83,8 @@ pub(crate) fn stale_reason(grace_s: f64, retries: impl Display) -> String {
 }
 
 /// Check a configuration about to be enqueued (the same rules as a new trial's).
-pub(crate) fn check_enqueued(study: &str, x: &[f64], config: &crate::space::Config) -> Result<()> {
-    let t = NewTrial { batch: 0, ticket: None, x: x.to_vec(), config: config.clone(), baseline: false };
-    check_new_trials(study, std::slice::from_ref(&t))
-        .map_err(|e| Error::Config(e.to_string().replace("new trial 0", "enqueued configuration")))
+pub(crate) fn check_enqueued(study: &str, config: &crate::space::Config) -> Result<()> {
+    check_config_values(study, "enqueued configuration", config)
 }
 
 pub(crate) fn closed(study: &str) -> Error {
@@ -109,18 +109,18 @@ pub(crate) fn no_study(name: &str) -> Error {
 }
 
 pub(crate) fn no_trial(study: &str, number: u64) -> Error {
-    Error::Storage(format!("study `{study}` has no trial {number}"))
+    Error::NotFound(format!("study `{study}` has no trial {number}"))
 }
 
 pub(crate) fn already_finished(study: &str, number: u64, state: &TrialState) -> Error {
-    Error::Storage(format!(
+    Error::Refused(format!(
         "study `{study}` trial {number} is already {}; a finished trial is never edited",
         state.label()
     ))
 }
 
 pub(crate) fn stale_epoch(study: &str, number: u64, given: u64, current: u64, worker: &str) -> Error {
-    Error::Storage(format!(
+    Error::Refused(format!(
         "study `{study}` trial {number}: lease epoch {given} is stale (the trial was reclaimed and is now \
          epoch {current}, held by worker `{worker}`); this result is refused so it is not counted twice"
     ))

@@ -235,8 +235,7 @@ impl Storage for MemoryStorage {
         key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
-        let grace = common::check_claim(req)?;
-        super::check_claim_key(key)?;
+        let grace = common::check_claim(req, key)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
         let ttl = std::time::Duration::from_secs(86_400 * u64::from(super::CLAIM_KEY_DAYS));
@@ -308,7 +307,7 @@ impl Storage for MemoryStorage {
     }
 
     fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
-        common::check_enqueued(study, x, config)?;
+        common::check_enqueued(study, config)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
         if s.record.closed {

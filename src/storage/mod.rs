@@ -60,8 +60,8 @@ pub struct StudyRecord {
     pub closed: bool,
 }
 
-/// One line of `knobs studies`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One line of `knobs studies` (and of the API's study list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StudySummary {
     pub name: String,
     pub created_at: String,

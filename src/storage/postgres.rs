@@ -625,21 +625,19 @@ async fn query_trials(
     Ok(rows.iter().map(|row| trial_from_row(row, place)).collect::<Result<_>>()?)
 }
 
-/// Insert new trials as `Running` for `worker`, numbered after the study's
-/// last trial (the caller holds the study row), in one statement.
-async fn insert_trials(
-    tx: &Transaction<'_>,
-    sid: i64,
-    place: &str,
-    trials: &[NewTrial],
-    worker: &str,
-) -> R<Vec<Trial>> {
+/// The number the study's next trial gets (the caller holds the study row).
+async fn next_number(tx: &Transaction<'_>, sid: i64, place: &str) -> R<u64> {
+    let next: i64 =
+        q_one(tx, "SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = $1", &[&sid]).await?.try_get(0)?;
+    Ok(unsigned(next, place, "number")?)
+}
+
+/// Insert new trials as `Running` for `worker`, numbered from `first` (the
+/// study's next number; the caller holds the study row), in one statement.
+async fn insert_trials(tx: &Transaction<'_>, sid: i64, first: u64, trials: &[NewTrial], worker: &str) -> R<Vec<Trial>> {
     if trials.is_empty() {
         return Ok(Vec::new());
     }
-    let next: i64 =
-        q_one(tx, "SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = $1", &[&sid]).await?.try_get(0)?;
-    let first = unsigned(next, place, "number")?;
     let out: Vec<Trial> = trials.iter().zip(first..).map(|(t, number)| t.started(number)).collect();
     let numbers: Vec<i64> = out.iter().map(|t| to_i64(t.number)).collect();
     let batches: Vec<i64> = trials.iter().map(|t| to_i64(t.batch)).collect();
@@ -855,7 +853,8 @@ impl Storage for PostgresStorage {
         let place = self.place(study);
         self.block(self.write(async |tx| {
             let sid = study_id(tx, study, true).await?;
-            let out = insert_trials(tx, sid, &place, trials, worker).await?;
+            let first = next_number(tx, sid, &place).await?;
+            let out = insert_trials(tx, sid, first, trials, worker).await?;
             if let Some(snap) = snapshot {
                 store_snapshot(tx, sid, snap).await?;
             }
@@ -954,13 +953,25 @@ impl Storage for PostgresStorage {
         key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
-        let grace = common::check_claim(req)?;
-        super::check_claim_key(key)?;
+        let grace = common::check_claim(req, key)?;
         // `retries + 1` must fit the INTEGER column.
         let max_retries = i64::from(req.max_retries.min(i32::MAX as u32));
         let place = self.place(study);
         self.block(self.write(async |tx| {
-            let sid = study_id(tx, study, true).await?;
+            // The study's row, locked for the claim, with what a claim must check first: whether
+            // workers already share the study and whether a `knobs run` holds it (one round trip).
+            let row = q_opt(
+                tx,
+                concat!(
+                    "SELECT s.id, s.shared_at IS NOT NULL, l.owner, ",
+                    utc!("l.acquired_at"),
+                    " FROM studies s LEFT JOIN study_locks l ON l.study_id = s.id WHERE s.name = $1 FOR UPDATE OF s"
+                ),
+                &[&study],
+            )
+            .await?
+            .ok_or_else(|| common::no_study(study))?;
+            let sid: i64 = col(&row, 0, &place, "id")?;
 
             // 0. A key seen before (under the study's lock): the trials it
             // claimed, nothing new.
@@ -982,29 +993,15 @@ impl Storage for PostgresStorage {
             }
 
             // A live `knobs run` holding the study keeps claims out.
-            let held = q_opt(
-                tx,
-                concat!("SELECT owner, ", utc!("acquired_at"), " FROM study_locks WHERE study_id = $1"),
-                &[&sid],
-            )
-            .await?;
-            if let Some(row) = held {
-                let owner: String = col(&row, 0, &place, "study_locks.owner")?;
+            if let Some(owner) = col::<Option<String>>(&row, 2, &place, "study_locks.owner")? {
                 let holder: Owner = serde_json::from_str(&owner).map_err(|e| damaged(&place, "the lock row", e))?;
                 if holder.is_alive() {
-                    return Err(common::run_holds(study, &holder, &col::<String>(&row, 1, &place, "study_locks.acquired_at")?).into());
+                    let since: String = col(&row, 3, &place, "study_locks.acquired_at")?;
+                    return Err(common::run_holds(study, &holder, &since).into());
                 }
             }
-            exec(tx, "UPDATE studies SET shared_at = clock_timestamp() WHERE id = $1 AND shared_at IS NULL", &[&sid])
-                .await?;
-            if key.is_some() {
-                let days = i32::try_from(super::CLAIM_KEY_DAYS).unwrap_or(i32::MAX);
-                exec(
-                    tx,
-                    "DELETE FROM claim_keys WHERE study_id = $1 AND created_at < clock_timestamp() - make_interval(days => $2)",
-                    &[&sid, &days],
-                )
-                .await?;
+            if !col::<bool>(&row, 1, &place, "shared_at")? {
+                exec(tx, "UPDATE studies SET shared_at = clock_timestamp() WHERE id = $1", &[&sid]).await?;
             }
             // 1. Stale leases, by the database's clock. Heartbeats that commit
             // while this statement waits for a row are seen (READ COMMITTED
@@ -1100,40 +1097,53 @@ impl Storage for PostgresStorage {
                 for &n in &p.told {
                     numbers.push(i64::try_from(n).map_err(|_| common::no_trial(study, n))?);
                 }
-                let found: Vec<i64> = q(tx, "SELECT number FROM trials WHERE study_id = $1 AND number = ANY($2)", &[&sid, &numbers])
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<std::result::Result<_, _>>()?;
+                // Running trials named by the plan are left untold; every named trial must exist.
+                let found: Vec<i64> = q(
+                    tx,
+                    "UPDATE trials SET told = told OR state <> 'running'
+                     WHERE study_id = $1 AND number = ANY($2) RETURNING number",
+                    &[&sid, &numbers],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
                 if let Some(missing) = p.told.iter().zip(&numbers).find(|(_, n)| !found.contains(n)) {
                     return Err(common::no_trial(study, *missing.0).into());
                 }
-                // Running trials named by the plan are left as they are.
-                exec(tx,
-                    "UPDATE trials SET told = true WHERE study_id = $1 AND number = ANY($2) AND state <> 'running'",
-                    &[&sid, &numbers],
-                )
-                .await?;
             }
-            let new = insert_trials(tx, sid, &place, &p.new, &req.worker).await?;
+            let new = insert_trials(tx, sid, state.total, &p.new, &req.worker).await?;
             if let Some(snap) = &p.snapshot {
                 store_snapshot(tx, sid, snap).await?;
             }
             let mut out = state.retried;
             out.extend(new);
             if let Some(k) = key {
-                exec(tx,
-                    "INSERT INTO claim_keys (study_id, key, trials, created_at) VALUES ($1, $2, $3, clock_timestamp())",
-                    &[&sid, &k, &super::encode_claimed(&out)],
-                )
-                .await?;
+                // Store the key, and drop the study's keys past their retention (sent together).
+                let days = i32::try_from(super::CLAIM_KEY_DAYS).unwrap_or(i32::MAX);
+                let claimed = super::encode_claimed(&out);
+                let insert_args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&sid, &k, &claimed];
+                let prune_args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&sid, &days];
+                tokio::try_join!(
+                    exec(
+                        tx,
+                        "INSERT INTO claim_keys (study_id, key, trials, created_at) VALUES ($1, $2, $3, clock_timestamp())",
+                        &insert_args,
+                    ),
+                    exec(
+                        tx,
+                        "DELETE FROM claim_keys WHERE study_id = $1
+                           AND created_at < clock_timestamp() - make_interval(days => $2)",
+                        &prune_args,
+                    ),
+                )?;
             }
             Ok(out)
         }))
     }
 
     fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
-        common::check_enqueued(study, x, config)?;
+        common::check_enqueued(study, config)?;
         let (x, config) = (common::encode_floats(x), serde_json::to_string(config)?);
         self.block(self.write(async |tx| {
             let sid = study_id(tx, study, true).await?;

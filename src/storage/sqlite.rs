@@ -418,19 +418,22 @@ fn query_trials(
     Ok(out)
 }
 
-/// Insert `trials` as running for `worker`, numbered after the study's last trial.
+/// The number the study's next trial gets (inside a write transaction).
+fn next_number(tx: &Transaction<'_>, path: &Path, study: &str, sid: i64) -> Result<u64> {
+    let next: i64 =
+        row(tx, "SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| r.get(0))?;
+    unsigned(next, &format!("{} study `{study}`", path.display()), "number")
+}
+
+/// Insert `trials` as running for `worker`, numbered from `first` (the study's next number).
 fn insert_trials(
     tx: &Transaction<'_>,
-    path: &Path,
-    study: &str,
     sid: i64,
+    first: u64,
     trials: &[NewTrial],
     encoded: &[(String, String)],
     worker: &str,
 ) -> Result<Vec<Trial>> {
-    let next: i64 =
-        row(tx, "SELECT coalesce(max(number) + 1, 0) FROM trials WHERE study_id = ?1", [sid], |r| r.get(0))?;
-    let first = unsigned(next, &format!("{} study `{study}`", path.display()), "number")?;
     let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
                              heartbeat_at, started_at, baseline)
@@ -624,7 +627,8 @@ impl Storage for SqliteStorage {
         let encoded = encode_new(trials)?;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
-            let out = insert_trials(tx, path, study, sid, trials, &encoded, worker)?;
+            let first = next_number(tx, path, study, sid)?;
+            let out = insert_trials(tx, sid, first, trials, &encoded, worker)?;
             if let Some(snap) = snapshot {
                 store_snapshot(tx, sid, snap)?;
             }
@@ -716,8 +720,7 @@ impl Storage for SqliteStorage {
         key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
-        let grace = common::check_claim(req)?;
-        super::check_claim_key(key)?;
+        let grace = common::check_claim(req, key)?;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
             let at = format!("{} study `{study}`", path.display());
@@ -744,26 +747,22 @@ impl Storage for SqliteStorage {
                     return super::replayed(&claimed, found, study);
                 }
             }
-            // A live `knobs run` holding the study keeps claims out.
-            let held: Option<(String, String)> =
-                row(tx, "SELECT owner, acquired_at FROM study_locks WHERE study_id = ?1", [sid], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
+            // A live `knobs run` holding the study keeps claims out; the first claim marks it shared.
+            let (shared, held): (bool, Option<(String, String)>) = row(
+                tx,
+                "SELECT s.shared_at IS NOT NULL, l.owner, l.acquired_at
+                   FROM studies s LEFT JOIN study_locks l ON l.study_id = s.id WHERE s.id = ?1",
+                [sid],
+                |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.zip(r.get::<_, Option<String>>(2)?))),
+            )?;
             if let Some((owner, since)) = held {
                 let holder: Owner = decoded(serde_json::from_str(&owner), &at, "study_locks.owner")?;
                 if holder.is_alive() {
                     return Err(common::run_holds(study, &holder, &since));
                 }
             }
-            exec(tx, &format!("UPDATE studies SET shared_at = {NOW} WHERE id = ?1 AND shared_at IS NULL"), [sid])?;
-            if key.is_some() {
-                exec(
-                    tx,
-                    "DELETE FROM claim_keys WHERE study_id = ?1
-                       AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)",
-                    params![sid, format!("-{} days", super::CLAIM_KEY_DAYS)],
-                )?;
+            if !shared {
+                exec(tx, &format!("UPDATE studies SET shared_at = {NOW} WHERE id = ?1"), [sid])?;
             }
             // 1. Stale leases: re-lease or fail.
             let cutoff = format!("-{grace:.3} seconds");
@@ -849,7 +848,7 @@ impl Storage for SqliteStorage {
                 exec(tx, "DELETE FROM queued WHERE id = ?1 AND study_id = ?2", params![to_i64(*id), sid])?;
             }
             let encoded = encode_new(&p.new)?;
-            let new = insert_trials(tx, path, study, sid, &p.new, &encoded, &req.worker)?;
+            let new = insert_trials(tx, sid, state.total, &p.new, &encoded, &req.worker)?;
             for number in &p.told {
                 let Ok(num) = i64::try_from(*number) else { return Err(common::no_trial(study, *number)) };
                 let exists: Option<i64> = tx
@@ -869,6 +868,13 @@ impl Storage for SqliteStorage {
             let mut out = state.retried;
             out.extend(new);
             if let Some(k) = key {
+                // Drop the study's keys past their retention, then store this one.
+                exec(
+                    tx,
+                    "DELETE FROM claim_keys WHERE study_id = ?1
+                       AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)",
+                    params![sid, format!("-{} days", super::CLAIM_KEY_DAYS)],
+                )?;
                 exec(tx,
                     &format!("INSERT INTO claim_keys (study_id, key, trials, created_at) VALUES (?1, ?2, ?3, {NOW})"),
                     params![sid, k, super::encode_claimed(&out)],
@@ -879,7 +885,7 @@ impl Storage for SqliteStorage {
     }
 
     fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
-        common::check_enqueued(study, x, config)?;
+        common::check_enqueued(study, config)?;
         let (x, config) = (common::encode_floats(x), serde_json::to_string(config)?);
         self.write(|tx, _| {
             let sid = study_id(tx, study)?;
