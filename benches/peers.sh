@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # knobs beside Optuna, Nevergrad and pycma, measured by the same harness
-# (../shared/bench/peers), in one command:
+# (the team's peer harness: give its folder as PEERS), in one command:
 #
 #   benches/peers.sh                    # population tier: every knobs optimizer + the peers
 #   benches/peers.sh model              # model tier (needs torch for optuna-gp: set PEERS_TORCH=1)
@@ -13,7 +13,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TIER="${1:-population}"
-PEERS="${PEERS:-$ROOT/../shared/bench/peers}"
+PEERS="${PEERS:-}"
+if [ -z "$PEERS" ] || [ ! -f "$PEERS/harness.py" ]; then
+  echo "benches/peers.sh: set PEERS to the peer harness folder (the one with harness.py)" >&2
+  exit 2
+fi
 VENV="${VENV:-$ROOT/target/peers-venv}"
 OUT="${OUT:-$ROOT/target/peers/$TIER}"
 WORKERS="${WORKERS:-2}"

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-#[path = "../tests/common/pg.rs"]
+#[path = "../tests/suite/pg.rs"]
 mod pg;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";

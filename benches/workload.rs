@@ -9,13 +9,16 @@
 //!
 //! Each evaluates the spec's baseline; building the scenario (reading and
 //! forecasting the telemetry, generating the trace) is done once, outside
-//! the timing. Figures go to benches/RESULTS.md.
+//! the timing. `cache/million/POLICY` simulates a trace of a million
+//! requests over 100,000 Zipf(0.9) keys with 5% writes, at capacity 10,000
+//! and a 300 s TTL. Figures go to benches/RESULTS.md.
 
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use knobs::eval::EvalContext;
-use knobs::eval::workload::ModelKind;
+use knobs::eval::workload::cache::{CacheSpec, Policy};
+use knobs::eval::workload::{Knob, ModelKind, Scenario};
 use knobs::spec::Spec;
 
 fn evaluator(
@@ -54,6 +57,12 @@ fn bench(c: &mut Criterion) {
     for (name, spec, kind) in cases {
         let (e, config, ctx) = evaluator(spec, kind);
         g.bench_function(name, |b| b.iter(|| e.evaluate(&config, &ctx).unwrap()));
+    }
+    let mut spec = CacheSpec { keys: 100_000, zipf: 0.9, ..CacheSpec::new(Knob::Fixed(100.0), Knob::Fixed(60.0)) };
+    spec.update_fraction = 0.05;
+    let model = spec.build(&Scenario::constant(1000.0, 1000.0), Path::new("."), 1).unwrap();
+    for policy in Policy::ALL {
+        g.bench_function(format!("cache/million/{policy}"), |b| b.iter(|| model.simulate(10_000, 300.0, policy)));
     }
     g.finish();
 }

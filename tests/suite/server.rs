@@ -3,7 +3,7 @@
 //! server (`KNOBS_TEST_POSTGRES`, default 127.0.0.1:5432/test) and fail
 //! without it.
 
-mod common;
+
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pg;
+
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -496,7 +496,7 @@ fn serving_without_a_token_is_refused_unless_asked_for() {
 
 #[test]
 fn openapi_document_matches_the_checked_in_file() {
-    let checked_in = include_str!("../openapi.json");
+    let checked_in = include_str!("../../openapi.json");
     let printed = Command::new(env!("CARGO_BIN_EXE_knobs")).args(["serve", "--print-openapi"]).output().unwrap();
     assert!(printed.status.success());
     let printed = String::from_utf8(printed.stdout).unwrap();
@@ -516,7 +516,7 @@ fn openapi_document_matches_the_checked_in_file() {
 
 #[test]
 fn postgres_storage_serves_the_same_flow() {
-    let schema = pg::TestSchema::new("server_flow");
+    let schema = crate::pg_schema!("server_flow");
     let s = Server::start(&schema.url, &[]);
     assert_eq!(s.post("/v1/studies", &spec("pgflow", 6)).0, 201);
     let (_, first) = ask(&s, "pgflow", 4, "k");
@@ -550,7 +550,7 @@ fn kill_9_during_tells_loses_no_acknowledged_tell() {
 
 #[test]
 fn kill_9_during_tells_loses_no_acknowledged_tell_in_postgres() {
-    let schema = pg::TestSchema::new("server_kill");
+    let schema = crate::pg_schema!("server_kill");
     kill_9_during_tells(&schema.url);
     // Consistent rows: numbers 0..n once each, every finished trial with its finish time.
     let raw = schema.raw();

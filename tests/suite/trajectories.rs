@@ -4,7 +4,7 @@
 //! recorded in `tests/fixtures/trajectories.json` by the code before the
 //! rewrite. A change that moves any optimizer's trajectory fails here; when a
 //! change is meant to move it, record again with
-//! `KNOBS_RECORD_TRAJECTORIES=1 cargo test --test trajectories` and say why
+//! `KNOBS_RECORD_TRAJECTORIES=1 cargo test --test suite trajectories` and say why
 //! in the commit.
 
 use std::collections::BTreeMap;

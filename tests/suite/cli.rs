@@ -445,7 +445,7 @@ fn every_bad_optimizer_option_is_reported_at_its_path() {
 }
 
 fn telemetry(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/telemetry").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/telemetry").join(file)
 }
 
 #[test]

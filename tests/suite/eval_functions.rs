@@ -1,7 +1,11 @@
-//! The test functions against the peer harness's definitions
-//! (`bench/peers/functions.py`): mixed_service bit for bit against its test
-//! vectors, the classic functions at their known minima and at random points
-//! against Python, and the evaluator's spec checking.
+//! The test functions against the peer harness's definitions (its
+//! `functions.py`): mixed_service bit for bit against the harness's test
+//! vectors (copied to `tests/fixtures/eval/mixed_service_vectors.json`), the
+//! classic functions at their known minima and at random points against
+//! Python (a standard-library port of the formulas in
+//! `tests/fixtures/eval/reference.py`, or the harness's own `functions.py`
+//! when `KNOBS_PEERS_DIR` names its folder and numpy is installed), and the
+//! evaluator's spec checking.
 
 use std::f64::consts::PI;
 use std::io::Write;
@@ -16,18 +20,9 @@ use knobs::eval::functions::{
 use knobs::eval::{EvalContext, EvalError, Evaluator, EvaluatorSpec};
 use knobs::space::{Config, Space, Value};
 
-fn peers_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/peers")
-}
-
-fn read_peer_file(name: &str) -> String {
-    let path = peers_dir().join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); these tests need the peer harness checked out at ../shared/bench/peers",
-            path.display()
-        )
-    })
+fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()))
 }
 
 /// Parse Python's `float.hex()` output (`-0x1.76ce46fb6a7fbp+12`, `0x0.0p+0`,
@@ -81,7 +76,7 @@ fn hex_float_parser() {
 #[test]
 fn mixed_service_matches_every_vector_bit_for_bit() {
     let doc: serde_json::Value =
-        serde_json::from_str(&read_peer_file("mixed_service_vectors.json")).expect("vectors file is JSON");
+        serde_json::from_str(&fixture("mixed_service_vectors.json")).expect("vectors file is JSON");
     let vectors = doc["vectors"].as_array().expect("`vectors` list");
     assert!(vectors.len() >= 20, "expected at least 20 vectors, found {}", vectors.len());
     let mut failures = Vec::new();
@@ -221,9 +216,12 @@ fn random_points_agree_with_python() {
         serde_json::to_string(&points.iter().map(|(n, _, x)| serde_json::json!({"fn": n, "x": x})).collect::<Vec<_>>())
             .unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval/reference.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .arg(peers_dir())
+    let mut python = Command::new("python3");
+    python.arg(&script);
+    if let Some(dir) = std::env::var_os("KNOBS_PEERS_DIR") {
+        python.arg(dir);
+    }
+    let mut child = python
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -26,20 +26,21 @@ struct Backend {
     _schema: Option<pg::TestSchema>,
 }
 
-fn memory(_case: &str) -> Backend {
-    Backend { storage: Box::new(MemoryStorage::new()), _dir: None, _schema: None }
+fn memory(_case: &str) -> Option<Backend> {
+    Some(Backend { storage: Box::new(MemoryStorage::new()), _dir: None, _schema: None })
 }
 
-fn sqlite(_case: &str) -> Backend {
+fn sqlite(_case: &str) -> Option<Backend> {
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = SqliteStorage::open(&dir.path().join("knobs.db")).expect("open sqlite");
-    Backend { storage: Box::new(storage), _dir: Some(dir), _schema: None }
+    Some(Backend { storage: Box::new(storage), _dir: Some(dir), _schema: None })
 }
 
-fn postgres(case: &str) -> Backend {
-    let schema = pg::TestSchema::new(case);
+/// `None` when the PostgreSQL tests are skipped (see `pg`).
+fn postgres(case: &str) -> Option<Backend> {
+    let schema = pg::TestSchema::new_in(module_path!(), case)?;
     let storage = schema.open();
-    Backend { storage: Box::new(storage), _dir: None, _schema: Some(schema) }
+    Some(Backend { storage: Box::new(storage), _dir: None, _schema: Some(schema) })
 }
 
 /// Runs every listed case on every listed backend, one `#[test]` each.
@@ -52,7 +53,7 @@ macro_rules! conformance {
             $(
                 #[test]
                 fn $case() {
-                    let b = super::$backend(stringify!($case));
+                    let Some(b) = super::$backend(stringify!($case)) else { return };
                     super::cases::$case(&*b.storage);
                 }
             )*
@@ -920,12 +921,12 @@ fn sqlite_two_handles_four_threads_number_uniquely() {
 
 // ---------------------------------------------------------------- PostgreSQL only
 
-mod common;
-use common::pg;
+
+use crate::pg;
 
 #[test]
 fn open_accepts_postgres_urls() {
-    let db = pg::TestSchema::new("open_urls");
+    let db = crate::pg_schema!("open_urls");
     let url = db.url.clone();
     let s = storage::open(&url).unwrap_or_else(|e| panic!("{e}"));
     s.open_study("a", &spec("a")).unwrap();
@@ -944,7 +945,7 @@ fn open_accepts_postgres_urls() {
 
 #[test]
 fn postgres_data_survives_reopening() {
-    let db = pg::TestSchema::new("survives");
+    let db = crate::pg_schema!("survives");
     let me = Owner::current();
     let (record, told) = {
         let s = db.open();
@@ -975,8 +976,8 @@ fn postgres_data_survives_reopening() {
 
 #[test]
 fn postgres_schemas_keep_studies_apart() {
-    let one = pg::TestSchema::new("apart_one");
-    let two = pg::TestSchema::new("apart_two");
+    let one = crate::pg_schema!("apart_one");
+    let two = crate::pg_schema!("apart_two");
     let (s1, s2) = (one.open(), two.open());
     s1.open_study("a", &spec("one")).unwrap();
     s1.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
@@ -990,7 +991,7 @@ fn postgres_schemas_keep_studies_apart() {
 
 #[test]
 fn postgres_newer_schema_is_refused_clearly() {
-    let db = pg::TestSchema::new("newer");
+    let db = crate::pg_schema!("newer");
     drop(db.open());
     let known = knobs::storage::postgres::SCHEMA_VERSION;
     db.raw().must(&format!("UPDATE knobs_schema SET version = {}", known + 7));
@@ -1004,7 +1005,7 @@ fn postgres_newer_schema_is_refused_clearly() {
 
 #[test]
 fn postgres_foreign_schemas_and_bad_schema_names_are_refused() {
-    let db = pg::TestSchema::new("foreign");
+    let db = crate::pg_schema!("foreign");
     let raw = pg::Raw::connect("public");
     raw.must(&format!("CREATE SCHEMA {0}; CREATE TABLE {0}.trials (a INTEGER)", db.name));
     match PostgresStorage::open(&db.url) {
@@ -1022,7 +1023,7 @@ fn postgres_foreign_schemas_and_bad_schema_names_are_refused() {
 
 #[test]
 fn postgres_concurrent_opens_migrate_once() {
-    let db = pg::TestSchema::new("concurrent_open");
+    let db = crate::pg_schema!("concurrent_open");
     let opened: Vec<PostgresStorage> = std::thread::scope(|scope| {
         let openers: Vec<_> = (0..4).map(|_| scope.spawn(|| PostgresStorage::open(&db.url))).collect();
         openers.into_iter().map(|o| o.join().expect("opener thread").unwrap_or_else(|e| panic!("{e}"))).collect()
@@ -1039,7 +1040,7 @@ fn postgres_concurrent_opens_migrate_once() {
 
 #[test]
 fn postgres_trial_numbers_are_unique_by_constraint() {
-    let db = pg::TestSchema::new("unique");
+    let db = crate::pg_schema!("unique");
     let s = db.open();
     s.open_study("a", &spec("a")).unwrap();
     s.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
@@ -1053,7 +1054,7 @@ fn postgres_trial_numbers_are_unique_by_constraint() {
 
 #[test]
 fn postgres_damaged_rows_are_clear_errors() {
-    let db = pg::TestSchema::new("damaged");
+    let db = crate::pg_schema!("damaged");
     let s = db.open();
     s.open_study("a", &spec("a")).unwrap();
     s.start_trials("a", &[new_trial(1, 0.1), new_trial(1, 0.2)], "w", Some(&snap(1, SnapshotPoint::Asked, "s")))
@@ -1106,7 +1107,7 @@ fn postgres_damaged_rows_are_clear_errors() {
 fn postgres_two_handles_four_threads_number_uniquely() {
     const THREADS: usize = 4;
     const CALLS: usize = 50;
-    let db = pg::TestSchema::new("two_handles");
+    let db = crate::pg_schema!("two_handles");
     let handles = [db.open(), db.open()];
     handles[0].open_study("a", &spec("a")).unwrap();
     let got: Vec<Vec<u64>> = std::thread::scope(|scope| {
@@ -1145,6 +1146,9 @@ fn postgres_two_handles_four_threads_number_uniquely() {
 
 #[test]
 fn postgres_connection_errors_name_the_server_but_never_the_password() {
+    if pg::skip(module_path!()) {
+        return;
+    }
     let password = "s3cret-Pw-123";
     let config = pg::base_config();
     let host = match config.get_hosts().first() {
@@ -1181,7 +1185,7 @@ fn postgres_connection_errors_name_the_server_but_never_the_password() {
 
 #[test]
 fn postgres_works_from_spawn_blocking_threads_of_another_runtime() {
-    let db = pg::TestSchema::new("spawn_blocking");
+    let db = crate::pg_schema!("spawn_blocking");
     let s = std::sync::Arc::new(db.open());
     s.open_study("a", &spec("a")).unwrap();
     let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -1250,7 +1254,7 @@ fn sqlite_old_claim_keys_are_pruned() {
 
 #[test]
 fn postgres_old_claim_keys_are_pruned() {
-    let db = pg::TestSchema::new("keys");
+    let db = crate::pg_schema!("keys");
     let s = db.open();
     old_claim_keys_are_pruned(&s, &|| db.raw().must("UPDATE claim_keys SET created_at = now() - interval '2 days'"));
 }

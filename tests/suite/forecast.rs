@@ -1,11 +1,11 @@
-//! Forecasting on the real recorded series (../shared/data/telemetry):
+//! Forecasting on the real recorded series (data/telemetry):
 //! rolling-origin backtests through the telemetry reader.
 
 use knobs::forecast::{Forecaster, MstlEts, SeasonalNaive, backtest, detect_periods};
 use knobs::telemetry::{TelemetryConfig, load};
 
 fn series(file: &str) -> Vec<f64> {
-    let path = format!("{}/../shared/data/telemetry/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/data/telemetry/{file}", env!("CARGO_MANIFEST_DIR"));
     let loaded = load(&path, &TelemetryConfig::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
     loaded.series[0].points.iter().map(|p| p.1).collect()
 }

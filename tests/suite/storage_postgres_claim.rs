@@ -17,8 +17,8 @@ use knobs::storage::{
 };
 use knobs::trial::{Trial, TrialState};
 
-mod common;
-use common::pg;
+
+use crate::pg;
 
 fn spec() -> serde_json::Value {
     serde_json::json!({ "space": [{ "name": "x", "low": 0.0, "high": 1.0 }] })
@@ -110,7 +110,7 @@ fn age(raw: &pg::Raw, trials: &[u64]) {
 
 #[test]
 fn claim_writes_the_plan_and_shows_the_state() {
-    let db = pg::TestSchema::new("plan_and_state");
+    let db = crate::pg_schema!("plan_and_state");
     let s = db.open();
     s.open_study("a", &spec()).unwrap();
 
@@ -149,7 +149,7 @@ fn claim_writes_the_plan_and_shows_the_state() {
 
 #[test]
 fn stale_trials_are_re_leased_by_the_database_clock() {
-    let db = pg::TestSchema::new("re_leased");
+    let db = crate::pg_schema!("re_leased");
     let s = db.open();
     s.open_study("a", &spec()).unwrap();
     s.claim("a", &req("w1", 60.0, 3), &mut ask(3)).unwrap();
@@ -188,7 +188,7 @@ fn stale_trials_are_re_leased_by_the_database_clock() {
 
 #[test]
 fn heartbeats_keep_a_lease_and_refuse_like_finish() {
-    let db = pg::TestSchema::new("heartbeats");
+    let db = crate::pg_schema!("heartbeats");
     let s = db.open();
     s.open_study("a", &spec()).unwrap();
     s.claim("a", &req("w1", 60.0, 3), &mut ask(2)).unwrap();
@@ -215,7 +215,7 @@ fn heartbeats_keep_a_lease_and_refuse_like_finish() {
 
 #[test]
 fn exhausted_retries_fail_the_trial() {
-    let db = pg::TestSchema::new("exhausted");
+    let db = crate::pg_schema!("exhausted");
     let s = db.open();
     s.open_study("a", &spec()).unwrap();
     s.claim("a", &req("w1", 60.0, 1), &mut ask(2)).unwrap();
@@ -248,7 +248,7 @@ fn exhausted_retries_fail_the_trial() {
 
 #[test]
 fn a_planner_error_rolls_everything_back() {
-    let db = pg::TestSchema::new("rollback");
+    let db = crate::pg_schema!("rollback");
     let s = db.open();
     s.open_study("a", &spec()).unwrap();
     s.claim("a", &req("w1", 60.0, 3), &mut ask(3)).unwrap();
@@ -314,7 +314,7 @@ fn four_workers_on_four_handles_number_each_trial_once() {
     const WORKERS: usize = 4;
     const CLAIMS: usize = 10;
     const BATCH: usize = 5;
-    let db = pg::TestSchema::new("four_workers");
+    let db = crate::pg_schema!("four_workers");
     let handles: Vec<PostgresStorage> = (0..WORKERS).map(|_| db.open()).collect();
     handles[0].open_study("a", &spec()).unwrap();
     let got: Vec<Vec<(u64, u64)>> = std::thread::scope(|scope| {
@@ -359,7 +359,7 @@ fn four_workers_on_four_handles_number_each_trial_once() {
 #[test]
 fn concurrent_claims_re_lease_each_stale_trial_once() {
     const WORKERS: usize = 4;
-    let db = pg::TestSchema::new("stale_once");
+    let db = crate::pg_schema!("stale_once");
     let handles: Vec<PostgresStorage> = (0..WORKERS).map(|_| db.open()).collect();
     handles[0].open_study("a", &spec()).unwrap();
     handles[0].claim("a", &req("dead", 60.0, 3), &mut ask(12)).unwrap();

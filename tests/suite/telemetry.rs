@@ -8,7 +8,7 @@ use knobs::telemetry::{
     self, BadRows, Format, OutlierConfig, Series, SeriesKind, TelemetryConfig, find_outliers, parse_str, resample,
 };
 
-const NAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/telemetry/");
+const NAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/telemetry/");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/telemetry/");
 
 fn fixture(name: &str) -> String {

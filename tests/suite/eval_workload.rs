@@ -7,7 +7,7 @@ use knobs::eval::workload::{ScenarioKind, ScenarioSpec};
 use knobs::spec::Spec;
 
 fn data() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/data")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/telemetry")
 }
 
 fn scenario(yaml: &str) -> knobs::eval::workload::Scenario {

@@ -5,7 +5,6 @@
 //! theory guarantees, and every kind of bad input.
 
 use std::path::Path;
-use std::time::Instant;
 
 use knobs::Error;
 use knobs::error::Problem;
@@ -748,38 +747,4 @@ fn build_names_the_field_the_file_and_every_bad_line() {
     let empty = CacheSpec { trace: Some("empty.csv".to_string()), ..spec(100, 0.9) };
     let Err(Error::Invalid(p)) = empty.build(&sc, dir.path(), 1) else { panic!("read an empty trace") };
     assert!(p.to_string().contains("no requests"), "{p}");
-}
-
-// ---------------------------------------------------------------------------
-// Timing (not a test of speed: run it to measure, in release)
-
-#[test]
-#[ignore = "timing: cargo test --release --test eval_cache -- --ignored --nocapture"]
-fn time_per_evaluation_on_a_million_requests() {
-    let mut s = spec(100_000, 0.9);
-    s.update_fraction = 0.05;
-    let sc = Scenario::constant(1000.0, 1000.0);
-    let started = Instant::now();
-    let model = build(&s, &sc, 1);
-    println!(
-        "build: {:.1} ms, {} requests, {} keys",
-        started.elapsed().as_secs_f64() * 1e3,
-        model.len(),
-        model.distinct_keys()
-    );
-    for (capacity, ttl) in [(10_000, 300.0), (1000, f64::INFINITY), (50_000, 60.0)] {
-        for policy in Policy::ALL {
-            let first = model.simulate(capacity, ttl, policy);
-            let runs = 10;
-            let started = Instant::now();
-            for _ in 0..runs {
-                assert_eq!(model.simulate(capacity, ttl, policy), first);
-            }
-            let ms = started.elapsed().as_secs_f64() * 1e3 / runs as f64;
-            println!(
-                "{policy} capacity {capacity} ttl {ttl}: {ms:.1} ms per evaluation (hit rate {:.4})",
-                first.hit_rate
-            );
-        }
-    }
 }
