@@ -7,9 +7,11 @@
 //! back; [`recommend`] ranks what was found against the baseline.
 
 pub mod cli;
+pub mod cube;
 pub mod error;
 pub mod eval;
 pub mod forecast;
+pub mod format;
 pub mod objective;
 pub mod optim;
 pub mod recommend;

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::objective::Objectives;
-use crate::optim::bayes::kinds_of;
-use crate::optim::sobol::sobol_point;
+use crate::surrogate::gp::kinds_of;
+use crate::cube::sobol_point;
 use crate::space::{Config, Space};
-use crate::study::fmt_num;
+use crate::format::fmt_num;
 use crate::surrogate::importance::main_effects;
 use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{FitOptions, Gp, OutputTransform};

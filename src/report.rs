@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::objective::Objectives;
-use crate::study::fmt_num;
+use crate::format::fmt_num;
 use crate::trial::{Trial, TrialState};
 
 /// The font family every text of a plot uses (registered on first use).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::format::fmt_num;
 use crate::eval::{EvalContext, EvalError, Evaluator, Measurement};
 use crate::objective::{Objectives, Outcome};
 use crate::optim::{self, Observed, Optimizer};
@@ -762,20 +763,5 @@ impl Progress {
             bar.finish_and_clear();
         }
         tracing::info!(study = %study.spec.name, "run stopped: {}", stop.describe());
-    }
-}
-
-/// Short human formatting of a number (6 significant digits).
-pub fn fmt_num(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let a = v.abs();
-    if (1e-3..1e7).contains(&a) {
-        let digits = (5 - a.log10().floor() as i32).clamp(0, 9) as usize;
-        let s = format!("{v:.digits$}");
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-    } else {
-        format!("{v:.5e}")
     }
 }

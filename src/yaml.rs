@@ -181,32 +181,6 @@ pub fn as_str<'v>(v: &'v Value, path: &str, problems: &mut Vec<Problem>) -> Opti
     }
 }
 
-/// A scalar as a parameter value (strings, bools, ints, finite floats).
-pub fn as_value(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<crate::space::Value> {
-    use crate::space::Value as V;
-    match v {
-        Value::Bool(b) => Some(V::Bool(*b)),
-        Value::String(s) => Some(V::Str(s.clone())),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Some(V::Int(i))
-            } else {
-                match n.as_f64() {
-                    Some(f) if f.is_finite() => Some(V::Float(f)),
-                    _ => {
-                        problems.push(Problem::new(path, format!("must be finite (got {n})")));
-                        None
-                    }
-                }
-            }
-        }
-        other => {
-            problems.push(Problem::new(path, format!("must be a string, number or bool, got {}", type_name(other))));
-            None
-        }
-    }
-}
-
 /// Deserialize a sub-tree into a typed struct, reporting a failure as a problem at `path`.
 pub fn typed<T: serde::de::DeserializeOwned>(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<T> {
     match serde_yaml::from_value::<T>(v.clone()) {

@@ -128,8 +128,8 @@ fn read(path: &Path, a: &SeriesArgs) -> Result<Vec<Loaded>> {
                 r.name,
                 r.changepoints.len(),
                 format_time(last.at),
-                crate::study::fmt_num(last.before),
-                crate::study::fmt_num(last.after),
+                crate::format::fmt_num(last.before),
+                crate::format::fmt_num(last.after),
                 path.display()
             );
         }
@@ -221,7 +221,7 @@ pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
             times.len(),
             100.0 * f.level
         );
-        println!("peak of the upper bound: {}", crate::study::fmt_num(peak));
+        println!("peak of the upper bound: {}", crate::format::fmt_num(peak));
         println!("{:<20}  {:>12}  {:>12}  {:>12}", "timestamp", "forecast", "lower", "upper");
         for (i, t) in times.iter().enumerate() {
             println!("{:<20}  {:>12.4}  {:>12.4}  {:>12.4}", format_time(*t), f.point[i], f.lower[i], f.upper[i]);

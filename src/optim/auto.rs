@@ -150,7 +150,7 @@ fn noisy(dims: &[Dim], history: &[Told]) -> bool {
     let transform = crate::surrogate::OutputTransform::fit(&values);
     let xs: Vec<Vec<f64>> = recent.iter().map(|t| t.x.clone()).collect();
     let ys: Vec<f64> = values.iter().map(|&v| transform.forward(v)).collect();
-    let kinds = super::bayes::kinds_of(dims);
+    let kinds = crate::surrogate::gp::kinds_of(dims);
     crate::surrogate::Gp::fit(&kinds, &xs, &ys, &crate::surrogate::FitOptions::default())
         .map(|gp| gp.hyper().noise_var() > NOISY)
         .unwrap_or(false)

@@ -41,11 +41,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::sobol::sobol_point;
+use crate::cube::sobol_point;
 use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of,
 };
 use crate::error::Result;
+use crate::surrogate::gp::kinds_of;
 use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{Acquisition, FitOptions, Gp, Hyper, InputKind, OutputTransform, acquisition, lbfgs};
 
@@ -130,17 +131,6 @@ pub struct Bayes {
     parallelism: usize,
     config: BayesConfig,
     state: State,
-}
-
-/// How each optimizer coordinate enters the GP's kernel.
-pub fn kinds_of(dims: &[Dim]) -> Vec<InputKind> {
-    dims.iter()
-        .map(|d| match *d {
-            Dim::Continuous => InputKind::Continuous,
-            Dim::Integer { levels } => InputKind::Ordinal { levels },
-            Dim::Categorical { choices } => InputKind::Categorical { choices },
-        })
-        .collect()
 }
 
 impl Bayes {

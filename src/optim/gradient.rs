@@ -68,7 +68,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bounds::{from_unit, to_unit};
 use super::rng::Rng;
-use super::sobol::sobol_point;
+use crate::cube::sobol_point;
 use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of,
 };

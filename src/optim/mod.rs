@@ -24,47 +24,9 @@ pub use crate::rng;
 pub mod sobol;
 pub mod swarm;
 
+pub use crate::cube::{Dim, clamp_unit};
+pub(crate) use crate::cube::reflect;
 pub use registry::{OptimizerSpec, build, names};
-
-/// What kind of values one coordinate of the unit cube decodes to.
-///
-/// Optimizers use this to treat ints and categoricals sensibly (e.g. uniform
-/// crossover of categorical genes, mutation steps at least one level wide).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Dim {
-    /// Any value in [0,1] is meaningful.
-    Continuous,
-    /// `levels` ordered values; [0,1] is cut into `levels` equal bins.
-    Integer { levels: u64 },
-    /// `choices` unordered values; [0,1] is cut into `choices` equal bins.
-    Categorical { choices: u32 },
-}
-
-impl Dim {
-    /// Number of distinct decoded values, if finite.
-    pub fn levels(&self) -> Option<u64> {
-        match *self {
-            Dim::Continuous => None,
-            Dim::Integer { levels } => Some(levels),
-            Dim::Categorical { choices } => Some(choices as u64),
-        }
-    }
-    pub fn is_categorical(&self) -> bool {
-        matches!(self, Dim::Categorical { .. })
-    }
-    /// Centre of the bin that `u` falls in (identity for continuous dims).
-    pub fn snap(&self, u: f64) -> f64 {
-        match self.levels() {
-            None => u.clamp(0.0, 1.0),
-            Some(n) => {
-                let n = n.max(1) as f64;
-                let k = (u.clamp(0.0, 1.0) * n).floor().min(n - 1.0);
-                (k + 0.5) / n
-            }
-        }
-    }
-}
 
 /// The problem an optimizer is built for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,15 +190,6 @@ impl OptionCheck {
     }
 }
 
-/// Fold a value back into [0,1] by reflection at the bounds (non-finite → 0.5).
-pub(crate) fn reflect(v: f64) -> f64 {
-    if !v.is_finite() {
-        return 0.5;
-    }
-    let v = v.rem_euclid(2.0);
-    if v > 1.0 { 2.0 - v } else { v }
-}
-
 /// A told result as an optimizer stores it: its own copy of the coordinates,
 /// non-finite numbers made safe (a NaN or infinite value counts as a failed
 /// evaluation, a NaN or infinite violation as the largest one, a gradient
@@ -247,11 +200,4 @@ pub(crate) fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
     let gradient = o.gradient.clone().filter(|g| value.is_some() && g.iter().all(|v| v.is_finite()));
     let slacks = if o.slacks.iter().all(|v| v.is_finite()) { o.slacks.clone() } else { Vec::new() };
     Observed { ticket: None, x, value, violation, gradient, slacks }
-}
-
-/// Clamp every coordinate into [0,1] (NaN becomes 0.5).
-pub fn clamp_unit(x: &mut [f64]) {
-    for v in x.iter_mut() {
-        *v = if v.is_nan() { 0.5 } else { v.clamp(0.0, 1.0) };
-    }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OptionCheck;
 use super::rng::Rng;
-use super::sobol::sobol_point;
+use crate::cube::sobol_point;
 use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::Result;
 

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::optim::Dim;
+use crate::cube::Dim;
 
 mod parse;
 

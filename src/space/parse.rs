@@ -4,6 +4,7 @@
 use serde_yaml::Value as Yaml;
 
 use super::{Condition, Domain, Param, Space, Value};
+use super::Value as V;
 use crate::error::Problem;
 use crate::yaml::{self, join};
 
@@ -70,7 +71,7 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
         }
         yaml::check_keys(m, &p_path, KEYS, problems);
         let domain = parse_domain(m, &p_path, problems);
-        let default = yaml::get(m, "default").and_then(|d| yaml::as_value(d, &join(&p_path, "default"), problems));
+        let default = yaml::get(m, "default").and_then(|d| as_value(d, &join(&p_path, "default"), problems));
         if let (Some(dom), Some(d)) = (&domain, &default)
             && !dom.contains(d)
         {
@@ -160,7 +161,7 @@ fn parse_domain(m: &serde_yaml::Mapping, path: &str, problems: &mut Vec<Problem>
             let choices: Vec<Value> = list
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| yaml::as_value(c, &format!("{c_path}[{i}]"), problems))
+                .filter_map(|(i, c)| as_value(c, &format!("{c_path}[{i}]"), problems))
                 .collect();
             if problems.len() > before {
                 return None;
@@ -268,9 +269,9 @@ fn parse_when(v: &Yaml, path: &str, earlier: &[Param], problems: &mut Vec<Proble
             Yaml::Sequence(s) => s
                 .iter()
                 .enumerate()
-                .filter_map(|(i, x)| yaml::as_value(x, &format!("{c_path}[{i}]"), problems))
+                .filter_map(|(i, x)| as_value(x, &format!("{c_path}[{i}]"), problems))
                 .collect(),
-            other => yaml::as_value(other, &c_path, problems).into_iter().collect(),
+            other => as_value(other, &c_path, problems).into_iter().collect(),
         };
         let mut ok = !values.is_empty();
         for x in &values {
@@ -287,4 +288,29 @@ fn parse_when(v: &Yaml, path: &str, earlier: &[Param], problems: &mut Vec<Proble
         }
     }
     out
+}
+
+/// A scalar as a parameter value (strings, bools, ints, finite floats).
+fn as_value(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<V> {
+    match v {
+        Yaml::Bool(b) => Some(V::Bool(*b)),
+        Yaml::String(s) => Some(V::Str(s.clone())),
+        Yaml::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(V::Int(i))
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() => Some(V::Float(f)),
+                    _ => {
+                        problems.push(Problem::new(path, format!("must be finite (got {n})")));
+                        None
+                    }
+                }
+            }
+        }
+        other => {
+            problems.push(Problem::new(path, format!("must be a string, number or bool, got {}", yaml::type_name(other))));
+            None
+        }
+    }
 }

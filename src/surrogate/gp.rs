@@ -46,6 +46,17 @@ pub enum InputKind {
     },
 }
 
+/// How each optimizer coordinate enters the GP's kernel.
+pub fn kinds_of(dims: &[crate::cube::Dim]) -> Vec<InputKind> {
+    dims.iter()
+        .map(|d| match *d {
+            crate::cube::Dim::Continuous => InputKind::Continuous,
+            crate::cube::Dim::Integer { levels } => InputKind::Ordinal { levels },
+            crate::cube::Dim::Categorical { choices } => InputKind::Categorical { choices },
+        })
+        .collect()
+}
+
 impl InputKind {
     fn bins(&self) -> Option<f64> {
         match *self {

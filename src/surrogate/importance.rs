@@ -64,10 +64,10 @@ mod tests {
     fn ranks_the_parameters_that_matter() {
         // y = 3·x0² + x2 (+ nothing from x1), x2 categorical-like step.
         let kinds = [InputKind::Continuous, InputKind::Continuous, InputKind::Categorical { choices: 2 }];
-        let xs: Vec<Vec<f64>> = (0..40).map(|i| crate::optim::sobol::sobol_point(i, 3, 5)).collect();
+        let xs: Vec<Vec<f64>> = (0..40).map(|i| crate::cube::sobol_point(i, 3, 5)).collect();
         let ys: Vec<f64> = xs.iter().map(|x| 3.0 * x[0] * x[0] + if x[2] > 0.5 { 0.5 } else { 0.0 }).collect();
         let gp = Gp::fit(&kinds, &xs, &ys, &FitOptions::default()).unwrap();
-        let base: Vec<Vec<f64>> = (0..64).map(|i| crate::optim::sobol::sobol_point(i, 3, 9)).collect();
+        let base: Vec<Vec<f64>> = (0..64).map(|i| crate::cube::sobol_point(i, 3, 9)).collect();
         let e = main_effects(&gp, &base);
         assert!((e.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(e[0] > e[2] && e[2] > e[1], "{e:?}");

@@ -171,8 +171,8 @@ impl fmt::Display for SeriesReport {
                     f,
                     "\n      {}  level {} → {}{pct} ({:+.1} noise levels)",
                     format_time(c.at),
-                    crate::study::fmt_num(c.before),
-                    crate::study::fmt_num(c.after),
+                    crate::format::fmt_num(c.before),
+                    crate::format::fmt_num(c.after),
                     c.shift
                 )?;
             }

@@ -114,13 +114,13 @@ fn adding_a_point_equals_conditioning_on_it() {
 #[test]
 fn fitted_model_predicts_a_smooth_function() {
     let f = |x: &[f64]| (6.0 * x[0]).sin() + 0.5 * x[1];
-    let xs: Vec<Vec<f64>> = (0..25).map(|i| crate::optim::sobol::sobol_point(i, 3, 7)).collect();
+    let xs: Vec<Vec<f64>> = (0..25).map(|i| crate::cube::sobol_point(i, 3, 7)).collect();
     let ys: Vec<f64> = xs.iter().map(|x| f(x)).collect();
     let gp = Gp::fit(&[C, C, C], &xs, &ys, &FitOptions::default()).unwrap();
     let mut err = 0.0;
     let mut spread = 0.0;
     for i in 100..150 {
-        let x = crate::optim::sobol::sobol_point(i, 3, 11);
+        let x = crate::cube::sobol_point(i, 3, 11);
         err += (gp.predict(&x).0 - f(&x)).powi(2);
         spread += f(&x).powi(2);
     }
