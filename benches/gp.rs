@@ -14,7 +14,7 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use knobs::eval::functions::hartmann6;
-use knobs::optim::sobol::sobol_point;
+use knobs::cube::sobol_point;
 use knobs::optim::{self, Dim, Observed, Optimizer, OptimizerSpec, Problem, Snapshot};
 use knobs::surrogate::{FitOptions, Gp, InputKind, OutputTransform};
 

@@ -12,14 +12,21 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Problem { path: path.into(), message: message.into() }
+    }
+
+    /// The same problem one level down: `prefix.path` (or `prefix` when the path is empty).
+    pub fn under(self, prefix: &str) -> Self {
+        let path = if self.path.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", self.path) };
+        Problem { path, ..self }
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        if self.path.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 

@@ -18,7 +18,6 @@ pub mod recommend;
 pub mod report;
 pub mod rng;
 pub mod server;
-pub mod shared;
 pub mod space;
 pub mod spec;
 pub mod stats;

@@ -2,11 +2,12 @@
 //! without a study: the baseline, a recommendation, a what-if.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::eval::EvalContext;
+use crate::study::Evaluations;
 use crate::space::{Config, Value};
 use crate::spec::Spec;
 
@@ -141,17 +142,18 @@ pub fn evaluate_cmd(args: EvaluateArgs) -> Result<i32> {
     for c in &mut candidates {
         match spec.space.check_config(&c.config) {
             Ok(checked) => c.config = checked,
-            Err(errors) => problems.extend(errors.into_iter().map(|e| crate::error::Problem::new(c.label.clone(), e))),
+            Err(errors) => problems.extend(errors.into_iter().map(|e| crate::error::Problem::new(c.label.clone(), e.to_string()))),
         }
     }
     if !problems.is_empty() {
         return Err(Error::Invalid(crate::error::Problems { source: "configurations".into(), items: problems }));
     }
-    let evaluator = spec.evaluator.build(&spec.space, &spec.base_dir)?;
+    // One at a time, so that configurations measured on a real system do not load it together.
+    let evaluator = Arc::from(spec.evaluator.build(&spec.space, &spec.base_dir)?);
+    let evals = Evaluations::new(evaluator, 1, &spec.name, spec.base_dir.clone())?;
     let mut rows = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
-        let ctx = EvalContext { study: spec.name.clone(), trial: i as u64, base_dir: spec.base_dir.clone() };
-        let row = match evaluator.evaluate(&c.config, &ctx) {
+        let row = match evals.evaluate(i as u64, &c.config) {
             Ok(m) => {
                 let outcome = spec.objectives.score(&m.metrics);
                 serde_json::json!({

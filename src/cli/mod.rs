@@ -406,7 +406,6 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
     }
     install_signal_handlers(study.stop_flag());
     let opts = RunOptions {
-        resume: args.resume,
         trials: args.trials,
         add_trials: args.add_trials,
         progress: !args.no_progress && !args.json && !quiet,
@@ -514,8 +513,7 @@ fn recommend_cmd(
     };
     let spec: Spec = match file_spec {
         Some(s) => s,
-        None => serde_json::from_value(record.spec.get("spec").cloned().unwrap_or_default())
-            .map_err(|e| Error::Storage(format!("study `{name}` holds a spec this version cannot read: {e}")))?,
+        None => crate::study::read_spec(&record, std::env::current_dir().map_err(|e| Error::io(".", e))?)?,
     };
     let trials = storage.trials(&name)?;
     let recs = recommend(&name, &spec.space, &spec.objectives, &trials, top.unwrap_or(spec.top_k));

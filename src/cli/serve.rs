@@ -11,7 +11,7 @@ use clap::Args;
 use super::forecast::parse_duration;
 use crate::error::{Error, Result};
 use crate::server::{self, AppState, ServerConfig, ServerOptions};
-use crate::shared::Leases;
+use crate::study::Leases;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {

@@ -13,16 +13,18 @@
 //! ```
 //! Exactly one response line per request; a bad request gets
 //! `{"ok":false,"error":"..."}` and the session goes on. Logs go to stderr.
+//! The search itself is the library's [`Session`]; this file only speaks
+//! the protocol.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::error::{Error, Result};
-use crate::optim::{self, Observed, Optimizer, OptimizerSpec, Problem};
-use crate::space::{Config, Space};
+use crate::optim::{self, OptimizerSpec};
+use crate::space::Space;
+use crate::study::{Session, SessionOptions};
 
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -49,14 +51,6 @@ struct Told {
     id: Json,
     value: Option<f64>,
     status: Option<String>,
-}
-
-struct Session {
-    space: Space,
-    optimizer: Box<dyn Optimizer>,
-    maximize: bool,
-    pending: HashMap<u64, Vec<f64>>,
-    best: Option<(f64, Config)>,
 }
 
 /// Options given as `key=value` on the command line; values parse as JSON when they can.
@@ -121,29 +115,20 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
                 Some(d) => return Err(Error::Config(format!("direction `{d}` must be minimize or maximize"))),
             };
             let params = space.get("params").cloned().unwrap_or(space);
-            let yaml: serde_yaml::Value =
-                serde_yaml::to_value(&params).map_err(|e| Error::Config(format!("space: {e}")))?;
-            let space = Space::from_yaml(&yaml, "space.params", "init")?;
-            let mut problem = Problem::new(space.dims(), seed.unwrap_or(0));
-            problem.budget = budget;
-            problem.parallelism = parallelism.unwrap_or(1).max(1);
-            let optimizer = optim::build(spec, &problem)?;
-            *session = Some(Session { space, optimizer, maximize, pending: HashMap::new(), best: None });
+            let space = Space::from_json(&params, "space.params", "init")?;
+            let options = SessionOptions {
+                seed: seed.unwrap_or(0),
+                budget,
+                parallelism: parallelism.unwrap_or(1).max(1),
+                maximize,
+                options: spec.options.clone(),
+            };
+            *session = Some(Session::new(space, &spec.name, options)?);
             Ok(json!({"ok": true, "name": format!("knobs-{}", spec.name), "version": env!("CARGO_PKG_VERSION")}))
         }
         Request::Ask { n } => {
             let s = session.as_mut().ok_or_else(|| Error::Config("ask before init".into()))?;
-            if n == 0 {
-                return Err(Error::Config("ask: n must be at least 1".into()));
-            }
-            let cands = s.optimizer.ask(n)?;
-            let mut trials = Vec::with_capacity(cands.len());
-            for mut c in cands {
-                optim::clamp_unit(&mut c.x);
-                let params = s.space.decode(&c.x);
-                trials.push(json!({"id": c.ticket, "params": params}));
-                s.pending.insert(c.ticket, c.x);
-            }
+            let trials = s.ask(n)?;
             if trials.is_empty() {
                 Ok(json!({"ok": true, "trials": [], "done": true}))
             } else {
@@ -152,35 +137,17 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
         }
         Request::Tell { results } => {
             let s = session.as_mut().ok_or_else(|| Error::Config("tell before init".into()))?;
-            let mut obs = Vec::with_capacity(results.len());
-            for r in &results {
-                let id = r.id.as_u64().ok_or_else(|| Error::Config(format!("tell: id {} was never asked", r.id)))?;
-                if !s.pending.contains_key(&id) {
-                    return Err(Error::Config(format!("tell: id {id} is not pending (never asked, or told already)")));
-                }
-            }
+            let mut told = Vec::with_capacity(results.len());
             for r in results {
-                let id = r.id.as_u64().unwrap_or_default();
-                let x = s.pending.remove(&id).unwrap_or_default();
+                let id = r.id.as_u64().ok_or_else(|| Error::Config(format!("tell: id {} was never asked", r.id)))?;
                 let failed = r.status.as_deref().is_some_and(|st| st != "ok");
-                match r.value.filter(|v| v.is_finite() && !failed) {
-                    Some(v) => {
-                        let v = if s.maximize { -v } else { v };
-                        if s.best.as_ref().is_none_or(|(b, _)| v < *b) {
-                            s.best = Some((v, s.space.decode(&x)));
-                        }
-                        obs.push(Observed::ok(Some(id), x, v));
-                    }
-                    None => obs.push(Observed::failed(Some(id), x)),
-                }
+                told.push((id, r.value.filter(|_| !failed)));
             }
-            s.optimizer.tell(&obs)?;
+            s.tell_many(&told)?;
             Ok(json!({"ok": true}))
         }
         Request::Close {} => {
-            let best = session.as_ref().and_then(|s| {
-                s.best.as_ref().map(|(v, c)| json!({"value": if s.maximize { -v } else { *v }, "params": c}))
-            });
+            let best = session.as_ref().and_then(|s| s.best().map(|(v, c)| json!({"value": v, "params": c})));
             Ok(json!({"ok": true, "best": best}))
         }
     }

@@ -20,17 +20,13 @@ use utoipa_axum::routes;
 use super::errors::{ApiError, ErrorBody, JsonBody};
 use super::{AppState, MAX_ASK, MAX_PAGE};
 use crate::error::Error;
-use crate::shared::SharedStudy;
+use crate::study::{Report, SharedStudy};
 use crate::spec::Spec;
-use crate::storage::{Finished, StateFilter, Storage, TrialPage};
+use crate::storage::{StateFilter, Storage, TrialPage};
 use crate::trial::{Trial, TrialState};
 
 /// Longest client id, request id and study name accepted (bytes).
 const MAX_ID: usize = 200;
-/// Most metrics one tell may carry.
-const MAX_METRICS: usize = 1000;
-/// Longest failure reason kept (bytes).
-const MAX_REASON: usize = 4096;
 /// Most recommendations one request may ask for.
 const MAX_TOP: usize = 100;
 
@@ -503,45 +499,22 @@ async fn tell(
     JsonBody(req): JsonBody<TellRequest>,
 ) -> Result<Json<Ack>, ApiError> {
     let number = trial_number(&number)?;
-    if req.metrics.len() > MAX_METRICS {
-        return Err(ApiError::bad_request("metrics", format!("metrics: at most {MAX_METRICS} metrics")));
-    }
-    if req.metrics.keys().any(|k| k.is_empty() || k.len() > MAX_ID) {
-        return Err(ApiError::bad_request("metrics", format!("metrics: names must be 1..{MAX_ID} bytes")));
-    }
     let storage = state.storage()?;
     blocking(move || {
         let shared = state.study(&storage, &name)?;
-        let trial_state = match req.state {
-            TellState::Complete => {
-                if let Err(m) = shared.spec().objectives.score(&req.metrics) {
-                    return Err(ApiError::bad_request("metrics", format!("metrics: {m}")));
-                }
-                TrialState::Complete
-            }
-            TellState::Failed => {
-                let mut reason = req.reason.unwrap_or_else(|| "failed (no reason given)".into());
-                if reason.len() > MAX_REASON {
-                    let mut end = MAX_REASON;
-                    while !reason.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    reason.truncate(end);
-                }
-                TrialState::Failed { reason }
-            }
+        let complete = req.state == TellState::Complete;
+        let report = match req.state {
+            TellState::Complete => Report::Complete { metrics: req.metrics, elapsed_s: req.elapsed_s },
+            TellState::Failed => Report::Failed {
+                reason: req.reason.unwrap_or_else(|| "failed (no reason given)".into()),
+                metrics: req.metrics,
+                elapsed_s: req.elapsed_s,
+            },
         };
-        let finished = Finished {
-            number,
-            epoch: req.epoch,
-            state: trial_state.clone(),
-            metrics: req.metrics,
-            elapsed_s: req.elapsed_s,
-        };
-        match storage.finish_trial(&name, &finished, None) {
-            Ok(()) => {
-                state.metrics.tell(req.state == TellState::Complete);
-                Ok(Json(Ack { number, state: trial_state.label().into() }))
+        match shared.tell(number, req.epoch, report) {
+            Ok(stored) => {
+                state.metrics.tell(complete);
+                Ok(Json(Ack { number, state: stored.label().into() }))
             }
             Err(e) => {
                 if matches!(e, Error::Refused(_)) {
@@ -570,7 +543,7 @@ async fn heartbeat(
     let number = trial_number(&number)?;
     let storage = state.storage()?;
     blocking(move || {
-        storage.heartbeat(&name, number, req.epoch)?;
+        state.study(&storage, &name)?.heartbeat(number, req.epoch)?;
         Ok(Json(Ack { number, state: "running".into() }))
     })
     .await

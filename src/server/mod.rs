@@ -21,7 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{Error, Result};
-use crate::shared::{Leases, SharedStudy};
+use crate::study::{Leases, SharedStudy};
 use crate::storage::Storage;
 
 mod api;

@@ -16,10 +16,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::cube::Dim;
+use crate::error::Problem;
 
+mod builder;
 mod parse;
 
-pub use parse::{MAX_PARAMS, parse_space};
+pub use builder::SpaceBuilder;
+pub(crate) use parse::parse_space;
+pub use parse::MAX_PARAMS;
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +278,26 @@ impl Domain {
 }
 
 impl Space {
+    /// Declare a space in code (see [`SpaceBuilder`]).
+    pub fn builder() -> SpaceBuilder {
+        SpaceBuilder::new()
+    }
+
+    /// Parse a `space` list written in YAML (`- {name: x, type: float, low: 0, high: 1}` …),
+    /// with the checks of a spec file; messages name `source`.
+    pub fn parse(text: &str, source: &str) -> crate::Result<Space> {
+        Space::from_yaml(&crate::yaml::load(text, source)?, "space", source)
+    }
+
+    /// Parse a `space` list given as JSON (as a protocol message carries
+    /// it), with the checks of a spec file: every problem is reported, paths
+    /// start with `path`, messages name `source`.
+    pub fn from_json(v: &serde_json::Value, path: &str, source: &str) -> crate::Result<Space> {
+        let yaml: serde_yaml::Value = serde_yaml::to_value(v)
+            .map_err(|e| crate::error::Error::invalid(source, path, format!("not a list of parameters: {e}")))?;
+        Space::from_yaml(&yaml, path, source)
+    }
+
     /// Parse a `space` list on its own (not inside a spec file): every
     /// problem is reported, paths start with `path`, messages name `source`.
     pub fn from_yaml(v: &serde_yaml::Value, path: &str, source: &str) -> crate::Result<Space> {
@@ -370,7 +394,7 @@ impl Space {
     /// A partial configuration completed with the defaults (parameters it
     /// leaves out take theirs; inactive conditional ones are dropped), checked
     /// as [`Space::check_config`] checks, and its unit-cube position.
-    pub fn with_defaults(&self, partial: &Config) -> Result<(Config, Vec<f64>), Vec<String>> {
+    pub fn with_defaults(&self, partial: &Config) -> Result<(Config, Vec<f64>), Vec<Problem>> {
         let mut config: Config = self
             .params
             .iter()
@@ -378,18 +402,19 @@ impl Space {
             .collect();
         config.extend(partial.iter().map(|(k, v)| (k.clone(), v.clone())));
         let config = self.check_config(&config)?;
-        let x = self.encode(&config).map_err(|e| vec![e])?;
+        let x = self.encode(&config).map_err(|e| vec![Problem::new("", e)])?;
         Ok((config, x))
     }
 
     /// A configuration given by a user (e.g. from a protocol message):
     /// every active parameter present and in its domain, no unknown names.
-    pub fn check_config(&self, config: &Config) -> Result<Config, Vec<String>> {
+    /// Each problem's path is the parameter's name.
+    pub fn check_config(&self, config: &Config) -> Result<Config, Vec<Problem>> {
         let mut errors = Vec::new();
         let mut out = Config::new();
         for name in config.keys() {
             if self.param(name).is_none() {
-                errors.push(format!("{name}: not a parameter of this space"));
+                errors.push(Problem::new(name.as_str(), "not a parameter of this space"));
             }
         }
         for p in &self.params {
@@ -400,8 +425,8 @@ impl Space {
                 Some(v) if p.domain.contains(v) => {
                     out.insert(p.name.clone(), p.domain.normalize(v));
                 }
-                Some(v) => errors.push(format!("{}: {v} is not {}", p.name, p.domain.describe())),
-                None => errors.push(format!("{}: missing", p.name)),
+                Some(v) => errors.push(Problem::new(p.name.as_str(), format!("{v} is not {}", p.domain.describe()))),
+                None => errors.push(Problem::new(p.name.as_str(), "missing")),
             }
         }
         if errors.is_empty() { Ok(out) } else { Err(errors) }

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use knobs::eval::{EvalContext, EvalError, Evaluator, Measurement};
-use knobs::shared::{Leases, SharedStudy};
 use knobs::space::{Config, Value};
 use knobs::spec::Spec;
 use knobs::storage::{MemoryStorage, Storage};
-use knobs::study::{RunOptions, Study};
-use knobs::trial::{Trial, TrialState};
+use knobs::study::{Leases, Report, RunOptions, SharedStudy, Study};
+use knobs::trial::Trial;
 use serde_json::{Value as Json, json};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/trajectories.json");
@@ -136,11 +135,11 @@ fn run_shared(spec: Spec) -> Json {
             break;
         }
         for t in &claimed.trials {
-            let (state, metrics) = match Landscape.evaluate(&t.config, &ctx) {
-                Ok(m) => (TrialState::Complete, m.metrics),
-                Err(e) => (TrialState::Failed { reason: e.to_string() }, BTreeMap::new()),
+            let report = match Landscape.evaluate(&t.config, &ctx) {
+                Ok(m) => Report::Complete { metrics: m.metrics, elapsed_s: Some(0.0) },
+                Err(e) => Report::Failed { reason: e.to_string(), metrics: BTreeMap::new(), elapsed_s: Some(0.0) },
             };
-            shared.tell(t, state, metrics, Some(0.0)).unwrap();
+            shared.tell(t.number, t.epoch, report).unwrap();
         }
     }
     record(&storage.trials(&name).unwrap())

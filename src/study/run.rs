@@ -1,6 +1,6 @@
-//! The study: one facade that opens (or resumes) a study from storage,
-//! runs the ask → evaluate → tell loop with parallel evaluation and stop
-//! conditions, and hands the trials to recommendations.
+//! The batch run (`knobs run`): one process holds the study, runs the
+//! ask → evaluate → tell loop with parallel evaluation and stop conditions,
+//! and hands the trials to recommendations.
 //!
 //! Crash safety: the optimizer snapshot is stored with the trials an ask
 //! produced (point `Asked`) and with the last trial of a batch after the
@@ -10,23 +10,22 @@
 //! whole batch — the same trajectory an uninterrupted run takes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
+use super::evaluation::{Evaluations, Judged};
+use super::progress::{self, Progress};
+use super::stored::{check_identity, stored_spec};
 use crate::error::{Error, Result};
-use crate::format::fmt_num;
-use crate::eval::{EvalContext, EvalError, Evaluator, Measurement};
+use crate::eval::Evaluator;
 use crate::objective::{Objectives, Outcome};
 use crate::optim::{self, Observed, Optimizer};
 use crate::spec::Spec;
 use crate::storage::{Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot};
 use crate::trial::{Trial, TrialState};
-
-/// How many times a transient evaluation error is retried.
-const TRANSIENT_RETRIES: u32 = 2;
 
 /// Why a run stopped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,8 +66,6 @@ impl StopReason {
 /// Options of one run (not part of the study's identity).
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Continue an existing study (otherwise an existing study with trials is refused).
-    pub resume: bool,
     /// Override the study's total trial budget.
     pub trials: Option<u64>,
     /// Run this many trials more than the study has now.
@@ -149,58 +146,13 @@ pub(crate) fn observed(
     }
 }
 
-/// Run one evaluation: a panic becomes an invalid result, a transient error is retried
-/// (twice, with backoff).
-pub(crate) fn evaluate_with_retries(
-    evaluator: &dyn Evaluator,
-    config: &crate::space::Config,
-    ctx: &EvalContext,
-) -> std::result::Result<Measurement, EvalError> {
-    let mut attempt = 0;
-    loop {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(config, ctx)))
-            .unwrap_or_else(|_| Err(EvalError::Invalid("the evaluator panicked".into())));
-        match r {
-            Err(EvalError::Transient(m)) if attempt < TRANSIENT_RETRIES => {
-                attempt += 1;
-                tracing::warn!(trial = ctx.trial, attempt, "transient evaluation error, retrying: {m}");
-                std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt)));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// A trial's final state from its evaluation: complete when the objectives can
-/// score the metrics, failed otherwise; the last item is the reason of a fatal
-/// evaluator error (which should stop the run).
-pub(crate) fn judge(
-    objectives: &Objectives,
-    result: std::result::Result<Measurement, EvalError>,
-) -> (TrialState, BTreeMap<String, f64>, Option<f64>, Option<String>) {
-    match result {
-        Ok(m) => {
-            let state = match objectives.score(&m.metrics) {
-                Ok(_) => TrialState::Complete,
-                Err(reason) => TrialState::Failed { reason },
-            };
-            (state, m.metrics, Some(m.elapsed.as_secs_f64()), None)
-        }
-        Err(EvalError::Fatal(reason)) => {
-            (TrialState::Failed { reason: reason.clone() }, BTreeMap::new(), None, Some(reason))
-        }
-        Err(other) => (TrialState::Failed { reason: other.to_string() }, BTreeMap::new(), None, None),
-    }
-}
-
 /// An open study held by this process.
 pub struct Study {
     tally: Tally,
-    /// Evaluation threads, `parallelism` of them, for the study's lifetime.
-    pool: rayon::ThreadPool,
+    /// The evaluator on `parallelism` threads, for the study's lifetime.
+    evals: Evaluations,
     spec: Spec,
     storage: Arc<dyn Storage>,
-    evaluator: Arc<dyn Evaluator>,
     optimizer: Box<dyn Optimizer>,
     owner: Owner,
     trials: Vec<Trial>,
@@ -253,16 +205,11 @@ impl Study {
         let owner = Owner::current();
         storage.acquire(&name, &owner)?;
         let optimizer = optim::build(&spec.optimizer, &spec.problem())?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(spec.parallelism)
-            .thread_name(|i| format!("knobs-eval-{i}"))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start {} evaluation threads: {e}", spec.parallelism)))?;
+        let evals = Evaluations::new(evaluator, spec.parallelism, &spec.name, spec.base_dir.clone())?;
         let mut study = Study {
-            pool,
+            evals,
             spec,
             storage,
-            evaluator,
             optimizer,
             owner,
             trials: Vec::new(),
@@ -429,14 +376,6 @@ impl Study {
         observed(&self.spec.objectives, t, ticket, self.gradients.get(&t.number).cloned())
     }
 
-    /// The score's gradient in unit-cube coordinates at `x`, when the score
-    /// is one metric (times a factor) whose derivatives the evaluator gave.
-    fn score_gradient(&self, x: &[f64], m: &Measurement) -> Option<Vec<f64>> {
-        let (metric, factor) = self.spec.objectives.linear_score()?;
-        let g = self.spec.space.unit_gradient(x, m.gradients.get(metric)?)?;
-        Some(g.into_iter().map(|v| v * factor).collect())
-    }
-
     /// Best feasible outcome so far (score, trial number).
     pub fn best(&self) -> Option<(f64, u64)> {
         self.tally.best
@@ -482,7 +421,7 @@ impl Study {
             (None, None) => self.spec.budget.trials,
         };
         let progress = Progress::new(opts.progress, total, before, &self.spec);
-        progress.update(self, None);
+        progress.update(self.tally.finished, self.best_shown(), None);
         let stop = loop {
             if let Some(stop) = self.should_stop(total, start) {
                 break stop;
@@ -506,7 +445,7 @@ impl Study {
             };
             self.evaluate_batch(trials, &progress)?;
         };
-        progress.finish(self, &stop);
+        progress.finish(self.tally.finished, self.best_shown(), &stop.describe());
         Ok(RunReport {
             study: self.spec.name.clone(),
             stop,
@@ -593,49 +532,40 @@ impl Study {
     /// Evaluate a batch in parallel; store each trial as it finishes; tell
     /// the optimizer the whole batch and store its snapshot with the last trial.
     fn evaluate_batch(&mut self, batch: Vec<Trial>, progress: &Progress) -> Result<()> {
-        let (tx, rx) = mpsc::channel::<(u64, std::result::Result<Measurement, EvalError>)>();
-        let to_run: Vec<&Trial> = batch.iter().filter(|t| t.state == TrialState::Running).collect();
-        for t in &to_run {
-            let tx = tx.clone();
-            let evaluator = self.evaluator.clone();
-            let config = t.config.clone();
-            let ctx =
-                EvalContext { study: self.spec.name.clone(), trial: t.number, base_dir: self.spec.base_dir.clone() };
-            let number = t.number;
-            self.pool.spawn(move || {
-                let result = evaluate_with_retries(&*evaluator, &config, &ctx);
-                let _ = tx.send((number, result));
-            });
-        }
-        drop(tx);
+        let to_run: Vec<(u64, crate::space::Config)> =
+            batch.iter().filter(|t| t.state == TrialState::Running).map(|t| (t.number, t.config.clone())).collect();
         let numbers: Vec<u64> = batch.iter().map(|t| t.number).collect();
         let mut remaining = to_run.len();
-        let mut fatal: Option<String> = None;
         if remaining == 0 {
             // Every trial of the batch finished before a kill: only the tell is missing.
             return self.tell_batch(&numbers, None);
         }
-        for (number, result) in rx.iter() {
+        let mut fatal: Option<String> = None;
+        for (number, result) in self.evals.start(to_run) {
             remaining -= 1;
-            if let Ok(m) = &result
-                && let Some(g) = self.index(number).and_then(|i| self.score_gradient(&self.trials[i].x, m))
-            {
+            let i = self.index(number).ok_or_else(|| Error::Storage(format!("trial {number} is not in this study")))?;
+            let judged = Judged::new(&self.spec.objectives, &self.spec.space, &self.trials[i].x, result);
+            if let Some(g) = judged.gradient {
                 self.gradients.insert(number, g);
             }
-            let (state, metrics, elapsed_s, fatal_reason) = judge(&self.spec.objectives, result);
-            if let Some(reason) = fatal_reason {
+            if let Some(reason) = judged.fatal {
                 fatal.get_or_insert(reason);
             }
-            if let TrialState::Failed { reason } = &state {
+            if let TrialState::Failed { reason } = &judged.state {
                 tracing::warn!(study = %self.spec.name, trial = number, "trial failed: {reason}");
             }
-            let i = self.index(number).ok_or_else(|| Error::Storage(format!("trial {number} is not in this study")))?;
             let t = &mut self.trials[i];
-            t.state = state.clone();
-            t.metrics = metrics.clone();
-            t.elapsed_s = elapsed_s;
+            t.state = judged.state.clone();
+            t.metrics = judged.metrics.clone();
+            t.elapsed_s = judged.elapsed_s;
             self.tally.count(&self.spec.objectives, &self.trials[i]);
-            let finished = Finished { number, epoch: self.trials[i].epoch, state, metrics, elapsed_s };
+            let finished = Finished {
+                number,
+                epoch: self.trials[i].epoch,
+                state: judged.state,
+                metrics: judged.metrics,
+                elapsed_s: judged.elapsed_s,
+            };
             if remaining == 0 {
                 if let Some(reason) = fatal {
                     // Store the trial, leave the optimizer untold: a fixed evaluator resumes cleanly.
@@ -646,9 +576,21 @@ impl Study {
             } else {
                 self.storage.finish_trial(&self.spec.name, &finished, None)?;
             }
-            progress.update(self, Some(number));
+            self.report_progress(progress, number);
         }
         Ok(())
+    }
+
+    /// The best value so far in the objective's units, with its trial.
+    fn best_shown(&self) -> Option<(f64, u64)> {
+        self.best().map(|(s, n)| (self.spec.objectives.display_value(s), n))
+    }
+
+    fn report_progress(&self, progress: &Progress, number: u64) {
+        let Some(t) = self.trial(number) else { return };
+        let value = self.outcome(t).map(|o| self.spec.objectives.display_value(o.score));
+        let finished = progress::Finished { number, state: t.state.label(), value };
+        progress.update(self.tally.finished, self.best_shown(), Some(finished));
     }
 
     /// Tell the optimizer a fully evaluated batch; store the snapshot in the
@@ -667,101 +609,5 @@ impl Study {
             // No trial left to finish: an empty start stores the snapshot alone.
             None => self.storage.start_trials(&self.spec.name, &[], &self.owner.id, Some(&snap)).map(|_| ()),
         }
-    }
-}
-
-/// A spec as a study stores it: its identity beside the whole spec.
-pub(crate) fn stored_spec(spec: &Spec) -> serde_json::Value {
-    serde_json::json!({ "identity": spec.identity(), "spec": spec })
-}
-
-/// Refuse a spec whose space, objectives, optimizer or seed differ from those
-/// the stored study was created with, saying what changed.
-pub(crate) fn check_identity(spec: &Spec, existing: &crate::storage::StudyRecord) -> Result<()> {
-    let old = existing.spec.get("identity").cloned().unwrap_or_default();
-    if old == spec.identity() {
-        return Ok(());
-    }
-    Err(Error::Config(format!(
-        "study `{}` was created with a different {}; a study's space, objectives, optimizer and seed \
-         cannot change. Give the spec a new `name` to start a new study",
-        spec.name,
-        identity_diff(&old, &spec.identity())
-    )))
-}
-
-fn identity_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
-    let keys = ["space", "objectives", "optimizer", "seed"];
-    let changed: Vec<&str> = keys.iter().copied().filter(|k| old.get(*k) != new.get(*k)).collect();
-    if changed.is_empty() { "spec".to_string() } else { changed.join(", ") }
-}
-
-/// The progress bar (terminal) or periodic log lines (otherwise).
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    last_log: std::sync::Mutex<Instant>,
-}
-
-impl Progress {
-    fn new(enabled: bool, total: u64, done: u64, spec: &Spec) -> Self {
-        use std::io::IsTerminal;
-        if !enabled || !std::io::stderr().is_terminal() {
-            tracing::info!(study = %spec.name, total, done, objective = %spec.objectives.describe(), "run starts");
-            return Progress { bar: None, total, last_log: std::sync::Mutex::new(Instant::now()) };
-        }
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {prefix} [{bar:30}] {pos}/{len} trials  {msg}  ({elapsed}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(spec.name.clone());
-        bar.set_position(done);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress { bar: Some(bar), total, last_log: std::sync::Mutex::new(Instant::now()) }
-    }
-
-    fn update(&self, study: &Study, finished: Option<u64>) {
-        let done = study.tally.finished;
-        let best = study.best().map(|(s, n)| (study.spec.objectives.display_value(s), n));
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(done);
-                if let Some((v, n)) = best {
-                    bar.set_message(format!("best {} {} (trial {n})", study.spec.objectives.label(), fmt_num(v)));
-                }
-            }
-            None => {
-                let Some(t) = finished.and_then(|n| study.trial(n)) else { return };
-                let value = study.outcome(t).map(|o| fmt_num(study.spec.objectives.display_value(o.score)));
-                let value = value.as_deref().unwrap_or("-");
-                tracing::debug!(study = %study.spec.name, trial = t.number, state = t.state.label(), value, "trial finished");
-                let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
-                let new_best = best.is_some_and(|(_, n)| n == t.number);
-                if new_best || last.elapsed() >= Duration::from_secs(10) {
-                    *last = Instant::now();
-                    tracing::info!(
-                        study = %study.spec.name,
-                        done,
-                        total = self.total,
-                        best = best.map(|b| fmt_num(b.0)).as_deref().unwrap_or("-"),
-                        best_trial = best.map(|b| b.1),
-                        "{}",
-                        if new_best { "new best" } else { "progress" }
-                    );
-                }
-            }
-        }
-    }
-
-    fn finish(&self, study: &Study, stop: &StopReason) {
-        if let Some(bar) = &self.bar {
-            self.update(study, None);
-            bar.finish_and_clear();
-        }
-        tracing::info!(study = %study.spec.name, "run stopped: {}", stop.describe());
     }
 }

@@ -28,14 +28,45 @@
 //! retried. A late tell or heartbeat from the stale worker carries the old
 //! epoch and is refused, so no result is counted twice.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use super::stored::{check_identity, read_spec, stored_spec};
+use crate::error::{Error, Problem, Problems, Result};
 use crate::optim::{self, Observed};
 use crate::spec::Spec;
 use crate::storage::{ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, SnapshotPoint, Storage, StoredSnapshot};
 use crate::trial::{Trial, TrialState};
+
+/// Longest failure reason kept (bytes); a longer one is cut at a character boundary.
+pub const MAX_REASON: usize = 4096;
+/// Most metrics one tell may carry.
+pub const MAX_METRICS: usize = 1000;
+/// Longest metric name (bytes).
+pub const MAX_METRIC_NAME: usize = 200;
+
+/// A trial's result as a worker or an API client reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// The evaluation produced these metrics; they must let the objectives
+    /// score the trial (every objective and constraint metric, finite).
+    Complete { metrics: BTreeMap<String, f64>, elapsed_s: Option<f64> },
+    /// The evaluation failed; the reason is kept (cut to [`MAX_REASON`] bytes).
+    Failed { reason: String, metrics: BTreeMap<String, f64>, elapsed_s: Option<f64> },
+}
+
+impl Report {
+    /// The report of a judged evaluation (a failure keeps what was measured).
+    pub fn from_judged(judged: super::Judged) -> Report {
+        match judged.state {
+            TrialState::Failed { reason } => {
+                Report::Failed { reason, metrics: judged.metrics, elapsed_s: judged.elapsed_s }
+            }
+            _ => Report::Complete { metrics: judged.metrics, elapsed_s: judged.elapsed_s },
+        }
+    }
+}
 
 /// How leases behave.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,9 +114,9 @@ impl SharedStudy {
     pub fn open(spec: Spec, storage: Arc<dyn Storage>) -> Result<SharedStudy> {
         let name = spec.name.clone();
         if let Some(existing) = storage.find_study(&name)? {
-            crate::study::check_identity(&spec, &existing)?;
+            check_identity(&spec, &existing)?;
         }
-        storage.open_study(&name, &crate::study::stored_spec(&spec))?;
+        storage.open_study(&name, &stored_spec(&spec))?;
         Ok(SharedStudy { spec, storage })
     }
 
@@ -95,14 +126,7 @@ impl SharedStudy {
         let record = storage
             .find_study(name)?
             .ok_or_else(|| Error::NotFound(format!("study `{name}` does not exist in this storage")))?;
-        let stored = record.spec.get("spec").cloned().ok_or_else(|| {
-            Error::Storage(format!("study `{name}`: its stored spec has no `spec` field; it was not created by knobs"))
-        })?;
-        let mut spec: Spec = serde_json::from_value(stored).map_err(|e| {
-            Error::Storage(format!("study `{name}`: its stored spec cannot be read by this knobs: {e}"))
-        })?;
-        spec.base_dir = base_dir;
-        Ok(SharedStudy { spec, storage })
+        Ok(SharedStudy { spec: read_spec(&record, base_dir)?, storage })
     }
 
     pub fn spec(&self) -> &Spec {
@@ -142,7 +166,7 @@ impl SharedStudy {
                 })?;
             }
             let obs: Vec<Observed> =
-                state.untold.iter().map(|t| crate::study::observed(&spec.objectives, t, t.ticket, None)).collect();
+                state.untold.iter().map(|t| super::observed(&spec.objectives, t, t.ticket, None)).collect();
             if !obs.is_empty() {
                 optimizer.tell(&obs)?;
             }
@@ -194,33 +218,63 @@ impl SharedStudy {
     /// parameters are dropped. Returns how many configurations wait now.
     pub fn enqueue(&self, params: &crate::space::Config) -> Result<u64> {
         let (config, x) = self.spec.space.with_defaults(params).map_err(|problems| {
-            let items = problems
-                .iter()
-                .map(|p| match p.split_once(": ") {
-                    Some((name, why)) => crate::error::Problem::new(format!("params.{name}"), why),
-                    None => crate::error::Problem::new("params", p.as_str()),
-                })
-                .collect();
-            Error::Invalid(crate::error::Problems { source: "enqueue".into(), items })
+            let items = problems.into_iter().map(|p| p.under("params")).collect();
+            Error::Invalid(Problems { source: "enqueue".into(), items })
         })?;
         self.storage.enqueue(&self.spec.name, &x, &config)
     }
 
-    /// Store a trial's result under the lease it was claimed with. Refused
-    /// when the lease moved on (the trial went stale and was re-leased).
-    pub fn tell(
-        &self,
-        trial: &Trial,
-        state: TrialState,
-        metrics: std::collections::BTreeMap<String, f64>,
-        elapsed_s: Option<f64>,
-    ) -> Result<()> {
-        let finished = Finished { number: trial.number, epoch: trial.epoch, state, metrics, elapsed_s };
-        self.storage.finish_trial(&self.spec.name, &finished, None)
+    /// Store a trial's result under the lease it was claimed with (`epoch`).
+    /// A complete report whose metrics cannot score the trial, or that
+    /// carries too many or badly named metrics, is refused as invalid (field
+    /// `metrics`); a result for a trial that finished or was re-leased since
+    /// is refused ([`Error::Refused`]), so it is never counted twice.
+    /// Returns the state stored.
+    pub fn tell(&self, number: u64, epoch: u64, report: Report) -> Result<TrialState> {
+        let (state, metrics, elapsed_s) = match report {
+            Report::Complete { metrics, elapsed_s } => {
+                check_metrics(&metrics)?;
+                if let Err(m) = self.spec.objectives.score(&metrics) {
+                    return Err(Error::Invalid(Problems {
+                        source: "tell".into(),
+                        items: vec![Problem::new("metrics", m)],
+                    }));
+                }
+                (TrialState::Complete, metrics, elapsed_s)
+            }
+            Report::Failed { mut reason, metrics, elapsed_s } => {
+                check_metrics(&metrics)?;
+                if reason.len() > MAX_REASON {
+                    let mut end = MAX_REASON;
+                    while !reason.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    reason.truncate(end);
+                }
+                (TrialState::Failed { reason }, metrics, elapsed_s)
+            }
+        };
+        let finished = Finished { number, epoch, state: state.clone(), metrics, elapsed_s };
+        self.storage.finish_trial(&self.spec.name, &finished, None)?;
+        Ok(state)
     }
 
-    /// Keep a claimed trial's lease alive.
-    pub fn heartbeat(&self, trial: &Trial) -> Result<()> {
-        self.storage.heartbeat(&self.spec.name, trial.number, trial.epoch)
+    /// Keep a claimed trial's lease (`epoch`) alive. Refused when the trial
+    /// finished or was re-leased since: the caller should abandon it.
+    pub fn heartbeat(&self, number: u64, epoch: u64) -> Result<()> {
+        self.storage.heartbeat(&self.spec.name, number, epoch)
     }
+}
+
+/// Metrics a tell may carry: at most [`MAX_METRICS`], names of 1 to
+/// [`MAX_METRIC_NAME`] bytes.
+fn check_metrics(metrics: &BTreeMap<String, f64>) -> Result<()> {
+    let problem = if metrics.len() > MAX_METRICS {
+        format!("at most {MAX_METRICS} metrics (got {})", metrics.len())
+    } else if metrics.keys().any(|k| k.is_empty() || k.len() > MAX_METRIC_NAME) {
+        format!("names must be 1..{MAX_METRIC_NAME} bytes")
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid(Problems { source: "tell".into(), items: vec![Problem::new("metrics", problem)] }))
 }

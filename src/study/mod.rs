@@ -1,0 +1,29 @@
+//! The one engine every face drives: the CLI's `run`, `worker` and
+//! `evaluate`, the HTTP server, `knobs stdio` and Rust programs.
+//!
+//! - [`Study`] (`run.rs`): one process holds a study and runs the batch
+//!   ask → evaluate → tell loop until a stop condition holds;
+//! - [`SharedStudy`] (`shared.rs`): many workers and the API claim trials
+//!   from one study, tell their results and heartbeat their leases;
+//! - [`Worker`] (`worker.rs`): the loop a `knobs worker` runs on a shared study;
+//! - [`Session`] (`session.rs`): ask and tell by parameter name, in memory,
+//!   for a program that evaluates configurations itself;
+//! - `evaluation.rs`: the one evaluation path (threads, retries, panics
+//!   caught, results judged) all of them use;
+//! - `stored.rs`: a study's spec as storage keeps it, read and checked in one place.
+
+mod evaluation;
+mod progress;
+mod run;
+mod session;
+mod shared;
+mod stored;
+mod worker;
+
+pub use evaluation::{Evaluations, Judged, evaluate};
+pub use run::{RunOptions, RunReport, StopReason, Study};
+pub(crate) use run::observed;
+pub use session::{Session, SessionOptions, Suggestion};
+pub use shared::{Claimed, Leases, Report, SharedStudy};
+pub use stored::read_spec;
+pub use worker::{WorkerOptions, WorkerReport, WorkerStop, run_worker};
