@@ -83,55 +83,125 @@ impl ProblemList {
     }
 }
 
+/// The library's error. Each variant belongs to one [`ErrorKind`], which
+/// decides the exit code of the command line and the HTTP status of the API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// A spec (experiment file, space, protocol message) failed validation.
+    /// A spec (experiment file, space, protocol message, request) failed
+    /// validation: every problem, each with its field path.
     #[error("{0}")]
     Invalid(Problems),
-    /// A value given to the library directly (not from a file) is wrong.
+    /// A value given directly (an argument, an option, a call) is wrong.
     #[error("{0}")]
     Config(String),
     /// An optimizer could not proceed.
     #[error("optimizer {name}: {message}")]
-    Optimizer { name: String, message: String },
+    Optimizer {
+        /// The optimizer's registry name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The evaluator reported a fatal error: the study stops.
     #[error("evaluator: {0}")]
     Evaluator(String),
-    /// Storage failed or holds something this binary cannot use.
+    /// Storage failed for good or holds something this binary cannot use
+    /// (a damaged row, a newer schema).
     #[error("storage: {0}")]
     Storage(String),
+    /// Storage could not be reached or was busy (a lost connection, a
+    /// timeout, a lock held too long): the same call may succeed later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The storage refused to change a trial that is already finished or now
     /// leased to another worker (a newer epoch): the result must not count.
     /// Not a failure of the storage itself.
     #[error("{0}")]
     Refused(String),
-    /// Another process holds the study.
+    /// Another process holds the study, or the study is closed or shared.
     #[error("{0}")]
     Locked(String),
-    /// The study does not exist.
+    /// The study or trial does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Reading or writing a named file failed.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
+    Io {
+        /// The file.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A fault inside knobs (a value that could not be encoded, a thread
+    /// that could not start): not the caller's doing.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What kind of failure an [`Error`] is: what a caller can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input: fix the spec, the request or the arguments (exit 2, HTTP 400).
+    BadInput,
+    /// Refused in the state the study is in: a finished or re-leased trial
+    /// (exit 1, HTTP 409).
+    Refused,
+    /// Held by another process, closed or shared (exit 3, HTTP 409).
+    Locked,
+    /// No such study or trial (exit 1, HTTP 404).
+    NotFound,
+    /// A transient storage fault: retry later (exit 1, HTTP 503).
+    Unavailable,
+    /// Everything else: the evaluator, the storage's contents, knobs itself (exit 1, HTTP 500).
+    Internal,
 }
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) | Error::Config(_) => ErrorKind::BadInput,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Locked(_) => ErrorKind::Locked,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Optimizer { .. }
+            | Error::Evaluator(_)
+            | Error::Storage(_)
+            | Error::Io { .. }
+            | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
     /// A single-problem validation error.
     pub fn invalid(source: impl Into<String>, path: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid(Problems { source: source.into(), items: vec![Problem::new(path, message)] })
     }
 
+    /// An I/O error on the file `path`.
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
 
+    /// An optimizer's error.
     pub fn optimizer(name: &str, message: impl Into<String>) -> Self {
         Error::Optimizer { name: name.to_string(), message: message.into() }
     }
+
+    /// A value that could not be written as JSON (a fault of knobs, not of the caller).
+    pub fn json(e: serde_json::Error) -> Self {
+        Error::Internal(format!("JSON: {e}"))
+    }
 }
 
+/// Serializing a value knobs built cannot fail unless knobs is wrong; input
+/// that fails to parse is reported as [`Error::Invalid`] where it is read.
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::json(e)
+    }
+}
+
+/// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,7 +8,9 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::trial::{Trial, TrialState};
 
+use super::claim::{self, ClaimTx, Hold, Read};
 use super::common::{self, now_utc};
+use super::lock::{self, Acquire, RunLock};
 use super::{
     ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Queued, Storage, StoredSnapshot, StudyRecord,
     StudySummary, TrialPage,
@@ -20,21 +22,30 @@ pub struct MemoryStorage {
     inner: Mutex<Vec<MemStudy>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct MemStudy {
     record: StudyRecord,
     /// Index == trial number (numbers are consecutive from 0).
     trials: Vec<MemTrial>,
     snapshot: Option<StoredSnapshot>,
     lock: Option<MemLock>,
-    /// Idempotency key → (number, epoch) of the trials that claim returned.
-    claim_keys: std::collections::HashMap<String, (Instant, Vec<(u64, u64)>)>,
+    /// Idempotency key → when it was stored and the trials that claim returned (encoded).
+    claim_keys: std::collections::HashMap<String, (Instant, String)>,
     /// Enqueued configurations, oldest first.
     queue: std::collections::VecDeque<Queued>,
     /// The id the next enqueued configuration gets.
     next_queued: u64,
     /// A claim was made: workers or the API share the study.
     shared: bool,
+    /// How far this study's clock runs ahead of the real one (see [`MemoryStorage::age`]).
+    skew: std::time::Duration,
+}
+
+impl MemStudy {
+    /// The study's clock.
+    fn now(&self) -> Instant {
+        Instant::now() + self.skew
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,12 +59,21 @@ struct MemTrial {
     retries: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct MemLock {
     owner: Owner,
     acquired_at: String,
-    #[allow(dead_code)]
-    heartbeat_at: String,
+    heartbeat: Instant,
+}
+
+impl MemLock {
+    fn stored(&self, now: Instant) -> RunLock {
+        RunLock {
+            owner: self.owner.clone(),
+            acquired_at: self.acquired_at.clone(),
+            heartbeat_age_s: now.saturating_duration_since(self.heartbeat).as_secs_f64(),
+        }
+    }
 }
 
 impl MemoryStorage {
@@ -65,6 +85,18 @@ impl MemoryStorage {
         // Every method validates before it mutates, so a panic elsewhere
         // cannot have left half a write behind.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Move every clock reading of the study `seconds` into the past (trial
+    /// heartbeats, the run lock's heartbeat, idempotency keys), as if that
+    /// much time had passed: what the SQL backends' tests do with an
+    /// `UPDATE … SET heartbeat_at = heartbeat_at - interval`.
+    #[doc(hidden)]
+    pub fn age(&self, study: &str, seconds: f64) {
+        let mut studies = self.lock();
+        if let Ok(s) = find(&mut studies, study) {
+            s.skew += std::time::Duration::from_secs_f64(seconds);
+        }
     }
 }
 
@@ -87,7 +119,7 @@ fn leased<'a>(s: &'a mut MemStudy, study: &str, number: u64, epoch: u64) -> Resu
 fn insert(s: &mut MemStudy, trials: &[NewTrial], worker: &str) -> Vec<Trial> {
     let first = s.trials.len() as u64;
     let started: Vec<Trial> = trials.iter().zip(first..).map(|(t, number)| t.started(number)).collect();
-    let now = Instant::now();
+    let now = s.now();
     s.trials.extend(started.iter().map(|t| MemTrial {
         trial: t.clone(),
         worker: worker.to_string(),
@@ -119,6 +151,7 @@ impl Storage for MemoryStorage {
             queue: Default::default(),
             next_queued: 1,
             shared: false,
+            skew: std::time::Duration::ZERO,
         });
         Ok(record)
     }
@@ -151,11 +184,15 @@ impl Storage for MemoryStorage {
         if s.shared {
             return Err(common::shared_study(study));
         }
-        let now = now_utc();
-        match &mut s.lock {
-            Some(held) if held.owner.id == owner.id => held.heartbeat_at = now,
-            Some(held) if held.owner.is_alive() => return Err(common::locked(study, &held.owner, &held.acquired_at)),
-            _ => s.lock = Some(MemLock { owner: owner.clone(), acquired_at: now.clone(), heartbeat_at: now }),
+        let now = s.now();
+        match lock::acquire(s.lock.as_ref().map(|l| l.stored(now)), owner) {
+            Acquire::Refuse(held) => return Err(common::locked(study, &held.owner, &held.acquired_at)),
+            Acquire::Refresh => {
+                if let Some(l) = &mut s.lock {
+                    l.heartbeat = now;
+                }
+            }
+            Acquire::Take => s.lock = Some(MemLock { owner: owner.clone(), acquired_at: now_utc(), heartbeat: now }),
         }
         Ok(())
     }
@@ -191,11 +228,12 @@ impl Storage for MemoryStorage {
         let elapsed_s = common::check_finished(study, finished)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
+        let now = s.now();
         let t = leased(s, study, finished.number, finished.epoch)?;
         t.trial.state = finished.state.clone();
         t.trial.metrics = finished.metrics.clone();
         t.trial.elapsed_s = elapsed_s;
-        t.heartbeat = Instant::now();
+        t.heartbeat = now;
         if let Some(snap) = snapshot {
             s.snapshot = Some(snap.clone());
         }
@@ -205,7 +243,7 @@ impl Storage for MemoryStorage {
     fn reclaim_running(&self, study: &str, worker: &str) -> Result<Vec<Trial>> {
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        let now = Instant::now();
+        let now = s.now();
         Ok(s.trials
             .iter_mut()
             .filter(|t| !t.trial.state.is_finished())
@@ -235,74 +273,12 @@ impl Storage for MemoryStorage {
         key: Option<&str>,
         plan: &mut dyn FnMut(&ClaimState) -> Result<ClaimPlan>,
     ) -> Result<Vec<Trial>> {
-        let grace = common::check_claim(req, key)?;
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        let ttl = std::time::Duration::from_secs(86_400 * u64::from(super::CLAIM_KEY_DAYS));
-        if key.is_some() {
-            s.claim_keys.retain(|_, (at, _)| at.elapsed() < ttl);
-        }
-        if let Some((_, claimed)) = key.and_then(|k| s.claim_keys.get(k)) {
-            let found = claimed
-                .iter()
-                .filter_map(|&(n, _)| usize::try_from(n).ok().and_then(|i| s.trials.get(i)).map(|t| t.trial.clone()))
-                .collect();
-            return super::replayed(claimed, found, study);
-        }
-        if let Some(held) = s.lock.as_ref().filter(|l| l.owner.is_alive()) {
-            return Err(common::run_holds(study, &held.owner, &held.acquired_at));
-        }
-        // Changes are made to a copy and kept only when the plan succeeds.
-        let mut trials = s.trials.clone();
-        let now = Instant::now();
-        let mut retried = Vec::new();
-        for t in trials.iter_mut().filter(|t| !t.trial.state.is_finished()) {
-            if now.duration_since(t.heartbeat).as_secs_f64() <= grace {
-                continue;
-            }
-            if t.retries < req.max_retries {
-                t.retries += 1;
-                t.trial.epoch = t.trial.epoch.saturating_add(1);
-                t.worker = req.worker.clone();
-                t.heartbeat = now;
-                retried.push(t.trial.clone());
-            } else {
-                t.trial.state = TrialState::Failed { reason: common::stale_reason(grace, t.retries) };
-                t.heartbeat = now;
-            }
-        }
-        let state = ClaimState {
-            snapshot: s.snapshot.clone(),
-            untold: trials.iter().filter(|t| !t.told && t.trial.state.is_finished()).map(|t| t.trial.clone()).collect(),
-            retried,
-            total: trials.len() as u64,
-            running: trials.iter().filter(|t| !t.trial.state.is_finished()).count() as u64,
-            last_batch: trials.iter().map(|t| t.trial.batch).max().unwrap_or(0),
-            closed: s.record.closed,
-            queued: s.queue.iter().take(ClaimState::QUEUED_READ).cloned().collect(),
-        };
-        let p = plan(&state)?;
-        common::check_new_trials(study, &p.new)?;
-        common::check_dequeued(study, &state.queued, &p.dequeued)?;
-        for n in &p.told {
-            match usize::try_from(*n).ok().and_then(|i| trials.get_mut(i)) {
-                Some(t) if t.trial.state.is_finished() => t.told = true,
-                Some(_) => {}
-                None => return Err(common::no_trial(study, *n)),
-            }
-        }
-        s.trials = trials;
-        s.shared = true;
-        s.queue.retain(|q| !p.dequeued.contains(&q.id));
-        let new = insert(s, &p.new, &req.worker);
-        if let Some(snap) = p.snapshot {
-            s.snapshot = Some(snap);
-        }
-        let mut out = state.retried;
-        out.extend(new);
-        if let Some(k) = key {
-            s.claim_keys.insert(k.to_string(), (Instant::now(), out.iter().map(|t| (t.number, t.epoch)).collect()));
-        }
+        // The claim works on a copy, kept only when it succeeds.
+        let mut tx = MemClaim { s: s.clone() };
+        let out = claim::ready(claim::claim(&mut tx, study, req, key, plan))?;
+        *s = tx.s;
         Ok(out)
     }
 
@@ -345,7 +321,119 @@ impl Storage for MemoryStorage {
     fn heartbeat(&self, study: &str, number: u64, epoch: u64) -> Result<()> {
         let mut studies = self.lock();
         let s = find(&mut studies, study)?;
-        leased(s, study, number, epoch)?.heartbeat = Instant::now();
+        let now = s.now();
+        leased(s, study, number, epoch)?.heartbeat = now;
+        Ok(())
+    }
+}
+
+/// A claim's transaction: a copy of the study, written back on success.
+struct MemClaim {
+    s: MemStudy,
+}
+
+impl MemClaim {
+    fn trial(&mut self, number: u64) -> Option<&mut MemTrial> {
+        usize::try_from(number).ok().and_then(|i| self.s.trials.get_mut(i))
+    }
+}
+
+impl ClaimTx for MemClaim {
+    async fn hold(&mut self) -> Result<Hold> {
+        Ok(Hold { shared: self.s.shared, run_lock: self.s.lock.as_ref().map(|l| l.stored(self.s.now())) })
+    }
+
+    async fn find_key(&mut self, key: &str, days: u32) -> Result<Option<String>> {
+        let ttl = std::time::Duration::from_secs(86_400 * u64::from(days));
+        let now = self.s.now();
+        self.s.claim_keys.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
+        Ok(self.s.claim_keys.get(key).map(|(_, claimed)| claimed.clone()))
+    }
+
+    async fn trials(&mut self, numbers: &[u64]) -> Result<Vec<Trial>> {
+        Ok(numbers.iter().filter_map(|&n| self.trial(n).map(|t| t.trial.clone())).collect())
+    }
+
+    async fn mark_shared(&mut self) -> Result<()> {
+        self.s.shared = true;
+        Ok(())
+    }
+
+    async fn stale(&mut self, grace_s: f64) -> Result<Vec<(u64, u64)>> {
+        let now = self.s.now();
+        Ok(self
+            .s
+            .trials
+            .iter()
+            .filter(|t| !t.trial.state.is_finished() && now.duration_since(t.heartbeat).as_secs_f64() > grace_s)
+            .map(|t| (t.trial.number, u64::from(t.retries)))
+            .collect())
+    }
+
+    async fn re_lease(&mut self, numbers: &[u64], worker: &str) -> Result<Vec<Trial>> {
+        let now = self.s.now();
+        let mut out = Vec::with_capacity(numbers.len());
+        for &n in numbers {
+            if let Some(t) = self.trial(n) {
+                t.retries += 1;
+                t.trial.epoch = t.trial.epoch.saturating_add(1);
+                t.worker = worker.to_string();
+                t.heartbeat = now;
+                out.push(t.trial.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn fail(&mut self, number: u64, reason: &str) -> Result<()> {
+        let now = self.s.now();
+        if let Some(t) = self.trial(number) {
+            t.trial.state = TrialState::Failed { reason: reason.to_string() };
+            t.heartbeat = now;
+        }
+        Ok(())
+    }
+
+    async fn read(&mut self) -> Result<Read> {
+        let trials = &self.s.trials;
+        Ok(Read {
+            snapshot: self.s.snapshot.clone(),
+            untold: trials.iter().filter(|t| !t.told && t.trial.state.is_finished()).map(|t| t.trial.clone()).collect(),
+            total: trials.len() as u64,
+            running: trials.iter().filter(|t| !t.trial.state.is_finished()).count() as u64,
+            last_batch: trials.iter().map(|t| t.trial.batch).max().unwrap_or(0),
+            closed: self.s.record.closed,
+            queued: self.s.queue.iter().take(ClaimState::QUEUED_READ).cloned().collect(),
+        })
+    }
+
+    async fn dequeue(&mut self, ids: &[u64]) -> Result<()> {
+        self.s.queue.retain(|q| !ids.contains(&q.id));
+        Ok(())
+    }
+
+    async fn mark_told(&mut self, numbers: &[u64]) -> Result<Vec<u64>> {
+        let mut found = Vec::with_capacity(numbers.len());
+        for &n in numbers {
+            if let Some(t) = self.trial(n) {
+                t.told |= t.trial.state.is_finished();
+                found.push(n);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert(&mut self, _first: u64, trials: &[NewTrial], worker: &str) -> Result<Vec<Trial>> {
+        Ok(insert(&mut self.s, trials, worker))
+    }
+
+    async fn store_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<()> {
+        self.s.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+
+    async fn store_key(&mut self, key: &str, claimed: &str) -> Result<()> {
+        self.s.claim_keys.insert(key.to_string(), (self.s.now(), claimed.to_string()));
         Ok(())
     }
 }

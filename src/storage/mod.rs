@@ -13,11 +13,14 @@ use crate::optim::Snapshot;
 use crate::space::Config;
 use crate::trial::{Trial, TrialState};
 
+mod claim;
 mod common;
+mod lock;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
+pub use lock::{LOCK_GRACE, LOCK_HEARTBEAT};
 pub use memory::MemoryStorage;
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -150,13 +153,9 @@ impl Owner {
         Owner { id: format!("{host}:{pid}:{nanos}"), host, pid }
     }
 
-    /// Whether this owner's process still runs (only knowable on this host;
-    /// an owner on another host is assumed alive).
-    pub fn is_alive(&self) -> bool {
-        let here = Owner::current();
-        if here.host != self.host {
-            return true;
-        }
+    /// Whether a process with this owner's pid exists on this host (which
+    /// says nothing about an owner on another host).
+    pub fn process_exists(&self) -> bool {
         std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
@@ -282,8 +281,12 @@ pub trait Storage: Send + Sync {
     fn find_study(&self, name: &str) -> Result<Option<StudyRecord>>;
     /// Every study with its trial counts, oldest first.
     fn list_studies(&self) -> Result<Vec<StudySummary>>;
-    /// Take the study for this owner. Fails with [`crate::error::Error::Locked`]
-    /// when a live owner holds it; a dead owner's hold is taken over.
+    /// Take the study's run lock for this owner, or refresh its heartbeat
+    /// when the owner holds it already (a holder calls this every
+    /// [`LOCK_HEARTBEAT`]). Fails with [`crate::error::Error::Locked`] when
+    /// another owner holds it and is alive: it heartbeat within
+    /// [`LOCK_GRACE`] (by the storage's clock) and, on this host, its
+    /// process exists. A dead owner's lock is taken over, from any host.
     fn acquire(&self, study: &str, owner: &Owner) -> Result<()>;
     /// Give the study back (no-op if `owner` does not hold it).
     fn release(&self, study: &str, owner: &Owner) -> Result<()>;

@@ -113,7 +113,10 @@ impl Evaluations {
 
     /// Evaluate trials on the pool; each result arrives on the returned
     /// channel, with its trial number, as soon as it finishes.
-    pub fn start(&self, trials: Vec<(u64, Config)>) -> mpsc::Receiver<(u64, std::result::Result<Measurement, EvalError>)> {
+    pub fn start(
+        &self,
+        trials: Vec<(u64, Config)>,
+    ) -> mpsc::Receiver<(u64, std::result::Result<Measurement, EvalError>)> {
         let (tx, rx) = mpsc::channel();
         for (number, config) in trials {
             let tx = tx.clone();

@@ -21,8 +21,8 @@ mod stored;
 mod worker;
 
 pub use evaluation::{Evaluations, Judged, evaluate};
-pub use run::{RunOptions, RunReport, StopReason, Study};
 pub(crate) use run::observed;
+pub use run::{RunOptions, RunReport, StopReason, Study};
 pub use session::{Session, SessionOptions, Suggestion};
 pub use shared::{Claimed, Leases, Report, SharedStudy};
 pub use stored::read_spec;

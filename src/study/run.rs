@@ -24,7 +24,7 @@ use crate::eval::Evaluator;
 use crate::objective::{Objectives, Outcome};
 use crate::optim::{self, Observed, Optimizer};
 use crate::spec::Spec;
-use crate::storage::{Finished, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot};
+use crate::storage::{Finished, LOCK_HEARTBEAT, NewTrial, Owner, SnapshotPoint, Storage, StoredSnapshot};
 use crate::trial::{Trial, TrialState};
 
 /// Why a run stopped.
@@ -165,11 +165,60 @@ pub struct Study {
     gradients: BTreeMap<u64, Vec<f64>>,
     /// Configurations of an earlier study to evaluate first (see [`Study::warm_start`]).
     warm: Vec<NewTrial>,
+    /// Keeps the run lock's heartbeat going while the study is open.
+    lock_beat: LockBeat,
 }
 
 impl Drop for Study {
     fn drop(&mut self) {
+        self.lock_beat.stop();
         let _ = self.storage.release(&self.spec.name, &self.owner);
+    }
+}
+
+/// A thread that heartbeats the study's run lock every [`LOCK_HEARTBEAT`]
+/// (by taking it again), so that another host can tell this run from a
+/// crashed one. When the lock was lost (taken over after this process
+/// stalled past the grace period), it sets the stop flag.
+struct LockBeat {
+    quit: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LockBeat {
+    fn start(storage: Arc<dyn Storage>, study: String, owner: Owner, stop: Arc<AtomicBool>) -> LockBeat {
+        let quit = Arc::new(AtomicBool::new(false));
+        let q = quit.clone();
+        let thread = std::thread::Builder::new()
+            .name("knobs-lock".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !q.load(AtomicOrdering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if last.elapsed() < LOCK_HEARTBEAT {
+                        continue;
+                    }
+                    last = Instant::now();
+                    match storage.acquire(&study, &owner) {
+                        Ok(()) => {}
+                        Err(e @ Error::Locked(_)) => {
+                            tracing::error!(study = %study, "lost the study's lock, stopping after the trials in flight: {e}");
+                            stop.store(true, AtomicOrdering::SeqCst);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(study = %study, "could not heartbeat the study's lock, retrying: {e}"),
+                    }
+                }
+            })
+            .ok();
+        LockBeat { quit, thread }
+    }
+
+    fn stop(&mut self) {
+        self.quit.store(true, AtomicOrdering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -206,6 +255,8 @@ impl Study {
         storage.acquire(&name, &owner)?;
         let optimizer = optim::build(&spec.optimizer, &spec.problem())?;
         let evals = Evaluations::new(evaluator, spec.parallelism, &spec.name, spec.base_dir.clone())?;
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        let lock_beat = LockBeat::start(storage.clone(), name.clone(), owner.clone(), stop_flag.clone());
         let mut study = Study {
             evals,
             spec,
@@ -215,7 +266,8 @@ impl Study {
             trials: Vec::new(),
             pending_batch: None,
             resumed: false,
-            stop_flag: Arc::new(AtomicBool::new(false)),
+            stop_flag,
+            lock_beat,
             tally: Tally { next_batch: 1, ..Tally::default() },
             gradients: BTreeMap::new(),
             warm: Vec::new(),
