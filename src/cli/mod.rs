@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::recommend::{Recommendations, recommend};
 use crate::report::{self, Convergence, PlotFormat};
 use crate::spec::Spec;
@@ -222,10 +222,10 @@ struct RunArgs {
 
 /// Exit code for an error.
 fn code(e: &Error) -> i32 {
-    match e {
-        Error::Invalid(_) | Error::Config(_) => 2,
-        Error::Locked(_) => 3,
-        _ => 1,
+    match e.kind() {
+        ErrorKind::BadInput => 2,
+        ErrorKind::Locked => 3,
+        ErrorKind::Refused | ErrorKind::NotFound | ErrorKind::Unavailable | ErrorKind::Internal => 1,
     }
 }
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{Error, Problem};
+use crate::error::{Error, ErrorKind, Problem};
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -60,19 +60,24 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        let status = match e.kind() {
+            ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+            ErrorKind::Refused | ErrorKind::Locked => StatusCode::CONFLICT,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
         match e {
             Error::Invalid(p) => {
                 let field = p.items.first().map(|i| i.path.clone());
                 let error = p.items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
-                ApiError { status: StatusCode::BAD_REQUEST, body: ErrorBody { error, field, problems: p.items } }
+                ApiError { status, body: ErrorBody { error, field, problems: p.items } }
             }
-            Error::Config(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
-            Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
-            Error::Locked(m) => ApiError::new(StatusCode::CONFLICT, m),
-            Error::Refused(m) => ApiError::new(StatusCode::CONFLICT, m),
             other => {
-                tracing::error!("request failed: {other}");
-                ApiError::internal(other)
+                if status.is_server_error() {
+                    tracing::error!("request failed: {other}");
+                }
+                ApiError::new(status, other.to_string())
             }
         }
     }
