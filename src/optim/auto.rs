@@ -32,11 +32,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, registry, restore_from, snapshot_of};
+use super::{
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, StateCodec, Tickets, registry, sanitized,
+};
 use crate::error::Result;
 
-const NAME: &str = "auto";
-const VERSION: u32 = 1;
+/// The registry name and state format of `auto`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("auto", 1);
 /// Budgets up to this many trials are spent on the GP model only.
 pub const SMALL_BUDGET: u64 = 200;
 
@@ -116,7 +118,7 @@ struct State {
     phase: usize,
     /// Candidates the current phase has proposed.
     asked_in_phase: u64,
-    next_ticket: u64,
+    next_ticket: Tickets,
     /// Our ticket → (phase, the inner optimizer's ticket).
     tickets: BTreeMap<u64, (usize, u64)>,
     /// Every observation, kept while another phase may follow.
@@ -192,7 +194,7 @@ impl Auto {
         let state = State {
             phase: 0,
             asked_in_phase: 0,
-            next_ticket: 0,
+            next_ticket: Tickets::default(),
             tickets: BTreeMap::new(),
             history: Vec::new(),
             chosen: Default::default(),
@@ -221,7 +223,8 @@ impl Auto {
         if self.phases[k].optimizer == "gradient" && noisy(&self.problem.dims, &self.state.history) {
             chosen.insert("method".into(), serde_json::json!("spsa"));
         }
-        self.inner = build_phase(&self.problem, &self.phases, k, self.used().max(self.state.next_ticket), &chosen)?;
+        let used = self.used().max(self.state.next_ticket.peek());
+        self.inner = build_phase(&self.problem, &self.phases, k, used, &chosen)?;
         self.state.chosen = chosen;
         let told: Vec<Observed> = self
             .state
@@ -249,7 +252,7 @@ impl Auto {
 
 impl Optimizer for Auto {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -275,8 +278,7 @@ impl Optimizer for Auto {
                 continue;
             }
             for c in got {
-                let ticket = self.state.next_ticket;
-                self.state.next_ticket += 1;
+                let ticket = self.state.next_ticket.issue();
                 self.state.asked_in_phase += 1;
                 self.state.tickets.insert(ticket, (self.state.phase, c.ticket));
                 out.push(Candidate { ticket, x: c.x });
@@ -297,7 +299,9 @@ impl Optimizer for Auto {
                 _ => None,
             };
             if self.state.phase + 1 < self.phases.len() {
-                self.state.history.push(Told { x: r.x.clone(), value: r.value, violation: r.violation });
+                // Sanitized, so that the history reads back from a snapshot as it was.
+                let safe = sanitized(r.x.clone(), r);
+                self.state.history.push(Told { x: safe.x, value: safe.value, violation: safe.violation });
             }
             inner.push(Observed { ticket, ..r.clone() });
         }
@@ -307,11 +311,11 @@ impl Optimizer for Auto {
     fn snapshot(&self) -> Result<Snapshot> {
         let mut state = self.state.clone();
         state.inner = self.inner.snapshot()?;
-        snapshot_of(NAME, VERSION, &state)
+        CODEC.snapshot(&state, self.problem.dim())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        let state: State = restore_from(NAME, VERSION, snapshot)?;
+        let state: State = CODEC.restore(snapshot, self.problem.dim())?;
         let mut inner = build_phase(&self.problem, &self.phases, state.phase, 0, &state.chosen)?;
         inner.restore(&state.inner)?;
         self.inner = inner;

@@ -41,17 +41,17 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use crate::cube::sobol_point;
 use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of,
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Snapshot, StateCodec, Tickets, foreign, reflect,
 };
+use crate::cube::sobol_point;
 use crate::error::Result;
 use crate::surrogate::gp::kinds_of;
 use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{Acquisition, FitOptions, Gp, Hyper, InputKind, OutputTransform, acquisition, lbfgs};
 
-const NAME: &str = "bayes";
-const VERSION: u32 = 1;
+/// The registry name and state format of `bayes`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("bayes", 1);
 const STREAM: u64 = 0xBA7E5;
 /// Above this many observations hyperparameters are fitted on a subset.
 const FIT_SUBSET: usize = 200;
@@ -112,11 +112,11 @@ struct Obs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
     asks: u64,
     sobol_index: u64,
     observed: Vec<Obs>,
-    pending: Vec<(u64, Vec<f64>)>,
+    pending: Pending<(u64, Vec<f64>)>,
     hyper: Option<Hyper>,
     hyper_n: usize,
     #[serde(default)]
@@ -165,11 +165,11 @@ impl Bayes {
             config,
             state: State {
                 rng: Rng::new(problem.seed, STREAM),
-                next_ticket: 0,
+                next_ticket: Tickets::default(),
                 asks: 0,
                 sobol_index: 0,
                 observed: Vec::new(),
-                pending: Vec::new(),
+                pending: Pending::default(),
                 hyper: None,
                 hyper_n: 0,
                 constraint_hyper: Vec::new(),
@@ -541,7 +541,7 @@ impl Model {
 
 impl Optimizer for Bayes {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -560,8 +560,8 @@ impl Optimizer for Bayes {
             let model = self.build_model().inspect_err(|e| tracing::warn!("bayes: {e}; sampling quasi-randomly"));
             match model {
                 Ok(Some(mut model)) => {
-                    for (_, x) in self.state.pending.clone() {
-                        model.add_fantasy(&x, self.config.fantasy);
+                    for (_, x) in self.state.pending.iter() {
+                        model.add_fantasy(x, self.config.fantasy);
                     }
                     for x in &out {
                         model.add_fantasy(x, self.config.fantasy);
@@ -582,38 +582,28 @@ impl Optimizer for Bayes {
                 }
             }
         }
-        let mut cands = Vec::with_capacity(out.len());
-        for x in out {
-            let ticket = self.state.next_ticket;
-            self.state.next_ticket += 1;
-            self.state.pending.push((ticket, x.clone()));
-            cands.push(Candidate { ticket, x });
-        }
-        Ok(cands)
+        let state = &mut self.state;
+        Ok(out.into_iter().map(|x| state.pending.hand_out(&mut state.next_ticket, |ticket| (ticket, x))).collect())
     }
 
     fn tell(&mut self, results: &[Observed]) -> Result<()> {
         for r in results {
-            if let Some(t) = r.ticket {
-                self.state.pending.retain(|(p, _)| *p != t);
+            self.state.pending.take(r.ticket);
+            // Own or not, a result is modelled at the point told (which is
+            // where the trial was stored, after the caller's clamping).
+            if let Some(o) = foreign(r, self.dims.len()) {
+                self.state.observed.push(Obs { x: o.x, value: o.value, violation: o.violation, slacks: o.slacks });
             }
-            if r.x.len() != self.dims.len() {
-                continue;
-            }
-            let mut x = r.x.clone();
-            super::clamp_unit(&mut x);
-            let o = sanitized(x, r);
-            self.state.observed.push(Obs { x: o.x, value: o.value, violation: o.violation, slacks: o.slacks });
         }
         Ok(())
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(NAME, VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         Ok(())
     }
 }

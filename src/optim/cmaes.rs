@@ -22,14 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use super::bounds;
 use super::rng::Rng;
-use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, clamp_unit, restore_from, snapshot_of,
-};
-use crate::error::{Error, Result};
+use super::{Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, StateCodec, foreign, sanitized};
+use crate::error::Result;
 use crate::stats::{median, normal_quantile};
 
-const NAME: &str = "cmaes";
-const VERSION: u32 = 1;
+/// The registry name and state format of `cmaes`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("cmaes", 1);
 /// RNG streams: restarts (means, regime draws) and each generation's samples.
 const STREAM_MAIN: u64 = 0x00C3_A5E5;
 const STREAM_GENERATION: u64 = 0x00C3_A5E6;
@@ -194,9 +192,8 @@ struct Told {
 
 impl Told {
     fn of(o: &Observed) -> Told {
-        let value = o.value.filter(|v| v.is_finite());
-        let violation = if o.violation.is_nan() { f64::MAX } else { o.violation.clamp(0.0, f64::MAX) };
-        Told { value, violation }
+        let safe = sanitized(Vec::new(), o);
+        Told { value: safe.value, violation: safe.violation }
     }
     fn as_observed(&self) -> Observed {
         Observed {
@@ -353,7 +350,7 @@ impl CmaEs {
     pub fn new(problem: &Problem, config: CmaEsConfig) -> Result<Self> {
         let n = problem.dim();
         if n == 0 {
-            return Err(Error::optimizer(NAME, "the space has no parameters to search"));
+            return Err(CODEC.error("the space has no parameters to search"));
         }
         let mut check = OptionCheck::default();
         if let Some(p) = config.population
@@ -508,16 +505,17 @@ impl CmaEs {
         let Some(ticket) = o.ticket else {
             // Foreign points steer the first run's start; later ones cannot
             // enter a generation without biasing its update.
-            if self.state.run.is_none() && o.x.len() == self.n() && o.value.is_some() {
-                let told = Told::of(o);
+            if self.state.run.is_none()
+                && let Some(o) = foreign(o, self.n())
+                && o.value.is_some()
+            {
+                let told = Told::of(&o);
                 let better = match &self.state.foreign {
                     None => true,
                     Some((_, best)) => told.as_observed().cmp_quality(&best.as_observed()).is_lt(),
                 };
-                if better && told.value.is_some() {
-                    let mut x = o.x.clone();
-                    clamp_unit(&mut x);
-                    self.state.foreign = Some((x, told));
+                if better {
+                    self.state.foreign = Some((o.x, told));
                 }
             }
             return;
@@ -743,7 +741,7 @@ impl CmaEs {
         let run = self.state.run.take().expect("a run to end");
         self.cache = None;
         tracing::debug!(
-            optimizer = NAME,
+            optimizer = CODEC.name,
             reason = stop.reason,
             evals = run.evals,
             lambda = run.lambda,
@@ -826,7 +824,7 @@ impl CmaEs {
 
 impl Optimizer for CmaEs {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -866,18 +864,16 @@ impl Optimizer for CmaEs {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.n())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        let state: State = restore_from(NAME, VERSION, snapshot)?;
+        let state: State = CODEC.restore(snapshot, self.n())?;
+        // Snapshots taken before they recorded their dimension: the run's mean tells it.
         if let Some(run) = &state.run
             && run.mean.len() != self.n()
         {
-            return Err(Error::optimizer(
-                NAME,
-                format!("snapshot is for {} parameters, the space has {}", run.mean.len(), self.n()),
-            ));
+            return Err(CODEC.wrong_dim(run.mean.len(), self.n()));
         }
         self.state = state;
         self.cache = None;

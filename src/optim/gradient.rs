@@ -68,14 +68,15 @@ use serde::{Deserialize, Serialize};
 
 use super::bounds::{from_unit, to_unit};
 use super::rng::Rng;
-use crate::cube::sobol_point;
 use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of,
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Ticketed,
+    Tickets, reflect,
 };
-use crate::error::{Error, Result};
+use crate::cube::sobol_point;
+use crate::error::Result;
 
-const NAME: &str = "gradient";
-const VERSION: u32 = 1;
+/// The registry name and state format of `gradient`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("gradient", 1);
 /// RNG streams: the design's scramble seed and SPSA's perturbations.
 const STREAM_DESIGN: u64 = 0x06AD_1E47;
 const STREAM_SPSA: u64 = 0x06AD_1E48;
@@ -214,11 +215,21 @@ enum Role {
     Walk { id: u32, k: u64, pair: usize, side: usize },
 }
 
+/// A pending candidate and what it is for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
+struct Asked {
     ticket: u64,
     x: Vec<f64>,
     role: Role,
+}
+
+impl Ticketed for Asked {
+    fn ticket(&self) -> u64 {
+        self.ticket
+    }
+    fn x(&self) -> &[f64] {
+        &self.x
+    }
 }
 
 /// One L-BFGS start: argmin runs from `z0` (which decodes to `x0` exactly).
@@ -318,14 +329,14 @@ struct Best {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
     /// Next index into the Sobol design.
     next_design: u64,
     next_run: u32,
     starts_done: u32,
     finished: bool,
     run: Option<Run>,
-    pending: Vec<Pending>,
+    pending: Pending<Asked>,
     best: Option<Best>,
     /// Design points evaluated while a start waited (best first).
     scouts: Vec<Entry>,
@@ -350,7 +361,7 @@ impl Gradient {
     pub fn new(problem: &Problem, config: GradientConfig) -> Result<Self> {
         let d = problem.dim();
         if d == 0 {
-            return Err(Error::optimizer(NAME, "the space has no parameters to search"));
+            return Err(CODEC.error("the space has no parameters to search"));
         }
         let mut check = OptionCheck::default();
         let spsa = config.method == Method::Spsa;
@@ -414,13 +425,13 @@ impl Gradient {
             settings,
             state: State {
                 rng: Rng::new(problem.seed, STREAM_SPSA),
-                next_ticket: 0,
+                next_ticket: Tickets::default(),
                 next_design: 0,
                 next_run: 0,
                 starts_done: 0,
                 finished: false,
                 run: None,
-                pending: Vec::new(),
+                pending: Pending::default(),
                 best: None,
                 scouts: Vec::new(),
                 worst_feasible: None,
@@ -450,10 +461,7 @@ impl Gradient {
     }
 
     fn candidate(&mut self, x: Vec<f64>, role: Role) -> Candidate {
-        let ticket = self.state.next_ticket;
-        self.state.next_ticket += 1;
-        self.state.pending.push(Pending { ticket, x: x.clone(), role });
-        Candidate { ticket, x }
+        self.state.pending.hand_out(&mut self.state.next_ticket, |ticket| Asked { ticket, x, role })
     }
 
     /// Design points for asks that nothing else can answer.
@@ -971,7 +979,7 @@ impl GradientFn for &Local<'_> {
 
 impl Optimizer for Gradient {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -997,24 +1005,23 @@ impl Optimizer for Gradient {
                 return Ok(out);
             }
         }
-        Err(Error::optimizer(NAME, "found no point to ask in 1000 rounds (a defect; please report it)"))
+        Err(CODEC.error("found no point to ask in 1000 rounds (a defect; please report it)"))
     }
 
     fn tell(&mut self, results: &[Observed]) -> Result<()> {
-        let d = self.dims.len();
         for o in results {
-            let at = o.ticket.and_then(|t| self.state.pending.iter().position(|p| p.ticket == t));
-            let Some(pending) = at.map(|i| self.state.pending.remove(i)) else {
-                // A foreign point (or an unknown ticket): a candidate start.
-                if o.x.len() == d {
-                    let told = sanitized(o.x.clone(), o);
+            let (pending, told) = match self.state.pending.settle(o, self.dims.len()) {
+                Settled::Own(pending, told) => (pending, told),
+                Settled::Foreign(told) => {
+                    // A candidate start.
                     let known = self.known_of(&told);
                     self.note_gradient(&told);
-                    self.note_best(told, Entry { x: o.x.clone(), known }, None);
+                    let x = told.x.clone();
+                    self.note_best(told, Entry { x, known }, None);
+                    continue;
                 }
-                continue;
+                Settled::Unusable => continue,
             };
-            let told = sanitized(pending.x.clone(), o);
             let known = self.known_of(&told);
             self.note_gradient(&told);
             let found_in = match (pending.role, self.state.run.as_mut()) {
@@ -1041,11 +1048,11 @@ impl Optimizer for Gradient {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(NAME, VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         self.memo = RefCell::new(Memo::default());
         Ok(())
     }

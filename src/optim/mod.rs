@@ -16,6 +16,7 @@ pub mod auto;
 pub mod bayes;
 pub(crate) mod bounds;
 pub mod cmaes;
+mod codec;
 pub mod genetic;
 pub mod gradient;
 pub mod random;
@@ -23,10 +24,13 @@ pub mod registry;
 pub use crate::rng;
 pub mod sobol;
 pub mod swarm;
+mod tickets;
 
-pub use crate::cube::{Dim, clamp_unit};
 pub(crate) use crate::cube::reflect;
+pub use crate::cube::{Dim, clamp_unit};
+pub use codec::StateCodec;
 pub use registry::{OptimizerSpec, build, names};
+pub(crate) use tickets::{Pending, Settled, Ticketed, Tickets, foreign, sanitized};
 
 /// The problem an optimizer is built for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,29 +152,6 @@ pub trait Optimizer: Send {
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
 }
 
-/// Serialize an optimizer's state struct into a [`Snapshot`].
-pub fn snapshot_of<T: Serialize>(name: &str, version: u32, state: &T) -> Result<Snapshot> {
-    Ok(Snapshot { optimizer: name.to_string(), version, state: serde_json::to_value(state)? })
-}
-
-/// Read a state struct back from a [`Snapshot`], checking name and version.
-pub fn restore_from<T: for<'de> Deserialize<'de>>(name: &str, version: u32, snapshot: &Snapshot) -> Result<T> {
-    if snapshot.optimizer != name {
-        return Err(Error::optimizer(name, format!("snapshot is from optimizer `{}`", snapshot.optimizer)));
-    }
-    if snapshot.version != version {
-        return Err(Error::optimizer(
-            name,
-            format!(
-                "snapshot format version {} is not {version}; the study will be replayed instead",
-                snapshot.version
-            ),
-        ));
-    }
-    serde_json::from_value(snapshot.state.clone())
-        .map_err(|e| Error::optimizer(name, format!("snapshot does not match this version: {e}")))
-}
-
 /// Collects every bad option of an optimizer's config, so that a spec
 /// reports them all at once, each at its path `optimizer.<option>`.
 #[derive(Default)]
@@ -188,16 +169,4 @@ impl OptionCheck {
             Err(Error::Invalid(crate::error::Problems { source: "spec".into(), items: self.0 }))
         }
     }
-}
-
-/// A told result as an optimizer stores it: its own copy of the coordinates,
-/// non-finite numbers made safe (a NaN or infinite value counts as a failed
-/// evaluation, a NaN or infinite violation as the largest one, a gradient
-/// with a non-finite component as none).
-pub(crate) fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
-    let value = o.value.filter(|v| v.is_finite());
-    let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
-    let gradient = o.gradient.clone().filter(|g| value.is_some() && g.iter().all(|v| v.is_finite()));
-    let slacks = if o.slacks.iter().all(|v| v.is_finite()) { o.slacks.clone() } else { Vec::new() };
-    Observed { ticket: None, x, value, violation, gradient, slacks }
 }
