@@ -32,9 +32,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, StateCodec, Tickets, registry, sanitized,
-};
+use super::bayes::{Bayes, BayesConfig};
+use super::cmaes::{CmaEs, CmaEsConfig};
+use super::genetic::{Genetic, GeneticConfig};
+use super::gradient::{Gradient, GradientConfig, Method};
+use super::{Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, StateCodec, Tickets, sanitized};
 use crate::error::Result;
 
 /// The registry name and state format of `auto`.
@@ -53,19 +55,82 @@ pub struct AutoConfig {
     pub refine_share: Option<f64>,
 }
 
-/// One phase of the plan: an optimizer, its options, and how many
+/// An optimizer a phase runs, with its options: typed, and built directly,
+/// so that an option renamed in its optimizer is a compile error here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhaseOptimizer {
+    /// Bayesian optimization (the model phase).
+    Bayes(BayesConfig),
+    /// CMA-ES, from the best point so far.
+    Cmaes(CmaEsConfig),
+    /// The genetic algorithm, for mostly categorical spaces.
+    Genetic(GeneticConfig),
+    /// The final local refinement.
+    Gradient(GradientConfig),
+}
+
+impl PhaseOptimizer {
+    /// The registry name of the optimizer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PhaseOptimizer::Bayes(_) => super::bayes::CODEC.name,
+            PhaseOptimizer::Cmaes(_) => super::cmaes::CODEC.name,
+            PhaseOptimizer::Genetic(_) => super::genetic::CODEC.name,
+            PhaseOptimizer::Gradient(_) => super::gradient::CODEC.name,
+        }
+    }
+
+    fn build(&self, problem: &Problem) -> Result<Box<dyn Optimizer>> {
+        Ok(match self {
+            PhaseOptimizer::Bayes(c) => Box::new(Bayes::new(problem, c.clone())?),
+            PhaseOptimizer::Cmaes(c) => Box::new(CmaEs::new(problem, c.clone())?),
+            PhaseOptimizer::Genetic(c) => Box::new(Genetic::new(problem, c.clone())?),
+            PhaseOptimizer::Gradient(c) => Box::new(Gradient::new(problem, c.clone())?),
+        })
+    }
+}
+
+/// One phase of the plan: an optimizer with its options, and how many
 /// candidates it proposes (`None`: until the end).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
-    pub optimizer: String,
-    pub options: serde_json::Map<String, serde_json::Value>,
+    /// The optimizer and its options.
+    pub optimizer: PhaseOptimizer,
+    /// Candidates it proposes before the next phase (`None`: until the end).
     pub trials: Option<u64>,
 }
 
 impl Phase {
-    fn new(optimizer: &str, trials: Option<u64>) -> Self {
-        Phase { optimizer: optimizer.into(), options: Default::default(), trials }
+    fn new(optimizer: PhaseOptimizer, trials: Option<u64>) -> Self {
+        Phase { optimizer, trials }
     }
+}
+
+/// What `auto` decides at the switch into a phase, on top of the plan's
+/// options: the refinement's method, from the measured noise. Serialized as
+/// the options it sets (`{}` or `{"method": "spsa"}`), the shape snapshots
+/// have always stored it in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chosen {
+    /// The gradient phase's method (`spsa` when the objective is noisy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+}
+
+impl Chosen {
+    /// The phase's optimizer with these choices applied.
+    fn apply(&self, optimizer: &PhaseOptimizer) -> PhaseOptimizer {
+        let mut optimizer = optimizer.clone();
+        if let (Some(method), PhaseOptimizer::Gradient(config)) = (self.method, &mut optimizer) {
+            config.method = method;
+        }
+        optimizer
+    }
+}
+
+fn bayes() -> PhaseOptimizer {
+    PhaseOptimizer::Bayes(BayesConfig::default())
 }
 
 /// The plan `auto` follows for a problem (documented in the module table).
@@ -75,20 +140,20 @@ pub fn plan(problem: &Problem, config: &AutoConfig) -> Vec<Phase> {
     let all_continuous = problem.dims.iter().all(|d| matches!(d, Dim::Continuous));
     let mostly_categorical = 2 * categorical > d;
     match problem.budget {
-        Some(b) if b <= SMALL_BUDGET && config.model_trials.is_none() => vec![Phase::new("bayes", None)],
+        Some(b) if b <= SMALL_BUDGET && config.model_trials.is_none() => vec![Phase::new(bayes(), None)],
         budget => {
             let model = config.model_trials.unwrap_or(match (budget, mostly_categorical) {
                 (None, _) => SMALL_BUDGET,
                 (Some(_), true) => 100,
                 (Some(_), false) => (10 * d).clamp(50, 150),
             });
-            let mut phases = vec![Phase::new("bayes", Some(model))];
+            let mut phases = vec![Phase::new(bayes(), Some(model))];
             if mostly_categorical {
-                phases.push(Phase::new("genetic", None));
+                phases.push(Phase::new(PhaseOptimizer::Genetic(GeneticConfig::default()), None));
                 return phases;
             }
-            let mut cma = Phase::new("cmaes", None);
-            cma.options.insert("sigma0".into(), serde_json::json!(0.15));
+            let cmaes = CmaEsConfig { sigma0: 0.15, ..Default::default() };
+            let mut cma = Phase::new(PhaseOptimizer::Cmaes(cmaes), None);
             let refine = config.refine_share.unwrap_or(0.05);
             match budget {
                 Some(b) if all_continuous && refine > 0.0 && b > model => {
@@ -96,7 +161,7 @@ pub fn plan(problem: &Problem, config: &AutoConfig) -> Vec<Phase> {
                     cma.trials = Some(b - model - polish);
                     phases.push(cma);
                     if polish > 0 {
-                        phases.push(Phase::new("gradient", None));
+                        phases.push(Phase::new(PhaseOptimizer::Gradient(GradientConfig::default()), None));
                     }
                 }
                 _ => phases.push(cma),
@@ -126,7 +191,7 @@ struct State {
     /// Options chosen at the switch into the current phase (e.g. SPSA for
     /// a noisy refinement), on top of the plan's.
     #[serde(default)]
-    chosen: serde_json::Map<String, serde_json::Value>,
+    chosen: Chosen,
     inner: Snapshot,
 }
 
@@ -163,7 +228,7 @@ fn build_phase(
     phases: &[Phase],
     k: usize,
     used: u64,
-    chosen: &serde_json::Map<String, serde_json::Value>,
+    chosen: &Chosen,
 ) -> Result<Box<dyn Optimizer>> {
     let mut p = problem.clone();
     p.seed = problem.seed.wrapping_add(k as u64 * 0x51ED);
@@ -171,10 +236,7 @@ fn build_phase(
         Some(t) => Some(t),
         None => problem.budget.map(|b| b.saturating_sub(used).max(1)),
     };
-    let mut options = phases[k].options.clone();
-    options.extend(chosen.clone());
-    let spec = registry::OptimizerSpec { name: phases[k].optimizer.clone(), options };
-    registry::build(&spec, &p)
+    chosen.apply(&phases[k].optimizer).build(&p)
 }
 
 impl Auto {
@@ -209,7 +271,7 @@ impl Auto {
     }
 
     /// Options chosen at the switch into the current phase.
-    pub fn chosen(&self) -> &serde_json::Map<String, serde_json::Value> {
+    pub fn chosen(&self) -> &Chosen {
         &self.state.chosen
     }
 
@@ -219,9 +281,11 @@ impl Auto {
 
     fn switch(&mut self) -> Result<()> {
         let k = self.state.phase + 1;
-        let mut chosen = serde_json::Map::new();
-        if self.phases[k].optimizer == "gradient" && noisy(&self.problem.dims, &self.state.history) {
-            chosen.insert("method".into(), serde_json::json!("spsa"));
+        let mut chosen = Chosen::default();
+        if matches!(self.phases[k].optimizer, PhaseOptimizer::Gradient(_))
+            && noisy(&self.problem.dims, &self.state.history)
+        {
+            chosen.method = Some(Method::Spsa);
         }
         let used = self.used().max(self.state.next_ticket.peek());
         self.inner = build_phase(&self.problem, &self.phases, k, used, &chosen)?;
@@ -333,7 +397,7 @@ mod tests {
     }
 
     fn names(p: &[Phase]) -> Vec<&str> {
-        p.iter().map(|p| p.optimizer.as_str()).collect()
+        p.iter().map(|p| p.optimizer.name()).collect()
     }
 
     #[test]
@@ -380,6 +444,18 @@ mod tests {
     }
 
     #[test]
+    fn choices_keep_the_snapshot_format_of_untyped_options() {
+        // Snapshots stored `chosen` as the options map merged into the phase's.
+        let spsa = Chosen { method: Some(Method::Spsa) };
+        assert_eq!(serde_json::to_value(&spsa).unwrap(), serde_json::json!({"method": "spsa"}));
+        assert_eq!(serde_json::to_value(Chosen::default()).unwrap(), serde_json::json!({}));
+        assert_eq!(serde_json::from_value::<Chosen>(serde_json::json!({"method": "spsa"})).unwrap(), spsa);
+        let gradient = PhaseOptimizer::Gradient(GradientConfig::default());
+        let PhaseOptimizer::Gradient(applied) = spsa.apply(&gradient) else { panic!("the phase changed optimizer") };
+        assert_eq!(applied, GradientConfig { method: Method::Spsa, ..Default::default() });
+    }
+
+    #[test]
     fn bad_options_are_reported() {
         let err = Auto::new(
             &problem(vec![Dim::Continuous], None),
@@ -393,7 +469,7 @@ mod tests {
 
     #[test]
     fn a_noisy_objective_is_refined_by_spsa_and_a_smooth_one_by_lbfgs() {
-        for (noise, method) in [(0.0, None), (0.5, Some("spsa"))] {
+        for (noise, method) in [(0.0, None), (0.5, Some(Method::Spsa))] {
             let cfg = AutoConfig { model_trials: Some(15), refine_share: Some(0.2) };
             let mut opt = Auto::new(&problem(vec![Dim::Continuous; 2], Some(120)), cfg).unwrap();
             let mut k = 0u64;
@@ -414,8 +490,8 @@ mod tests {
                 opt.tell(&obs).unwrap();
                 assert!(k < 200, "never reached the refinement");
             }
-            assert_eq!(opt.phases().0[2].optimizer, "gradient");
-            assert_eq!(opt.chosen().get("method").and_then(|m| m.as_str()), method, "noise {noise}");
+            assert_eq!(opt.phases().0[2].optimizer.name(), "gradient");
+            assert_eq!(opt.chosen().method, method, "noise {noise}");
             // The choice survives a snapshot.
             let snap = opt.snapshot().unwrap();
             let mut again = Auto::new(

@@ -70,7 +70,7 @@ pub enum Fantasy {
 }
 
 /// Options of `bayes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BayesConfig {
     /// Size of the Sobol initial design (default: max(5, 2·dims), at most 20).
