@@ -28,14 +28,18 @@
 //!    the points already chosen for the current batch, enter the model as
 //!    fantasies (kriging believer: the posterior mean; or constant liar: the
 //!    worst value), so `parallelism: 8` gives 8 distinct, spread candidates.
-//! 5. **Cost bounds**: hyperparameters are refitted after every new point
-//!    up to 20 observations, then whenever the data grew by 5%, warm-started
-//!    from the last fit (with two fresh starts every tenth ask); beyond 200
-//!    observations on a subset of 200 points (the best third, the rest drawn
-//!    at random). Beyond
-//!    `max_points` observations (default 1000) the GP is conditioned on a
-//!    subset of data: the best third and the most recent rest (subset of
-//!    data, not a sparse approximation), so the ask time stays bounded.
+//! 5. **Cost bounds**: hyperparameters are refitted at every ask while the
+//!    model holds at most 200 observations, then only once it has grown by
+//!    5% since the last fit (every 10th point at 200, every 50th at 1000),
+//!    always warm-started from the last fit (with two fresh starts every
+//!    tenth ask); beyond 200 observations on a subset of 200 points (the
+//!    best third, the rest drawn at random). The feasibility models are
+//!    refitted at every ask up to 200 observations and keep their fit after.
+//!    Beyond `max_points` observations (default 1000) the GP is conditioned
+//!    on a subset of data: the best third and the most recent rest (subset
+//!    of data, not a sparse approximation), so the ask time stays bounded;
+//!    once that subset no longer grows, the hyperparameters stay as last
+//!    fitted.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -210,8 +214,8 @@ impl Bayes {
         let ys: Vec<f64> = idx.iter().map(|&i| transform.forward(raw[i])).collect();
         let n = xs.len();
         // Hyperparameters move little with one more point once there are a
-        // few dozen: refit after every point up to 20, then once the data
-        // grew by 5% (every 3rd point at 60), always warm-started.
+        // few hundred: refit at every ask up to 200 points, then once the
+        // data grew by 5% (every 10th point at 200), always warm-started.
         let refit = self.state.hyper.is_none() || n <= 200 || n * 20 >= self.state.hyper_n * 21;
         let gp = if refit {
             let fit_subset = (n > FIT_SUBSET).then(|| self.fit_subset(&ys));
@@ -335,7 +339,55 @@ impl Bayes {
     /// Choose one point by maximizing the acquisition.
     fn propose(&mut self, model: &Model, chosen: &[Vec<f64>]) -> Vec<f64> {
         let d = self.dims.len();
-        let n = model.gp.len();
+        let cands = self.raw_candidates(model.gp.len());
+        let mut scored: Vec<(f64, usize)> = cands.par_iter().map(|x| model.score(x)).zip(0..cands.len()).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut starts: Vec<Vec<f64>> = Vec::new();
+        for &(_, i) in &scored {
+            if starts.len() >= self.config.starts {
+                break;
+            }
+            if !self.is_known(&cands[i], chosen) {
+                starts.push(cands[i].clone());
+            }
+        }
+        let cat: Vec<(usize, u32)> = self
+            .dims
+            .iter()
+            .enumerate()
+            .filter_map(|(j, d)| match d {
+                Dim::Categorical { choices } => Some((j, *choices)),
+                _ => None,
+            })
+            .collect();
+        let combos: u64 = cat.iter().map(|&(_, c)| c as u64).product();
+        if !cat.is_empty() && combos <= ENUMERATE_LIMIT && !starts.is_empty() {
+            enumerate_choices(&mut starts, &cat, combos);
+        }
+        if starts.is_empty() {
+            // Every scored candidate is known: fall back to a fresh random point.
+            let mut x = self.state.rng.unit_point(d);
+            self.snap(&mut x);
+            return x;
+        }
+        let mut pick = self.polish(model, &starts, chosen);
+        // Many categoricals: try each choice of each categorical in the winner.
+        if combos > ENUMERATE_LIMIT
+            && let Some(x0) = pick.clone()
+        {
+            pick = Some(self.best_choices(model, x0, &cat, chosen));
+        }
+        pick.unwrap_or_else(|| {
+            let mut x = self.state.rng.unit_point(d);
+            self.snap(&mut x);
+            x
+        })
+    }
+
+    /// Points to score: a Sobol set and perturbations of the best
+    /// observations, snapped to what they decode to.
+    fn raw_candidates(&mut self, n: usize) -> Vec<Vec<f64>> {
+        let d = self.dims.len();
         // Scoring cost is O(n²) per point: fewer raw candidates on long histories.
         let raw_count = ((4e8 / ((n * n).max(1) as f64)) as usize).clamp(128, 256 + 32 * d).min(2048);
         let salt = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.state.asks + 1));
@@ -370,46 +422,12 @@ impl Bayes {
         for x in cands.iter_mut() {
             self.snap(x);
         }
-        let mut scored: Vec<(f64, usize)> = cands.par_iter().map(|x| model.score(x)).zip(0..cands.len()).collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut starts: Vec<Vec<f64>> = Vec::new();
-        for &(_, i) in &scored {
-            if starts.len() >= self.config.starts {
-                break;
-            }
-            if !self.is_known(&cands[i], chosen) {
-                starts.push(cands[i].clone());
-            }
-        }
-        let cat: Vec<(usize, u32)> = self
-            .dims
-            .iter()
-            .enumerate()
-            .filter_map(|(j, d)| match d {
-                Dim::Categorical { choices } => Some((j, *choices)),
-                _ => None,
-            })
-            .collect();
-        let combos: u64 = cat.iter().map(|&(_, c)| c as u64).product();
-        if !cat.is_empty() && combos <= ENUMERATE_LIMIT && !starts.is_empty() {
-            let base = starts[0].clone();
-            for mut c in 0..combos {
-                let mut x = base.clone();
-                for &(j, choices) in &cat {
-                    x[j] = ((c % choices as u64) as f64 + 0.5) / choices as f64;
-                    c /= choices as u64;
-                }
-                if !starts.contains(&x) {
-                    starts.push(x);
-                }
-            }
-        }
-        if starts.is_empty() {
-            // Every scored candidate is known: fall back to a fresh random point.
-            let mut x = self.state.rng.unit_point(d);
-            self.snap(&mut x);
-            return x;
-        }
+        cands
+    }
+
+    /// L-BFGS on the acquisition from each start (categoricals fixed at the
+    /// start's choices); the best point found that is not known yet.
+    fn polish(&self, model: &Model, starts: &[Vec<f64>], chosen: &[Vec<f64>]) -> Option<Vec<f64>> {
         let free: Vec<bool> = self.dims.iter().map(|d| !d.is_categorical()).collect();
         let mut results: Vec<(f64, Vec<f64>)> = starts
             .par_iter()
@@ -426,31 +444,41 @@ impl Bayes {
             .collect();
         results.extend(starts.iter().map(|s| (model.score(s), s.clone())));
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut pick = results.iter().find(|(_, x)| !self.is_known(x, chosen)).map(|(_, x)| x.clone());
-        // Many categoricals: try each choice of each categorical in the winner.
-        if combos > ENUMERATE_LIMIT
-            && let Some(x0) = pick.clone()
-        {
-            let mut bx = x0.clone();
-            let mut bs = model.score(&bx);
-            for &(j, choices) in &cat {
-                for c in 0..choices {
-                    let mut x = bx.clone();
-                    x[j] = (c as f64 + 0.5) / choices as f64;
-                    let s = model.score(&x);
-                    if s > bs && !self.is_known(&x, chosen) {
-                        bs = s;
-                        bx = x;
-                    }
+        results.iter().find(|(_, x)| !self.is_known(x, chosen)).map(|(_, x)| x.clone())
+    }
+
+    /// `x0` with each categorical in turn set to its best-scoring choice.
+    fn best_choices(&self, model: &Model, x0: Vec<f64>, cat: &[(usize, u32)], chosen: &[Vec<f64>]) -> Vec<f64> {
+        let mut bx = x0;
+        let mut bs = model.score(&bx);
+        for &(j, choices) in cat {
+            for c in 0..choices {
+                let mut x = bx.clone();
+                x[j] = (c as f64 + 0.5) / choices as f64;
+                let s = model.score(&x);
+                if s > bs && !self.is_known(&x, chosen) {
+                    bs = s;
+                    bx = x;
                 }
             }
-            pick = Some(bx);
         }
-        pick.unwrap_or_else(|| {
-            let mut x = self.state.rng.unit_point(d);
-            self.snap(&mut x);
-            x
-        })
+        bx
+    }
+}
+
+/// Add a start at the best start's other choices: every combination of the
+/// categoricals `cat` (`combos` of them, few enough to enumerate).
+fn enumerate_choices(starts: &mut Vec<Vec<f64>>, cat: &[(usize, u32)], combos: u64) {
+    let base = starts[0].clone();
+    for mut c in 0..combos {
+        let mut x = base.clone();
+        for &(j, choices) in cat {
+            x[j] = ((c % choices as u64) as f64 + 0.5) / choices as f64;
+            c /= choices as u64;
+        }
+        if !starts.contains(&x) {
+            starts.push(x);
+        }
     }
 }
 
