@@ -67,7 +67,9 @@ pub struct AnnealingConfig {
     /// Independent chains, each with at most one pending proposal: the most
     /// evaluations that can run at once. Default `max(parallelism, 4)`.
     pub chains: Option<usize>,
+    /// The cooling schedule (default `auto`).
     pub cooling: Cooling,
+    /// Which coordinates a proposal changes (default `single`).
     pub moves: Moves,
     /// Acceptance rate the step sizes steer towards: higher means smaller,
     /// safer steps; lower means bolder ones.

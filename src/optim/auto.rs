@@ -195,6 +195,7 @@ struct State {
     inner: Snapshot,
 }
 
+/// The `auto` optimizer: runs its plan's phases in turn (see the module docs).
 pub struct Auto {
     problem: Problem,
     phases: Vec<Phase>,
@@ -240,6 +241,8 @@ fn build_phase(
 }
 
 impl Auto {
+    /// Check the options (every bad one is reported), plan the phases for
+    /// the problem and build the first.
     pub fn new(problem: &Problem, config: AutoConfig) -> Result<Self> {
         let mut check = OptionCheck::default();
         if config.model_trials == Some(0) {

@@ -127,6 +127,7 @@ struct State {
     constraint_hyper: Vec<Hyper>,
 }
 
+/// Bayesian optimization with a Gaussian process; see the module docs.
 pub struct Bayes {
     dims: Vec<Dim>,
     kinds: Vec<InputKind>,
@@ -138,6 +139,8 @@ pub struct Bayes {
 }
 
 impl Bayes {
+    /// Check the options (every bad one is reported) and size the initial
+    /// design for the problem.
     pub fn new(problem: &Problem, config: BayesConfig) -> Result<Self> {
         let mut check = OptionCheck::default();
         if config.initial == Some(0) {

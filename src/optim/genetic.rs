@@ -71,6 +71,7 @@ pub struct GeneticConfig {
     /// Probability that a child is bred by crossover rather than copied from
     /// one parent (then only mutated).
     pub crossover_rate: f64,
+    /// Operator for mutating genes (categorical genes always change choice).
     pub mutation: Mutation,
     /// Per-gene mutation probability; default `1/d`, so about one gene per
     /// child changes.

@@ -1,8 +1,27 @@
 //! The registry: the name used in a spec → an optimizer constructor.
 //!
-//! Adding an optimizer: one file under `optim/`, one line in [`ENTRIES`],
-//! one example config in `configs/`; the shared test suite picks it up from
-//! [`names`].
+//! Adding an optimizer `foo` takes exactly this:
+//!
+//! 1. `src/optim/foo.rs` (a `foo/` folder once it outgrows one file), with a
+//!    `pub mod foo;` in `src/optim/mod.rs`. It holds the options struct
+//!    (serde, `deny_unknown_fields`, every option defaulted, checked with
+//!    `OptionCheck` so that all bad options are reported at once),
+//!    `pub(crate) const CODEC: StateCodec = StateCodec::new("foo", 1)`, and
+//!    the optimizer implementing [`Optimizer`]: `name()` is `CODEC.name`,
+//!    `snapshot`/`restore` go through `CODEC` with the problem's dimension,
+//!    tickets come from a `Tickets` counter and pending candidates live in a
+//!    `Pending` book whose `settle` sorts told results into own and foreign.
+//! 2. One entry in [`ENTRIES`] below: `CODEC.name`, a one-line summary (the
+//!    `knobs optimizers` listing) and the constructor.
+//! 3. One example spec, `configs/examples/foo.yaml`.
+//! 4. `foo` in the `suite!` list at the top of `tests/suite/optimizers.rs`:
+//!    the shared suite then runs every property on it as
+//!    `optimizers::foo::<property>`; `every_registered_optimizer_is_in_the_suite`
+//!    fails until the name is there.
+//!
+//! The recorded trajectories (`tests/suite/trajectories.rs`) cover the
+//! optimizers listed there; a new one joins them when they are recorded
+//! again.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,12 +32,16 @@ use crate::error::{Error, Problem as SpecProblem, Problems, Result};
 /// The optimizer section of a spec: a name plus that optimizer's options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerSpec {
+    /// A registered optimizer name ([`names`]).
     pub name: String,
     #[serde(default)]
+    /// That optimizer's options (its config struct, as JSON); empty for
+    /// the defaults.
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
 impl OptimizerSpec {
+    /// The optimizer `name` with its default options.
     pub fn named(name: &str) -> Self {
         OptimizerSpec { name: name.to_string(), options: Default::default() }
     }

@@ -51,6 +51,7 @@ pub struct SwarmConfig {
     pub cognitive: f64,
     /// Pull towards the neighbourhood's best.
     pub social: f64,
+    /// Which particles inform each other: `ring` (default) or `global`.
     pub topology: Topology,
     /// Largest step per coordinate and move, as a fraction of the range.
     pub max_velocity: f64,
