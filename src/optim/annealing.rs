@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
 use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Ticketed,
-    Tickets, reflect,
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
+    reflect, ticketed,
 };
 use crate::cube::sobol_point;
 use crate::error::Result;
@@ -166,14 +166,7 @@ struct Proposal {
     u: f64,
 }
 
-impl Ticketed for Proposal {
-    fn ticket(&self) -> u64 {
-        self.ticket
-    }
-    fn x(&self) -> &[f64] {
-        &self.x
-    }
-}
+ticketed!(Proposal);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
@@ -612,6 +605,7 @@ mod tests {
         let mut all = Vec::new();
         while all.len() < evals {
             let c = sa.ask(batch).unwrap();
+            assert!(!c.is_empty(), "ask({batch}) answered nothing after {} of {evals} evaluations", all.len());
             let told: Vec<Observed> = c.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), f(&c.x))).collect();
             sa.tell(&told).unwrap();
             all.extend(c);
@@ -749,6 +743,7 @@ mod tests {
         let mut n = 0;
         while n < 300 {
             let c = sa.ask(4).unwrap();
+            assert!(!c.is_empty(), "ask(4) answered nothing after {n} of 300 evaluations");
             let told: Vec<Observed> = c
                 .iter()
                 .map(|c| {

@@ -478,6 +478,7 @@ mod tests {
             let mut k = 0u64;
             while opt.phases().1 < 2 {
                 let cands = opt.ask(4).unwrap();
+                assert!(!cands.is_empty(), "auto stopped asking before the refinement");
                 let obs: Vec<Observed> = cands
                     .iter()
                     .map(|c| {

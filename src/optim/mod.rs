@@ -34,7 +34,7 @@ pub(crate) use crate::cube::reflect;
 pub use crate::cube::{Dim, clamp_unit};
 pub use codec::StateCodec;
 pub use registry::{OptimizerSpec, build, names};
-pub(crate) use tickets::{Pending, Settled, Ticketed, Tickets, foreign, sanitized};
+pub(crate) use tickets::{Pending, Settled, Ticketed, Tickets, foreign, sanitized, ticketed};
 
 /// The problem an optimizer is built for.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -447,6 +447,7 @@ mod tests {
         let mut all = Vec::new();
         while all.len() < evals {
             let c = pso.ask(batch).unwrap();
+            assert!(!c.is_empty(), "ask({batch}) answered nothing after {} of {evals} evaluations", all.len());
             let told: Vec<Observed> = c.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), f(&c.x))).collect();
             pso.tell(&told).unwrap();
             all.extend(c);

@@ -35,14 +35,25 @@ pub(crate) trait Ticketed {
     fn x(&self) -> &[f64];
 }
 
-impl Ticketed for Candidate {
-    fn ticket(&self) -> u64 {
-        self.ticket
-    }
-    fn x(&self) -> &[f64] {
-        &self.x
-    }
+/// [`Ticketed`] for structs that keep the candidate as `ticket: u64` and
+/// `x: Vec<f64>` fields.
+macro_rules! ticketed {
+    ($($entry:ty),* $(,)?) => {
+        $(
+            impl $crate::optim::Ticketed for $entry {
+                fn ticket(&self) -> u64 {
+                    self.ticket
+                }
+                fn x(&self) -> &[f64] {
+                    &self.x
+                }
+            }
+        )*
+    };
 }
+pub(crate) use ticketed;
+
+ticketed!(Candidate);
 
 impl Ticketed for (u64, Vec<f64>) {
     fn ticket(&self) -> u64 {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lbfgs::key;
 use crate::optim::rng::Rng;
-use crate::optim::{Observed, Pending, Ticketed, Tickets};
+use crate::optim::{Observed, Pending, Tickets, ticketed};
 
 /// A point's value as the local search sees it, frozen when told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,14 +54,7 @@ pub(super) struct Asked {
     pub(super) role: Role,
 }
 
-impl Ticketed for Asked {
-    fn ticket(&self) -> u64 {
-        self.ticket
-    }
-    fn x(&self) -> &[f64] {
-        &self.x
-    }
-}
+ticketed!(Asked);
 
 /// One L-BFGS start: argmin runs from `z0` (which decodes to `x0` exactly).
 #[derive(Debug, Clone, Serialize, Deserialize)]
