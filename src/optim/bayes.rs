@@ -30,7 +30,7 @@
 //!    worst value), so `parallelism: 8` gives 8 distinct, spread candidates.
 //! 5. **Cost bounds**: hyperparameters are refitted at every ask while the
 //!    model holds at most 200 observations, then only once it has grown by
-//!    5% since the last fit (every 10th point at 200, every 50th at 1000),
+//!    5% since the last fit (every 10th point at 200, every 25th at 500),
 //!    always warm-started from the last fit (with two fresh starts every
 //!    tenth ask); beyond 200 observations on a subset of 200 points (the
 //!    best third, the rest drawn at random). The feasibility models are
