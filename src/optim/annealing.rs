@@ -10,14 +10,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::OptionCheck;
 use super::rng::Rng;
+use super::{
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
+    reflect, ticketed,
+};
 use crate::cube::sobol_point;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::Result;
 
-const NAME: &str = "annealing";
-const VERSION: u32 = 1;
+/// The registry name and state format of `annealing`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("annealing", 1);
 /// RNG stream of this optimizer (independent of the other optimizers' streams).
 const STREAM: u64 = 0x414E_4E45_414C;
 /// Step sizes live in [MIN_STEP, MAX_STEP] (unit-cube units).
@@ -65,7 +67,9 @@ pub struct AnnealingConfig {
     /// Independent chains, each with at most one pending proposal: the most
     /// evaluations that can run at once. Default `max(parallelism, 4)`.
     pub chains: Option<usize>,
+    /// The cooling schedule (default `auto`).
     pub cooling: Cooling,
+    /// Which coordinates a proposal changes (default `single`).
     pub moves: Moves,
     /// Acceptance rate the step sizes steer towards: higher means smaller,
     /// safer steps; lower means bolder ones.
@@ -148,8 +152,9 @@ struct Chain {
     accepted: u64,
 }
 
+/// A pending proposal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
+struct Proposal {
     ticket: u64,
     /// The chain that proposed it; `None` for a point of the initial design.
     chain: Option<usize>,
@@ -161,10 +166,12 @@ struct Pending {
     u: f64,
 }
 
+ticketed!(Proposal);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
     next_sobol: u64,
     /// Results of the initial design (and foreign points) until the chains start.
     samples: Vec<Observed>,
@@ -173,7 +180,7 @@ struct State {
     t0: f64,
     worst_feasible: Option<f64>,
     best: Option<Observed>,
-    pending: Vec<Pending>,
+    pending: Pending<Proposal>,
     /// Where the search for a chain to propose from starts (round robin).
     turn: usize,
     restarts: u64,
@@ -193,6 +200,8 @@ pub struct Annealing {
 }
 
 impl Annealing {
+    /// Check the options (every bad one is reported) and plan the design,
+    /// the chains and the cooling for the problem.
     pub fn new(problem: &Problem, config: AnnealingConfig) -> Result<Self> {
         config.check()?;
         let d = problem.dim();
@@ -226,14 +235,14 @@ impl Annealing {
             sobol_seed: problem.seed ^ STREAM.rotate_left(41),
             state: State {
                 rng: Rng::new(problem.seed, STREAM),
-                next_ticket: 0,
+                next_ticket: Tickets::default(),
                 next_sobol: 0,
                 samples: Vec::new(),
                 chains: Vec::new(),
                 t0: 0.0,
                 worst_feasible: None,
                 best: None,
-                pending: Vec::new(),
+                pending: Pending::default(),
                 turn: 0,
                 restarts: 0,
             },
@@ -302,7 +311,7 @@ impl Annealing {
     }
 
     /// A proposal from chain `c`.
-    fn propose(&mut self, c: usize) -> Pending {
+    fn propose(&mut self, c: usize) -> Proposal {
         let mut x = self.state.chains[c].current.x.clone();
         let movable = self.movable();
         let single = match self.config.moves {
@@ -338,18 +347,14 @@ impl Annealing {
         }
         self.snap(&mut x);
         let u = self.state.rng.uniform();
-        let ticket = self.state.next_ticket;
-        self.state.next_ticket += 1;
-        Pending { ticket, chain: Some(c), x, coord, u }
+        Proposal { ticket: self.state.next_ticket.issue(), chain: Some(c), x, coord, u }
     }
 
-    fn design_point(&mut self) -> Pending {
+    fn design_point(&mut self) -> Proposal {
         let mut x = sobol_point(self.state.next_sobol, self.dims.len(), self.sobol_seed);
         self.state.next_sobol += 1;
         self.snap(&mut x);
-        let ticket = self.state.next_ticket;
-        self.state.next_ticket += 1;
-        Pending { ticket, chain: None, x, coord: None, u: 0.0 }
+        Proposal { ticket: self.state.next_ticket.issue(), chain: None, x, coord: None, u: 0.0 }
     }
 
     /// The next chain to propose from: one without a pending proposal,
@@ -420,7 +425,7 @@ impl Annealing {
     }
 
     /// Accept or reject a told proposal of chain `c`.
-    fn settle(&mut self, c: usize, p: Pending, o: Observed) {
+    fn settle(&mut self, c: usize, p: Proposal, o: Observed) {
         let target = self.config.target_acceptance;
         let t = self.temperature(&self.state.chains[c]);
         let new = self.penalized(&o);
@@ -517,26 +522,16 @@ impl Annealing {
     }
 
     fn accept(&mut self, o: &Observed) {
-        let own = o.ticket.and_then(|t| self.state.pending.iter().position(|p| p.ticket == t));
-        match own {
-            Some(i) => {
-                let p = self.state.pending.remove(i);
-                let result = sanitized(p.x.clone(), o);
-                match p.chain {
-                    Some(c) if c < self.state.chains.len() => {
-                        self.note(&result);
-                        self.settle(c, p, result);
-                    }
-                    _ => self.adopt(result),
+        match self.state.pending.settle(o, self.dims.len()) {
+            Settled::Own(p, result) => match p.chain {
+                Some(c) if c < self.state.chains.len() => {
+                    self.note(&result);
+                    self.settle(c, p, result);
                 }
-            }
-            None => {
-                if o.x.len() == self.dims.len() {
-                    let mut x = o.x.clone();
-                    super::clamp_unit(&mut x);
-                    self.adopt(sanitized(x, o));
-                }
-            }
+                _ => self.adopt(result),
+            },
+            Settled::Foreign(result) => self.adopt(result),
+            Settled::Unusable => {}
         }
         if self.state.chains.is_empty() && self.state.samples.len() >= self.initial_samples {
             self.start_chains();
@@ -559,7 +554,7 @@ fn spread(values: &[f64]) -> f64 {
 
 impl Optimizer for Annealing {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -593,11 +588,11 @@ impl Optimizer for Annealing {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(NAME, VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         Ok(())
     }
 }
@@ -610,6 +605,7 @@ mod tests {
         let mut all = Vec::new();
         while all.len() < evals {
             let c = sa.ask(batch).unwrap();
+            assert!(!c.is_empty(), "ask({batch}) answered nothing after {} of {evals} evaluations", all.len());
             let told: Vec<Observed> = c.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), f(&c.x))).collect();
             sa.tell(&told).unwrap();
             all.extend(c);
@@ -747,6 +743,7 @@ mod tests {
         let mut n = 0;
         while n < 300 {
             let c = sa.ask(4).unwrap();
+            assert!(!c.is_empty(), "ask(4) answered nothing after {n} of 300 evaluations");
             let told: Vec<Observed> = c
                 .iter()
                 .map(|c| {

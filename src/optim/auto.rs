@@ -32,11 +32,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, registry, restore_from, snapshot_of};
+use super::bayes::{Bayes, BayesConfig};
+use super::cmaes::{CmaEs, CmaEsConfig};
+use super::genetic::{Genetic, GeneticConfig};
+use super::gradient::{Gradient, GradientConfig, Method};
+use super::{Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, StateCodec, Tickets, sanitized};
 use crate::error::Result;
 
-const NAME: &str = "auto";
-const VERSION: u32 = 1;
+/// The registry name and state format of `auto`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("auto", 1);
 /// Budgets up to this many trials are spent on the GP model only.
 pub const SMALL_BUDGET: u64 = 200;
 
@@ -51,19 +55,82 @@ pub struct AutoConfig {
     pub refine_share: Option<f64>,
 }
 
-/// One phase of the plan: an optimizer, its options, and how many
+/// An optimizer a phase runs, with its options: typed, and built directly,
+/// so that an option renamed in its optimizer is a compile error here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhaseOptimizer {
+    /// Bayesian optimization (the model phase).
+    Bayes(BayesConfig),
+    /// CMA-ES, from the best point so far.
+    Cmaes(CmaEsConfig),
+    /// The genetic algorithm, for mostly categorical spaces.
+    Genetic(GeneticConfig),
+    /// The final local refinement.
+    Gradient(GradientConfig),
+}
+
+impl PhaseOptimizer {
+    /// The registry name of the optimizer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PhaseOptimizer::Bayes(_) => super::bayes::CODEC.name,
+            PhaseOptimizer::Cmaes(_) => super::cmaes::CODEC.name,
+            PhaseOptimizer::Genetic(_) => super::genetic::CODEC.name,
+            PhaseOptimizer::Gradient(_) => super::gradient::CODEC.name,
+        }
+    }
+
+    fn build(&self, problem: &Problem) -> Result<Box<dyn Optimizer>> {
+        Ok(match self {
+            PhaseOptimizer::Bayes(c) => Box::new(Bayes::new(problem, c.clone())?),
+            PhaseOptimizer::Cmaes(c) => Box::new(CmaEs::new(problem, c.clone())?),
+            PhaseOptimizer::Genetic(c) => Box::new(Genetic::new(problem, c.clone())?),
+            PhaseOptimizer::Gradient(c) => Box::new(Gradient::new(problem, c.clone())?),
+        })
+    }
+}
+
+/// One phase of the plan: an optimizer with its options, and how many
 /// candidates it proposes (`None`: until the end).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
-    pub optimizer: String,
-    pub options: serde_json::Map<String, serde_json::Value>,
+    /// The optimizer and its options.
+    pub optimizer: PhaseOptimizer,
+    /// Candidates it proposes before the next phase (`None`: until the end).
     pub trials: Option<u64>,
 }
 
 impl Phase {
-    fn new(optimizer: &str, trials: Option<u64>) -> Self {
-        Phase { optimizer: optimizer.into(), options: Default::default(), trials }
+    fn new(optimizer: PhaseOptimizer, trials: Option<u64>) -> Self {
+        Phase { optimizer, trials }
     }
+}
+
+/// What `auto` decides at the switch into a phase, on top of the plan's
+/// options: the refinement's method, from the measured noise. Serialized as
+/// the options it sets (`{}` or `{"method": "spsa"}`), the shape snapshots
+/// have always stored it in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chosen {
+    /// The gradient phase's method (`spsa` when the objective is noisy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+}
+
+impl Chosen {
+    /// The phase's optimizer with these choices applied.
+    fn apply(&self, optimizer: &PhaseOptimizer) -> PhaseOptimizer {
+        let mut optimizer = optimizer.clone();
+        if let (Some(method), PhaseOptimizer::Gradient(config)) = (self.method, &mut optimizer) {
+            config.method = method;
+        }
+        optimizer
+    }
+}
+
+fn bayes() -> PhaseOptimizer {
+    PhaseOptimizer::Bayes(BayesConfig::default())
 }
 
 /// The plan `auto` follows for a problem (documented in the module table).
@@ -73,20 +140,20 @@ pub fn plan(problem: &Problem, config: &AutoConfig) -> Vec<Phase> {
     let all_continuous = problem.dims.iter().all(|d| matches!(d, Dim::Continuous));
     let mostly_categorical = 2 * categorical > d;
     match problem.budget {
-        Some(b) if b <= SMALL_BUDGET && config.model_trials.is_none() => vec![Phase::new("bayes", None)],
+        Some(b) if b <= SMALL_BUDGET && config.model_trials.is_none() => vec![Phase::new(bayes(), None)],
         budget => {
             let model = config.model_trials.unwrap_or(match (budget, mostly_categorical) {
                 (None, _) => SMALL_BUDGET,
                 (Some(_), true) => 100,
                 (Some(_), false) => (10 * d).clamp(50, 150),
             });
-            let mut phases = vec![Phase::new("bayes", Some(model))];
+            let mut phases = vec![Phase::new(bayes(), Some(model))];
             if mostly_categorical {
-                phases.push(Phase::new("genetic", None));
+                phases.push(Phase::new(PhaseOptimizer::Genetic(GeneticConfig::default()), None));
                 return phases;
             }
-            let mut cma = Phase::new("cmaes", None);
-            cma.options.insert("sigma0".into(), serde_json::json!(0.15));
+            let cmaes = CmaEsConfig { sigma0: 0.15, ..Default::default() };
+            let mut cma = Phase::new(PhaseOptimizer::Cmaes(cmaes), None);
             let refine = config.refine_share.unwrap_or(0.05);
             match budget {
                 Some(b) if all_continuous && refine > 0.0 && b > model => {
@@ -94,7 +161,7 @@ pub fn plan(problem: &Problem, config: &AutoConfig) -> Vec<Phase> {
                     cma.trials = Some(b - model - polish);
                     phases.push(cma);
                     if polish > 0 {
-                        phases.push(Phase::new("gradient", None));
+                        phases.push(Phase::new(PhaseOptimizer::Gradient(GradientConfig::default()), None));
                     }
                 }
                 _ => phases.push(cma),
@@ -116,7 +183,7 @@ struct State {
     phase: usize,
     /// Candidates the current phase has proposed.
     asked_in_phase: u64,
-    next_ticket: u64,
+    next_ticket: Tickets,
     /// Our ticket → (phase, the inner optimizer's ticket).
     tickets: BTreeMap<u64, (usize, u64)>,
     /// Every observation, kept while another phase may follow.
@@ -124,10 +191,11 @@ struct State {
     /// Options chosen at the switch into the current phase (e.g. SPSA for
     /// a noisy refinement), on top of the plan's.
     #[serde(default)]
-    chosen: serde_json::Map<String, serde_json::Value>,
+    chosen: Chosen,
     inner: Snapshot,
 }
 
+/// The `auto` optimizer: runs its plan's phases in turn (see the module docs).
 pub struct Auto {
     problem: Problem,
     phases: Vec<Phase>,
@@ -161,7 +229,7 @@ fn build_phase(
     phases: &[Phase],
     k: usize,
     used: u64,
-    chosen: &serde_json::Map<String, serde_json::Value>,
+    chosen: &Chosen,
 ) -> Result<Box<dyn Optimizer>> {
     let mut p = problem.clone();
     p.seed = problem.seed.wrapping_add(k as u64 * 0x51ED);
@@ -169,13 +237,12 @@ fn build_phase(
         Some(t) => Some(t),
         None => problem.budget.map(|b| b.saturating_sub(used).max(1)),
     };
-    let mut options = phases[k].options.clone();
-    options.extend(chosen.clone());
-    let spec = registry::OptimizerSpec { name: phases[k].optimizer.clone(), options };
-    registry::build(&spec, &p)
+    chosen.apply(&phases[k].optimizer).build(&p)
 }
 
 impl Auto {
+    /// Check the options (every bad one is reported), plan the phases for
+    /// the problem and build the first.
     pub fn new(problem: &Problem, config: AutoConfig) -> Result<Self> {
         let mut check = OptionCheck::default();
         if config.model_trials == Some(0) {
@@ -192,7 +259,7 @@ impl Auto {
         let state = State {
             phase: 0,
             asked_in_phase: 0,
-            next_ticket: 0,
+            next_ticket: Tickets::default(),
             tickets: BTreeMap::new(),
             history: Vec::new(),
             chosen: Default::default(),
@@ -207,7 +274,7 @@ impl Auto {
     }
 
     /// Options chosen at the switch into the current phase.
-    pub fn chosen(&self) -> &serde_json::Map<String, serde_json::Value> {
+    pub fn chosen(&self) -> &Chosen {
         &self.state.chosen
     }
 
@@ -217,11 +284,14 @@ impl Auto {
 
     fn switch(&mut self) -> Result<()> {
         let k = self.state.phase + 1;
-        let mut chosen = serde_json::Map::new();
-        if self.phases[k].optimizer == "gradient" && noisy(&self.problem.dims, &self.state.history) {
-            chosen.insert("method".into(), serde_json::json!("spsa"));
+        let mut chosen = Chosen::default();
+        if matches!(self.phases[k].optimizer, PhaseOptimizer::Gradient(_))
+            && noisy(&self.problem.dims, &self.state.history)
+        {
+            chosen.method = Some(Method::Spsa);
         }
-        self.inner = build_phase(&self.problem, &self.phases, k, self.used().max(self.state.next_ticket), &chosen)?;
+        let used = self.used().max(self.state.next_ticket.peek());
+        self.inner = build_phase(&self.problem, &self.phases, k, used, &chosen)?;
         self.state.chosen = chosen;
         let told: Vec<Observed> = self
             .state
@@ -249,7 +319,7 @@ impl Auto {
 
 impl Optimizer for Auto {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -275,8 +345,7 @@ impl Optimizer for Auto {
                 continue;
             }
             for c in got {
-                let ticket = self.state.next_ticket;
-                self.state.next_ticket += 1;
+                let ticket = self.state.next_ticket.issue();
                 self.state.asked_in_phase += 1;
                 self.state.tickets.insert(ticket, (self.state.phase, c.ticket));
                 out.push(Candidate { ticket, x: c.x });
@@ -297,7 +366,9 @@ impl Optimizer for Auto {
                 _ => None,
             };
             if self.state.phase + 1 < self.phases.len() {
-                self.state.history.push(Told { x: r.x.clone(), value: r.value, violation: r.violation });
+                // Sanitized, so that the history reads back from a snapshot as it was.
+                let safe = sanitized(r.x.clone(), r);
+                self.state.history.push(Told { x: safe.x, value: safe.value, violation: safe.violation });
             }
             inner.push(Observed { ticket, ..r.clone() });
         }
@@ -307,11 +378,11 @@ impl Optimizer for Auto {
     fn snapshot(&self) -> Result<Snapshot> {
         let mut state = self.state.clone();
         state.inner = self.inner.snapshot()?;
-        snapshot_of(NAME, VERSION, &state)
+        CODEC.snapshot(&state, self.problem.dim())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        let state: State = restore_from(NAME, VERSION, snapshot)?;
+        let state: State = CODEC.restore(snapshot, self.problem.dim())?;
         let mut inner = build_phase(&self.problem, &self.phases, state.phase, 0, &state.chosen)?;
         inner.restore(&state.inner)?;
         self.inner = inner;
@@ -329,7 +400,7 @@ mod tests {
     }
 
     fn names(p: &[Phase]) -> Vec<&str> {
-        p.iter().map(|p| p.optimizer.as_str()).collect()
+        p.iter().map(|p| p.optimizer.name()).collect()
     }
 
     #[test]
@@ -376,6 +447,18 @@ mod tests {
     }
 
     #[test]
+    fn choices_keep_the_snapshot_format_of_untyped_options() {
+        // Snapshots stored `chosen` as the options map merged into the phase's.
+        let spsa = Chosen { method: Some(Method::Spsa) };
+        assert_eq!(serde_json::to_value(&spsa).unwrap(), serde_json::json!({"method": "spsa"}));
+        assert_eq!(serde_json::to_value(Chosen::default()).unwrap(), serde_json::json!({}));
+        assert_eq!(serde_json::from_value::<Chosen>(serde_json::json!({"method": "spsa"})).unwrap(), spsa);
+        let gradient = PhaseOptimizer::Gradient(GradientConfig::default());
+        let PhaseOptimizer::Gradient(applied) = spsa.apply(&gradient) else { panic!("the phase changed optimizer") };
+        assert_eq!(applied, GradientConfig { method: Method::Spsa, ..Default::default() });
+    }
+
+    #[test]
     fn bad_options_are_reported() {
         let err = Auto::new(
             &problem(vec![Dim::Continuous], None),
@@ -389,12 +472,13 @@ mod tests {
 
     #[test]
     fn a_noisy_objective_is_refined_by_spsa_and_a_smooth_one_by_lbfgs() {
-        for (noise, method) in [(0.0, None), (0.5, Some("spsa"))] {
+        for (noise, method) in [(0.0, None), (0.5, Some(Method::Spsa))] {
             let cfg = AutoConfig { model_trials: Some(15), refine_share: Some(0.2) };
             let mut opt = Auto::new(&problem(vec![Dim::Continuous; 2], Some(120)), cfg).unwrap();
             let mut k = 0u64;
             while opt.phases().1 < 2 {
                 let cands = opt.ask(4).unwrap();
+                assert!(!cands.is_empty(), "auto stopped asking before the refinement");
                 let obs: Vec<Observed> = cands
                     .iter()
                     .map(|c| {
@@ -410,8 +494,8 @@ mod tests {
                 opt.tell(&obs).unwrap();
                 assert!(k < 200, "never reached the refinement");
             }
-            assert_eq!(opt.phases().0[2].optimizer, "gradient");
-            assert_eq!(opt.chosen().get("method").and_then(|m| m.as_str()), method, "noise {noise}");
+            assert_eq!(opt.phases().0[2].optimizer.name(), "gradient");
+            assert_eq!(opt.chosen().method, method, "noise {noise}");
             // The choice survives a snapshot.
             let snap = opt.snapshot().unwrap();
             let mut again = Auto::new(

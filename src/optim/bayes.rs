@@ -28,30 +28,34 @@
 //!    the points already chosen for the current batch, enter the model as
 //!    fantasies (kriging believer: the posterior mean; or constant liar: the
 //!    worst value), so `parallelism: 8` gives 8 distinct, spread candidates.
-//! 5. **Cost bounds**: hyperparameters are refitted after every new point
-//!    up to 20 observations, then whenever the data grew by 5%, warm-started
-//!    from the last fit (with two fresh starts every tenth ask); beyond 200
-//!    observations on a subset of 200 points (the best third, the rest drawn
-//!    at random). Beyond
-//!    `max_points` observations (default 1000) the GP is conditioned on a
-//!    subset of data: the best third and the most recent rest (subset of
-//!    data, not a sparse approximation), so the ask time stays bounded.
+//! 5. **Cost bounds**: hyperparameters are refitted at every ask while the
+//!    model holds at most 200 observations, then only once it has grown by
+//!    5% since the last fit (every 10th point at 200, every 25th at 500),
+//!    always warm-started from the last fit (with two fresh starts every
+//!    tenth ask); beyond 200 observations on a subset of 200 points (the
+//!    best third, the rest drawn at random). The feasibility models are
+//!    refitted at every ask up to 200 observations and keep their fit after.
+//!    Beyond `max_points` observations (default 1000) the GP is conditioned
+//!    on a subset of data: the best third and the most recent rest (subset
+//!    of data, not a sparse approximation), so the ask time stays bounded;
+//!    once that subset no longer grows, the hyperparameters stay as last
+//!    fitted.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use crate::cube::sobol_point;
 use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of,
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Snapshot, StateCodec, Tickets, foreign, reflect,
 };
+use crate::cube::sobol_point;
 use crate::error::Result;
 use crate::surrogate::gp::kinds_of;
 use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{Acquisition, FitOptions, Gp, Hyper, InputKind, OutputTransform, acquisition, lbfgs};
 
-const NAME: &str = "bayes";
-const VERSION: u32 = 1;
+/// The registry name and state format of `bayes`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("bayes", 1);
 const STREAM: u64 = 0xBA7E5;
 /// Above this many observations hyperparameters are fitted on a subset.
 const FIT_SUBSET: usize = 200;
@@ -70,7 +74,7 @@ pub enum Fantasy {
 }
 
 /// Options of `bayes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BayesConfig {
     /// Size of the Sobol initial design (default: max(5, 2·dims), at most 20).
@@ -112,17 +116,18 @@ struct Obs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
     asks: u64,
     sobol_index: u64,
     observed: Vec<Obs>,
-    pending: Vec<(u64, Vec<f64>)>,
+    pending: Pending<(u64, Vec<f64>)>,
     hyper: Option<Hyper>,
     hyper_n: usize,
     #[serde(default)]
     constraint_hyper: Vec<Hyper>,
 }
 
+/// Bayesian optimization with a Gaussian process; see the module docs.
 pub struct Bayes {
     dims: Vec<Dim>,
     kinds: Vec<InputKind>,
@@ -134,6 +139,8 @@ pub struct Bayes {
 }
 
 impl Bayes {
+    /// Check the options (every bad one is reported) and size the initial
+    /// design for the problem.
     pub fn new(problem: &Problem, config: BayesConfig) -> Result<Self> {
         let mut check = OptionCheck::default();
         if config.initial == Some(0) {
@@ -165,11 +172,11 @@ impl Bayes {
             config,
             state: State {
                 rng: Rng::new(problem.seed, STREAM),
-                next_ticket: 0,
+                next_ticket: Tickets::default(),
                 asks: 0,
                 sobol_index: 0,
                 observed: Vec::new(),
-                pending: Vec::new(),
+                pending: Pending::default(),
                 hyper: None,
                 hyper_n: 0,
                 constraint_hyper: Vec::new(),
@@ -210,8 +217,8 @@ impl Bayes {
         let ys: Vec<f64> = idx.iter().map(|&i| transform.forward(raw[i])).collect();
         let n = xs.len();
         // Hyperparameters move little with one more point once there are a
-        // few dozen: refit after every point up to 20, then once the data
-        // grew by 5% (every 3rd point at 60), always warm-started.
+        // few hundred: refit at every ask up to 200 points, then once the
+        // data grew by 5% (every 10th point at 200), always warm-started.
         let refit = self.state.hyper.is_none() || n <= 200 || n * 20 >= self.state.hyper_n * 21;
         let gp = if refit {
             let fit_subset = (n > FIT_SUBSET).then(|| self.fit_subset(&ys));
@@ -335,7 +342,55 @@ impl Bayes {
     /// Choose one point by maximizing the acquisition.
     fn propose(&mut self, model: &Model, chosen: &[Vec<f64>]) -> Vec<f64> {
         let d = self.dims.len();
-        let n = model.gp.len();
+        let cands = self.raw_candidates(model.gp.len());
+        let mut scored: Vec<(f64, usize)> = cands.par_iter().map(|x| model.score(x)).zip(0..cands.len()).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut starts: Vec<Vec<f64>> = Vec::new();
+        for &(_, i) in &scored {
+            if starts.len() >= self.config.starts {
+                break;
+            }
+            if !self.is_known(&cands[i], chosen) {
+                starts.push(cands[i].clone());
+            }
+        }
+        let cat: Vec<(usize, u32)> = self
+            .dims
+            .iter()
+            .enumerate()
+            .filter_map(|(j, d)| match d {
+                Dim::Categorical { choices } => Some((j, *choices)),
+                _ => None,
+            })
+            .collect();
+        let combos: u64 = cat.iter().map(|&(_, c)| c as u64).product();
+        if !cat.is_empty() && combos <= ENUMERATE_LIMIT && !starts.is_empty() {
+            enumerate_choices(&mut starts, &cat, combos);
+        }
+        if starts.is_empty() {
+            // Every scored candidate is known: fall back to a fresh random point.
+            let mut x = self.state.rng.unit_point(d);
+            self.snap(&mut x);
+            return x;
+        }
+        let mut pick = self.polish(model, &starts, chosen);
+        // Many categoricals: try each choice of each categorical in the winner.
+        if combos > ENUMERATE_LIMIT
+            && let Some(x0) = pick.clone()
+        {
+            pick = Some(self.best_choices(model, x0, &cat, chosen));
+        }
+        pick.unwrap_or_else(|| {
+            let mut x = self.state.rng.unit_point(d);
+            self.snap(&mut x);
+            x
+        })
+    }
+
+    /// Points to score: a Sobol set and perturbations of the best
+    /// observations, snapped to what they decode to.
+    fn raw_candidates(&mut self, n: usize) -> Vec<Vec<f64>> {
+        let d = self.dims.len();
         // Scoring cost is O(n²) per point: fewer raw candidates on long histories.
         let raw_count = ((4e8 / ((n * n).max(1) as f64)) as usize).clamp(128, 256 + 32 * d).min(2048);
         let salt = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.state.asks + 1));
@@ -370,46 +425,12 @@ impl Bayes {
         for x in cands.iter_mut() {
             self.snap(x);
         }
-        let mut scored: Vec<(f64, usize)> = cands.par_iter().map(|x| model.score(x)).zip(0..cands.len()).collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut starts: Vec<Vec<f64>> = Vec::new();
-        for &(_, i) in &scored {
-            if starts.len() >= self.config.starts {
-                break;
-            }
-            if !self.is_known(&cands[i], chosen) {
-                starts.push(cands[i].clone());
-            }
-        }
-        let cat: Vec<(usize, u32)> = self
-            .dims
-            .iter()
-            .enumerate()
-            .filter_map(|(j, d)| match d {
-                Dim::Categorical { choices } => Some((j, *choices)),
-                _ => None,
-            })
-            .collect();
-        let combos: u64 = cat.iter().map(|&(_, c)| c as u64).product();
-        if !cat.is_empty() && combos <= ENUMERATE_LIMIT && !starts.is_empty() {
-            let base = starts[0].clone();
-            for mut c in 0..combos {
-                let mut x = base.clone();
-                for &(j, choices) in &cat {
-                    x[j] = ((c % choices as u64) as f64 + 0.5) / choices as f64;
-                    c /= choices as u64;
-                }
-                if !starts.contains(&x) {
-                    starts.push(x);
-                }
-            }
-        }
-        if starts.is_empty() {
-            // Every scored candidate is known: fall back to a fresh random point.
-            let mut x = self.state.rng.unit_point(d);
-            self.snap(&mut x);
-            return x;
-        }
+        cands
+    }
+
+    /// L-BFGS on the acquisition from each start (categoricals fixed at the
+    /// start's choices); the best point found that is not known yet.
+    fn polish(&self, model: &Model, starts: &[Vec<f64>], chosen: &[Vec<f64>]) -> Option<Vec<f64>> {
         let free: Vec<bool> = self.dims.iter().map(|d| !d.is_categorical()).collect();
         let mut results: Vec<(f64, Vec<f64>)> = starts
             .par_iter()
@@ -426,31 +447,41 @@ impl Bayes {
             .collect();
         results.extend(starts.iter().map(|s| (model.score(s), s.clone())));
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut pick = results.iter().find(|(_, x)| !self.is_known(x, chosen)).map(|(_, x)| x.clone());
-        // Many categoricals: try each choice of each categorical in the winner.
-        if combos > ENUMERATE_LIMIT
-            && let Some(x0) = pick.clone()
-        {
-            let mut bx = x0.clone();
-            let mut bs = model.score(&bx);
-            for &(j, choices) in &cat {
-                for c in 0..choices {
-                    let mut x = bx.clone();
-                    x[j] = (c as f64 + 0.5) / choices as f64;
-                    let s = model.score(&x);
-                    if s > bs && !self.is_known(&x, chosen) {
-                        bs = s;
-                        bx = x;
-                    }
+        results.iter().find(|(_, x)| !self.is_known(x, chosen)).map(|(_, x)| x.clone())
+    }
+
+    /// `x0` with each categorical in turn set to its best-scoring choice.
+    fn best_choices(&self, model: &Model, x0: Vec<f64>, cat: &[(usize, u32)], chosen: &[Vec<f64>]) -> Vec<f64> {
+        let mut bx = x0;
+        let mut bs = model.score(&bx);
+        for &(j, choices) in cat {
+            for c in 0..choices {
+                let mut x = bx.clone();
+                x[j] = (c as f64 + 0.5) / choices as f64;
+                let s = model.score(&x);
+                if s > bs && !self.is_known(&x, chosen) {
+                    bs = s;
+                    bx = x;
                 }
             }
-            pick = Some(bx);
         }
-        pick.unwrap_or_else(|| {
-            let mut x = self.state.rng.unit_point(d);
-            self.snap(&mut x);
-            x
-        })
+        bx
+    }
+}
+
+/// Add a start at the best start's other choices: every combination of the
+/// categoricals `cat` (`combos` of them, few enough to enumerate).
+fn enumerate_choices(starts: &mut Vec<Vec<f64>>, cat: &[(usize, u32)], combos: u64) {
+    let base = starts[0].clone();
+    for mut c in 0..combos {
+        let mut x = base.clone();
+        for &(j, choices) in cat {
+            x[j] = ((c % choices as u64) as f64 + 0.5) / choices as f64;
+            c /= choices as u64;
+        }
+        if !starts.contains(&x) {
+            starts.push(x);
+        }
     }
 }
 
@@ -541,7 +572,7 @@ impl Model {
 
 impl Optimizer for Bayes {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -560,8 +591,8 @@ impl Optimizer for Bayes {
             let model = self.build_model().inspect_err(|e| tracing::warn!("bayes: {e}; sampling quasi-randomly"));
             match model {
                 Ok(Some(mut model)) => {
-                    for (_, x) in self.state.pending.clone() {
-                        model.add_fantasy(&x, self.config.fantasy);
+                    for (_, x) in self.state.pending.iter() {
+                        model.add_fantasy(x, self.config.fantasy);
                     }
                     for x in &out {
                         model.add_fantasy(x, self.config.fantasy);
@@ -582,38 +613,28 @@ impl Optimizer for Bayes {
                 }
             }
         }
-        let mut cands = Vec::with_capacity(out.len());
-        for x in out {
-            let ticket = self.state.next_ticket;
-            self.state.next_ticket += 1;
-            self.state.pending.push((ticket, x.clone()));
-            cands.push(Candidate { ticket, x });
-        }
-        Ok(cands)
+        let state = &mut self.state;
+        Ok(out.into_iter().map(|x| state.pending.hand_out(&mut state.next_ticket, |ticket| (ticket, x))).collect())
     }
 
     fn tell(&mut self, results: &[Observed]) -> Result<()> {
         for r in results {
-            if let Some(t) = r.ticket {
-                self.state.pending.retain(|(p, _)| *p != t);
+            self.state.pending.take(r.ticket);
+            // Own or not, a result is modelled at the point told (which is
+            // where the trial was stored, after the caller's clamping).
+            if let Some(o) = foreign(r, self.dims.len()) {
+                self.state.observed.push(Obs { x: o.x, value: o.value, violation: o.violation, slacks: o.slacks });
             }
-            if r.x.len() != self.dims.len() {
-                continue;
-            }
-            let mut x = r.x.clone();
-            super::clamp_unit(&mut x);
-            let o = sanitized(x, r);
-            self.state.observed.push(Obs { x: o.x, value: o.value, violation: o.violation, slacks: o.slacks });
         }
         Ok(())
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(NAME, VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         Ok(())
     }
 }

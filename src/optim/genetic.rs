@@ -12,14 +12,15 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::OptionCheck;
 use super::rng::Rng;
+use super::{
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets, reflect,
+};
 use crate::cube::sobol_point;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::Result;
 
-const NAME: &str = "genetic";
-const VERSION: u32 = 1;
+/// The registry name and state format of `genetic`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("genetic", 1);
 /// RNG stream of this optimizer (independent of the other optimizers' streams).
 const STREAM: u64 = 0x6E_6574_6963;
 /// Attempts at breeding a child that is not a duplicate before falling back
@@ -70,6 +71,7 @@ pub struct GeneticConfig {
     /// Probability that a child is bred by crossover rather than copied from
     /// one parent (then only mutated).
     pub crossover_rate: f64,
+    /// Operator for mutating genes (categorical genes always change choice).
     pub mutation: Mutation,
     /// Per-gene mutation probability; default `1/d`, so about one gene per
     /// child changes.
@@ -156,7 +158,7 @@ fn default_population(d: usize, budget: Option<u64>) -> usize {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
     /// Next index of the Sobol design (initial population, and fresh points
     /// while there are no parents yet).
     next_sobol: u64,
@@ -165,7 +167,7 @@ struct State {
     parents: Vec<Observed>,
     /// Told offspring and foreign points since the last survival.
     pool: Vec<Observed>,
-    pending: Vec<Candidate>,
+    pending: Pending<Candidate>,
     /// Keys of every point asked or told, for spaces without continuous
     /// dimensions (where duplicates are likely); empty otherwise.
     seen: BTreeSet<u64>,
@@ -187,6 +189,8 @@ pub struct Genetic {
 }
 
 impl Genetic {
+    /// Check the options (every bad one is reported) and size the
+    /// population for the problem.
     pub fn new(problem: &Problem, config: GeneticConfig) -> Result<Self> {
         config.check()?;
         let d = problem.dim();
@@ -221,12 +225,12 @@ impl Genetic {
             all_discrete,
             state: State {
                 rng: Rng::new(problem.seed, STREAM),
-                next_ticket: 0,
+                next_ticket: Tickets::default(),
                 next_sobol: 0,
                 generation: 0,
                 parents: Vec::new(),
                 pool: Vec::new(),
-                pending: Vec::new(),
+                pending: Pending::default(),
                 seen: BTreeSet::new(),
             },
         })
@@ -372,21 +376,17 @@ impl Genetic {
     }
 
     fn accept(&mut self, o: &Observed) {
-        let own = o.ticket.and_then(|t| self.state.pending.iter().position(|c| c.ticket == t));
-        let x = match own {
-            Some(i) => self.state.pending.swap_remove(i).x,
-            None => {
-                // A foreign point: usable only if it lives in this space.
-                if o.x.len() != self.dims.len() {
-                    return;
-                }
-                let mut x = o.x.clone();
-                self.snap(&mut x);
-                self.remember(&x);
-                x
+        let told = match self.state.pending.settle(o, self.dims.len()) {
+            Settled::Own(_, told) => told,
+            Settled::Foreign(mut told) => {
+                // Its genes as this space decodes them.
+                self.snap(&mut told.x);
+                self.remember(&told.x);
+                told
             }
+            Settled::Unusable => return,
         };
-        self.state.pool.push(sanitized(x, o));
+        self.state.pool.push(told);
     }
 }
 
@@ -538,7 +538,7 @@ fn mutate_gene(dim: Dim, y: f64, op: Mutation, rng: &mut Rng) -> f64 {
 
 impl Optimizer for Genetic {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -554,10 +554,7 @@ impl Optimizer for Genetic {
                 break;
             };
             self.remember(&x);
-            let c = Candidate { ticket: self.state.next_ticket, x };
-            self.state.next_ticket += 1;
-            self.state.pending.push(c.clone());
-            out.push(c);
+            out.push(self.state.pending.hand_out(&mut self.state.next_ticket, |ticket| Candidate { ticket, x }));
         }
         Ok(out)
     }
@@ -573,11 +570,11 @@ impl Optimizer for Genetic {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(NAME, VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         Ok(())
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! An optimizer never sees names, strings, files or sockets. It proposes
 //! points ([`Candidate`]) and is told scores ([`Observed`], lower is better,
-//! already sign-normalized). Each algorithm lives in one file; [`registry`]
-//! maps the name used in a spec to its constructor.
+//! already sign-normalized). Each algorithm lives in one file (or folder);
+//! [`registry`] maps the name used in a spec to its constructor. What they
+//! all share is written once: the ticket book and the sanitizing of told
+//! results (`tickets.rs`), and the snapshot codec ([`StateCodec`]).
+
+#![warn(missing_docs)]
 
 use std::cmp::Ordering;
 
@@ -16,6 +20,7 @@ pub mod auto;
 pub mod bayes;
 pub(crate) mod bounds;
 pub mod cmaes;
+mod codec;
 pub mod genetic;
 pub mod gradient;
 pub mod random;
@@ -23,15 +28,20 @@ pub mod registry;
 pub use crate::rng;
 pub mod sobol;
 pub mod swarm;
+mod tickets;
 
-pub use crate::cube::{Dim, clamp_unit};
 pub(crate) use crate::cube::reflect;
+pub use crate::cube::{Dim, clamp_unit};
+pub use codec::StateCodec;
 pub use registry::{OptimizerSpec, build, names};
+pub(crate) use tickets::{Pending, Settled, Ticketed, Tickets, foreign, sanitized, ticketed};
 
 /// The problem an optimizer is built for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Problem {
+    /// The space's coordinates, in order: how each maps onto `[0,1]`.
     pub dims: Vec<Dim>,
+    /// Seeds every random choice: the same seed gives the same candidates.
     pub seed: u64,
     /// Total evaluations planned, when known (used to size populations and schedules).
     pub budget: Option<u64>,
@@ -40,9 +50,11 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with no known budget and one evaluation at a time.
     pub fn new(dims: Vec<Dim>, seed: u64) -> Self {
         Problem { dims, seed, budget: None, parallelism: 1 }
     }
+    /// The number of coordinates.
     pub fn dim(&self) -> usize {
         self.dims.len()
     }
@@ -51,7 +63,9 @@ impl Problem {
 /// A point proposed by an optimizer, with the ticket it will be told back under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
+    /// Tells the result back ([`Observed::ticket`]); unique per optimizer.
     pub ticket: u64,
+    /// The point, every coordinate in `[0,1]`.
     pub x: Vec<f64>,
 }
 
@@ -61,6 +75,7 @@ pub struct Observed {
     /// The ticket from [`Candidate`], or `None` for a point the optimizer did
     /// not propose (the baseline, a replayed or user-enqueued trial).
     pub ticket: Option<u64>,
+    /// The point evaluated (unit-cube coordinates).
     pub x: Vec<f64>,
     /// The scalarized score (lower is better); `None` when the evaluation failed.
     pub value: Option<f64>,
@@ -79,9 +94,11 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// A feasible result with this value.
     pub fn ok(ticket: Option<u64>, x: Vec<f64>, value: f64) -> Self {
         Observed { ticket, x, value: Some(value), violation: 0.0, gradient: None, slacks: Vec::new() }
     }
+    /// A failed evaluation (no value).
     pub fn failed(ticket: Option<u64>, x: Vec<f64>) -> Self {
         Observed { ticket, x, value: None, violation: 0.0, gradient: None, slacks: Vec::new() }
     }
@@ -90,6 +107,7 @@ impl Observed {
         self.gradient = Some(gradient);
         self
     }
+    /// Whether it has a value and violates no constraint.
     pub fn is_feasible(&self) -> bool {
         self.value.is_some() && self.violation <= 0.0
     }
@@ -121,8 +139,11 @@ fn rank_key(o: &Observed) -> (u8, f64, f64) {
 /// Serialized optimizer state: enough to continue exactly where it stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The registry name of the optimizer that took it.
     pub optimizer: String,
+    /// The version of that optimizer's state format.
     pub version: u32,
+    /// The optimizer's state (with the dimension it was taken for).
     pub state: serde_json::Value,
 }
 
@@ -139,36 +160,45 @@ pub struct Snapshot {
 /// - the same [`Problem`] (incl. seed) and the same sequence of calls give the
 ///   same candidates; `snapshot` then `restore` on a fresh instance continues
 ///   the identical trajectory.
+///
+/// Build one from the registry, ask, tell, and continue from a snapshot:
+///
+/// ```
+/// use knobs::optim::{self, Dim, Observed, Optimizer, OptimizerSpec, Problem};
+///
+/// let problem = Problem::new(vec![Dim::Continuous, Dim::Integer { levels: 5 }], 7);
+/// let mut opt = optim::build(&OptimizerSpec::named("cmaes"), &problem)?;
+/// let asked = opt.ask(4)?;
+/// assert!(!asked.is_empty() && asked.len() <= 4);
+/// let told: Vec<Observed> =
+///     asked.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), (c.x[0] - 0.3).powi(2))).collect();
+/// opt.tell(&told)?;
+///
+/// // What a study stores, and a fresh instance restored from it.
+/// let snapshot = opt.snapshot()?;
+/// let mut resumed = optim::build(&OptimizerSpec::named("cmaes"), &problem)?;
+/// resumed.restore(&snapshot)?;
+/// assert_eq!(resumed.ask(2)?, opt.ask(2)?);
+///
+/// // A snapshot restores only into a space of the same dimension.
+/// let wider = Problem::new(vec![Dim::Continuous; 3], 7);
+/// assert!(optim::build(&OptimizerSpec::named("cmaes"), &wider)?.restore(&snapshot).is_err());
+/// # Ok::<(), knobs::error::Error>(())
+/// ```
 pub trait Optimizer: Send {
     /// The registry name.
     fn name(&self) -> &'static str;
+    /// Between 1 and `n` new candidates; none once the optimizer has
+    /// finished and nothing is pending.
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>>;
+    /// Results of its own candidates (by ticket) and of points it did not
+    /// propose (`ticket: None`), in any order and grouping.
     fn tell(&mut self, results: &[Observed]) -> Result<()>;
+    /// The state needed to continue exactly here (see [`StateCodec`]).
     fn snapshot(&self) -> Result<Snapshot>;
+    /// Continue from a snapshot of the same optimizer, format version and
+    /// dimension; anything else is an error and leaves the optimizer as it was.
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
-}
-
-/// Serialize an optimizer's state struct into a [`Snapshot`].
-pub fn snapshot_of<T: Serialize>(name: &str, version: u32, state: &T) -> Result<Snapshot> {
-    Ok(Snapshot { optimizer: name.to_string(), version, state: serde_json::to_value(state)? })
-}
-
-/// Read a state struct back from a [`Snapshot`], checking name and version.
-pub fn restore_from<T: for<'de> Deserialize<'de>>(name: &str, version: u32, snapshot: &Snapshot) -> Result<T> {
-    if snapshot.optimizer != name {
-        return Err(Error::optimizer(name, format!("snapshot is from optimizer `{}`", snapshot.optimizer)));
-    }
-    if snapshot.version != version {
-        return Err(Error::optimizer(
-            name,
-            format!(
-                "snapshot format version {} is not {version}; the study will be replayed instead",
-                snapshot.version
-            ),
-        ));
-    }
-    serde_json::from_value(snapshot.state.clone())
-        .map_err(|e| Error::optimizer(name, format!("snapshot does not match this version: {e}")))
 }
 
 /// Collects every bad option of an optimizer's config, so that a spec
@@ -188,16 +218,4 @@ impl OptionCheck {
             Err(Error::Invalid(crate::error::Problems { source: "spec".into(), items: self.0 }))
         }
     }
-}
-
-/// A told result as an optimizer stores it: its own copy of the coordinates,
-/// non-finite numbers made safe (a NaN or infinite value counts as a failed
-/// evaluation, a NaN or infinite violation as the largest one, a gradient
-/// with a non-finite component as none).
-pub(crate) fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
-    let value = o.value.filter(|v| v.is_finite());
-    let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
-    let gradient = o.gradient.clone().filter(|g| value.is_some() && g.iter().all(|v| v.is_finite()));
-    let slacks = if o.slacks.iter().all(|v| v.is_finite()) { o.slacks.clone() } else { Vec::new() };
-    Observed { ticket: None, x, value, violation, gradient, slacks }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
+use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, StateCodec, Tickets};
 use crate::error::Result;
 
 /// `random` has no options.
@@ -15,32 +15,35 @@ pub struct RandomConfig {}
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
 }
 
+/// Uniform random sampling; see the module docs.
 pub struct RandomSearch {
     dims: Vec<Dim>,
     state: State,
 }
 
-const VERSION: u32 = 1;
+/// The registry name and state format of `random`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("random", 1);
 
 impl RandomSearch {
+    /// Random search over the problem's space.
     pub fn new(problem: &Problem, _config: RandomConfig) -> Self {
-        RandomSearch { dims: problem.dims.clone(), state: State { rng: Rng::new(problem.seed, 1), next_ticket: 0 } }
+        let state = State { rng: Rng::new(problem.seed, 1), next_ticket: Tickets::default() };
+        RandomSearch { dims: problem.dims.clone(), state }
     }
 }
 
 impl Optimizer for RandomSearch {
     fn name(&self) -> &'static str {
-        "random"
+        CODEC.name
     }
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let x = self.state.rng.unit_point(self.dims.len());
-            out.push(Candidate { ticket: self.state.next_ticket, x });
-            self.state.next_ticket += 1;
+            out.push(Candidate { ticket: self.state.next_ticket.issue(), x });
         }
         Ok(out)
     }
@@ -48,10 +51,10 @@ impl Optimizer for RandomSearch {
         Ok(())
     }
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(self.name(), VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(self.name(), VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         Ok(())
     }
 }

@@ -1,8 +1,27 @@
 //! The registry: the name used in a spec → an optimizer constructor.
 //!
-//! Adding an optimizer: one file under `optim/`, one line in [`ENTRIES`],
-//! one example config in `configs/`; the shared test suite picks it up from
-//! [`names`].
+//! Adding an optimizer `foo` takes exactly this:
+//!
+//! 1. `src/optim/foo.rs` (a `foo/` folder once it outgrows one file), with a
+//!    `pub mod foo;` in `src/optim/mod.rs`. It holds the options struct
+//!    (serde, `deny_unknown_fields`, every option defaulted, checked with
+//!    `OptionCheck` so that all bad options are reported at once),
+//!    `pub(crate) const CODEC: StateCodec = StateCodec::new("foo", 1)`, and
+//!    the optimizer implementing [`Optimizer`]: `name()` is `CODEC.name`,
+//!    `snapshot`/`restore` go through `CODEC` with the problem's dimension,
+//!    tickets come from a `Tickets` counter and pending candidates live in a
+//!    `Pending` book whose `settle` sorts told results into own and foreign.
+//! 2. One entry in [`ENTRIES`] below: `CODEC.name`, a one-line summary (the
+//!    `knobs optimizers` listing) and the constructor.
+//! 3. One example spec, `configs/examples/foo.yaml`.
+//! 4. `foo` in the `suite!` list at the top of `tests/suite/optimizers.rs`:
+//!    the shared suite then runs every property on it as
+//!    `optimizers::foo::<property>`; `every_registered_optimizer_is_in_the_suite`
+//!    fails until the name is there.
+//!
+//! The recorded trajectories (`tests/suite/trajectories.rs`) cover the
+//! optimizers listed there; a new one joins them when they are recorded
+//! again.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,18 +32,24 @@ use crate::error::{Error, Problem as SpecProblem, Problems, Result};
 /// The optimizer section of a spec: a name plus that optimizer's options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerSpec {
+    /// A registered optimizer name ([`names`]).
     pub name: String,
     #[serde(default)]
+    /// That optimizer's options (its config struct, as JSON); empty for
+    /// the defaults.
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
 impl OptimizerSpec {
+    /// The optimizer `name` with its default options.
     pub fn named(name: &str) -> Self {
         OptimizerSpec { name: name.to_string(), options: Default::default() }
     }
 }
 
-type Ctor = fn(&Problem, &serde_json::Map<String, serde_json::Value>) -> Result<Box<dyn Optimizer>>;
+/// Builds an optimizer (given its registry name, for the errors) from the
+/// problem and its options.
+type Ctor = fn(&'static str, &Problem, &serde_json::Map<String, serde_json::Value>) -> Result<Box<dyn Optimizer>>;
 
 struct Entry {
     name: &'static str,
@@ -43,49 +68,49 @@ fn options<C: DeserializeOwned>(name: &str, opts: &serde_json::Map<String, serde
 
 const ENTRIES: &[Entry] = &[
     Entry {
-        name: "random",
+        name: super::random::CODEC.name,
         summary: "uniform random sampling (the baseline to beat)",
-        ctor: |p, o| Ok(Box::new(super::random::RandomSearch::new(p, options("random", o)?))),
+        ctor: |n, p, o| Ok(Box::new(super::random::RandomSearch::new(p, options(n, o)?))),
     },
     Entry {
-        name: "sobol",
+        name: super::sobol::CODEC.name,
         summary: "scrambled Sobol quasi-random points (even coverage)",
-        ctor: |p, o| Ok(Box::new(super::sobol::Sobol::new(p, options("sobol", o)?))),
+        ctor: |n, p, o| Ok(Box::new(super::sobol::Sobol::new(p, options(n, o)?))),
     },
     Entry {
-        name: "genetic",
+        name: super::genetic::CODEC.name,
         summary: "genetic algorithm: tournament selection, SBX/uniform crossover, polynomial mutation, elitism",
-        ctor: |p, o| Ok(Box::new(super::genetic::Genetic::new(p, options("genetic", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::genetic::Genetic::new(p, options(n, o)?)?)),
     },
     Entry {
-        name: "cmaes",
+        name: super::cmaes::CODEC.name,
         summary: "CMA-ES with IPOP/BIPOP restarts (strong general-purpose evolution strategy)",
-        ctor: |p, o| Ok(Box::new(super::cmaes::CmaEs::new(p, options("cmaes", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::cmaes::CmaEs::new(p, options(n, o)?)?)),
     },
     Entry {
-        name: "swarm",
+        name: super::swarm::CODEC.name,
         summary: "particle swarm with constriction and a ring neighbourhood",
-        ctor: |p, o| Ok(Box::new(super::swarm::ParticleSwarm::new(p, options("swarm", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::swarm::ParticleSwarm::new(p, options(n, o)?)?)),
     },
     Entry {
-        name: "annealing",
+        name: super::annealing::CODEC.name,
         summary: "simulated annealing, adaptive steps, parallel chains",
-        ctor: |p, o| Ok(Box::new(super::annealing::Annealing::new(p, options("annealing", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::annealing::Annealing::new(p, options(n, o)?)?)),
     },
     Entry {
-        name: "bayes",
+        name: super::bayes::CODEC.name,
         summary: "Bayesian optimization: Gaussian process (Matern-5/2, ARD) + log expected improvement",
-        ctor: |p, o| Ok(Box::new(super::bayes::Bayes::new(p, options("bayes", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::bayes::Bayes::new(p, options(n, o)?)?)),
     },
     Entry {
-        name: "gradient",
+        name: super::gradient::CODEC.name,
         summary: "multi-start L-BFGS with finite-difference gradients (SPSA when noisy), for smooth objectives",
-        ctor: |p, o| Ok(Box::new(super::gradient::Gradient::new(p, options("gradient", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::gradient::Gradient::new(p, options(n, o)?)?)),
     },
     Entry {
-        name: "auto",
+        name: super::auto::CODEC.name,
         summary: "picks and switches among the others from budget, dimension, parameter types (the default)",
-        ctor: |p, o| Ok(Box::new(super::auto::Auto::new(p, options("auto", o)?)?)),
+        ctor: |n, p, o| Ok(Box::new(super::auto::Auto::new(p, options(n, o)?)?)),
     },
 ];
 
@@ -111,7 +136,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 /// Build the optimizer a spec names.
 pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimizer>> {
     match ENTRIES.iter().find(|e| e.name == spec.name) {
-        Some(e) => (e.ctor)(problem, &spec.options),
+        Some(e) => (e.ctor)(e.name, problem, &spec.options),
         None => Err(Error::Invalid(Problems {
             source: "spec".into(),
             items: vec![SpecProblem::new("optimizer.name", check_name(&spec.name).unwrap_err())],

@@ -5,8 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Candidate, Observed, Optimizer, Problem, Snapshot, restore_from, snapshot_of};
-use crate::cube::sobol_point;
+use super::{Candidate, Observed, Optimizer, Problem, Snapshot, StateCodec};
+/// The design points, re-exported where they were before they moved to the cube
+/// module (benches/gp.rs imports them from here).
+pub use crate::cube::sobol_point;
 use crate::error::Result;
 
 /// `sobol` has no options.
@@ -19,15 +21,18 @@ struct State {
     next_index: u64,
 }
 
+/// Scrambled Sobol points; see the module docs.
 pub struct Sobol {
     d: usize,
     seed: u64,
     state: State,
 }
 
-const VERSION: u32 = 1;
+/// The registry name and state format of `sobol`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("sobol", 1);
 
 impl Sobol {
+    /// The Sobol sequence of the problem's dimension, scrambled by its seed.
     pub fn new(problem: &Problem, _config: SobolConfig) -> Self {
         Sobol { d: problem.dim(), seed: problem.seed, state: State { next_index: 0 } }
     }
@@ -35,7 +40,7 @@ impl Sobol {
 
 impl Optimizer for Sobol {
     fn name(&self) -> &'static str {
-        "sobol"
+        CODEC.name
     }
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
         let out = (0..n as u64)
@@ -51,10 +56,10 @@ impl Optimizer for Sobol {
         Ok(())
     }
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(self.name(), VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.d)
     }
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(self.name(), VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.d)?;
         Ok(())
     }
 }

@@ -11,14 +11,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::OptionCheck;
 use super::rng::Rng;
+use super::{
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
+    reflect, sanitized,
+};
 use crate::cube::sobol_point;
-use super::{Candidate, Dim, Observed, Optimizer, Problem, Snapshot, reflect, restore_from, sanitized, snapshot_of};
 use crate::error::Result;
 
-const NAME: &str = "swarm";
-const VERSION: u32 = 1;
+/// The registry name and state format of `swarm`.
+pub(crate) const CODEC: StateCodec = StateCodec::new("swarm", 1);
 /// RNG stream of this optimizer (independent of the other optimizers' streams).
 const STREAM: u64 = 0x0053_5741_524D;
 
@@ -49,6 +51,7 @@ pub struct SwarmConfig {
     pub cognitive: f64,
     /// Pull towards the neighbourhood's best.
     pub social: f64,
+    /// Which particles inform each other: `ring` (default) or `global`.
     pub topology: Topology,
     /// Largest step per coordinate and move, as a fraction of the range.
     pub max_velocity: f64,
@@ -120,10 +123,10 @@ struct Particle {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     rng: Rng,
-    next_ticket: u64,
+    next_ticket: Tickets,
     particles: Vec<Particle>,
     /// Extra points asked while every particle was pending.
-    scouts: Vec<Candidate>,
+    scouts: Pending<Candidate>,
     /// Best result of the whole run (including foreign points).
     best: Option<Observed>,
     /// Swarm iterations (the least-moved particle's moves) without a new
@@ -142,6 +145,8 @@ pub struct ParticleSwarm {
 }
 
 impl ParticleSwarm {
+    /// Check the options (every bad one is reported) and place the
+    /// particles on a scrambled Sobol design.
     pub fn new(problem: &Problem, config: SwarmConfig) -> Result<Self> {
         config.check()?;
         let d = problem.dim();
@@ -160,9 +165,9 @@ impl ParticleSwarm {
             config,
             state: State {
                 rng,
-                next_ticket: 0,
+                next_ticket: Tickets::default(),
                 particles,
-                scouts: Vec::new(),
+                scouts: Pending::default(),
                 best: None,
                 stall: 0,
                 iteration: 0,
@@ -283,13 +288,12 @@ impl ParticleSwarm {
             .filter(|(_, p)| p.pending.is_none())
             .min_by_key(|(i, p)| (p.moves, *i))
             .map(|(i, _)| i);
-        let ticket = self.state.next_ticket;
-        self.state.next_ticket += 1;
         match free {
             Some(i) => {
                 if self.state.particles[i].moves > 0 {
                     self.step(i);
                 }
+                let ticket = self.state.next_ticket.issue();
                 let p = &mut self.state.particles[i];
                 p.moves += 1;
                 p.pending = Some(Candidate { ticket, x: p.x.clone() });
@@ -309,9 +313,7 @@ impl ParticleSwarm {
                 let rng = &mut self.state.rng;
                 let x: Vec<f64> = centre.iter().map(|c| reflect(c + sigma * rng.normal())).collect();
                 let x = self.evaluated(&x);
-                let c = Candidate { ticket, x };
-                self.state.scouts.push(c.clone());
-                c
+                self.state.scouts.hand_out(&mut self.state.next_ticket, |ticket| Candidate { ticket, x })
             }
         }
     }
@@ -367,33 +369,28 @@ impl ParticleSwarm {
     }
 
     fn accept(&mut self, o: &Observed) {
-        if let Some(t) = o.ticket {
-            if let Some(i) = self.state.particles.iter().position(|p| p.pending.as_ref().is_some_and(|c| c.ticket == t))
-            {
-                let p = &mut self.state.particles[i];
-                let x = p.pending.take().map(|c| c.x).unwrap_or_else(|| p.x.clone());
-                let result = sanitized(x, o);
-                self.note_best(&Observed { x: self.evaluated(&result.x), ..result.clone() });
-                let p = &mut self.state.particles[i];
-                let better = match &p.best {
-                    Some(b) => result.value.is_some() && result.cmp_quality(b).is_lt(),
-                    None => result.value.is_some(),
-                };
-                if better {
-                    p.best = Some(result);
-                }
-                return;
+        let particle = o
+            .ticket
+            .and_then(|t| self.state.particles.iter().position(|p| p.pending.as_ref().is_some_and(|c| c.ticket == t)));
+        let Some(i) = particle else {
+            // A scout's result, or a point the swarm did not propose.
+            match self.state.scouts.settle(o, self.dims.len()) {
+                Settled::Own(_, told) | Settled::Foreign(told) => self.adopt(told),
+                Settled::Unusable => {}
             }
-            if let Some(k) = self.state.scouts.iter().position(|c| c.ticket == t) {
-                let x = self.state.scouts.swap_remove(k).x;
-                self.adopt(sanitized(x, o));
-                return;
-            }
-        }
-        if o.x.len() == self.dims.len() {
-            let mut x = o.x.clone();
-            super::clamp_unit(&mut x);
-            self.adopt(sanitized(x, o));
+            return;
+        };
+        let p = &mut self.state.particles[i];
+        let x = p.pending.take().map(|c| c.x).unwrap_or_else(|| p.x.clone());
+        let result = sanitized(x, o);
+        self.note_best(&Observed { x: self.evaluated(&result.x), ..result.clone() });
+        let p = &mut self.state.particles[i];
+        let better = match &p.best {
+            Some(b) => result.value.is_some() && result.cmp_quality(b).is_lt(),
+            None => result.value.is_some(),
+        };
+        if better {
+            p.best = Some(result);
         }
     }
 }
@@ -405,7 +402,7 @@ fn initial_velocity(x: &[f64], vmax: f64, rng: &mut Rng) -> Vec<f64> {
 
 impl Optimizer for ParticleSwarm {
     fn name(&self) -> &'static str {
-        NAME
+        CODEC.name
     }
 
     fn ask(&mut self, n: usize) -> Result<Vec<Candidate>> {
@@ -429,11 +426,11 @@ impl Optimizer for ParticleSwarm {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        snapshot_of(NAME, VERSION, &self.state)
+        CODEC.snapshot(&self.state, self.dims.len())
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        self.state = restore_from(NAME, VERSION, snapshot)?;
+        self.state = CODEC.restore(snapshot, self.dims.len())?;
         Ok(())
     }
 }
@@ -450,6 +447,7 @@ mod tests {
         let mut all = Vec::new();
         while all.len() < evals {
             let c = pso.ask(batch).unwrap();
+            assert!(!c.is_empty(), "ask({batch}) answered nothing after {} of {evals} evaluations", all.len());
             let told: Vec<Observed> = c.iter().map(|c| Observed::ok(Some(c.ticket), c.x.clone(), f(&c.x))).collect();
             pso.tell(&told).unwrap();
             all.extend(c);

@@ -20,9 +20,13 @@
 //!   and `ln σ_n² ~ N(-8, 3²)` on standardized outputs, inside hard bounds.
 //!   Optimization: multi-start L-BFGS (argmin) with analytic gradients,
 //!   warm-started from the previous fit.
-//! - Cholesky through nalgebra; when it fails, the diagonal jitter grows
-//!   tenfold from 1e-10 up to 1e-2 (relative to the signal variance); if the
-//!   matrix is still not positive definite the fit fails with a clear error.
+//! - Cholesky factorizations: faer's while fitting (the likelihood's
+//!   inverse dominates each of its evaluations, and faer's is 3-4x faster
+//!   there), nalgebra's for the conditioned model that predicts and takes
+//!   fantasy points one row at a time. When one fails, the diagonal jitter
+//!   grows tenfold from 1e-10 up to 1e-2 (relative to the signal variance);
+//!   a likelihood that still cannot be factored counts as infinitely bad,
+//!   and a model that cannot be conditioned is a clear error.
 //!
 //! Outputs are expected standardized (see [`super::transform`]).
 

@@ -168,6 +168,7 @@ fn spsa_makes_progress_on_a_noisy_quadratic() {
         let mut asked = Vec::new();
         while asked.len() < 2000 {
             let cands = opt.ask(4).unwrap();
+            assert!(!cands.is_empty(), "spsa stopped asking after {} of 2000 evaluations", asked.len());
             let told: Vec<Observed> = cands
                 .iter()
                 .map(|c| {

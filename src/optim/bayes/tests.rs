@@ -4,6 +4,7 @@ fn run(opt: &mut dyn Optimizer, f: &dyn Fn(&[f64]) -> Option<f64>, evals: usize,
     let mut all = Vec::new();
     while all.len() < evals {
         let cands = opt.ask(batch.min(evals - all.len())).unwrap();
+        assert!(!cands.is_empty(), "ask answered nothing after {} of {evals} evaluations", all.len());
         let obs: Vec<Observed> = cands
             .into_iter()
             .map(|c| Observed { ticket: Some(c.ticket), value: f(&c.x), x: c.x, ..Observed::failed(None, vec![]) })
