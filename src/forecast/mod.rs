@@ -33,6 +33,59 @@ pub struct Forecast {
     pub level: f64,
 }
 
+/// The forecasting models by name: `--model` of `knobs forecast` and
+/// `model:` of a workload scenario both choose one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastModel {
+    /// [`MstlEts`]: MSTL decomposition with an AutoETS trend.
+    #[default]
+    MstlEts,
+    /// [`SeasonalNaive`]: the value one season ago.
+    SeasonalNaive,
+}
+
+impl ForecastModel {
+    /// Every model, in the order help texts list them.
+    pub const ALL: [ForecastModel; 2] = [ForecastModel::MstlEts, ForecastModel::SeasonalNaive];
+
+    /// Its name in a spec (`mstl_ets`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ForecastModel::MstlEts => "mstl_ets",
+            ForecastModel::SeasonalNaive => "seasonal_naive",
+        }
+    }
+
+    /// Its name on the command line (`mstl-ets`): flags spell words with `-`.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            ForecastModel::MstlEts => "mstl-ets",
+            ForecastModel::SeasonalNaive => "seasonal-naive",
+        }
+    }
+
+    /// One line for help texts.
+    pub fn description(self) -> &'static str {
+        match self {
+            ForecastModel::MstlEts => "MSTL decomposition + AutoETS trend (augurs)",
+            ForecastModel::SeasonalNaive => "the value one season ago",
+        }
+    }
+
+    /// The forecaster: MSTL + AutoETS over `periods` (empty: detected when
+    /// fitting), or the seasonal naive forecast at the first of `periods`,
+    /// else at `naive_period()`.
+    pub fn forecaster(self, periods: Vec<usize>, naive_period: impl FnOnce() -> usize) -> Box<dyn Forecaster> {
+        match self {
+            ForecastModel::MstlEts => Box::new(MstlEts { periods }),
+            ForecastModel::SeasonalNaive => {
+                Box::new(SeasonalNaive { period: periods.first().copied().unwrap_or_else(naive_period) })
+            }
+        }
+    }
+}
+
 /// A model that forecasts a regularly sampled series.
 pub trait Forecaster: Send + Sync {
     /// A short name for reports (`seasonal-naive(288)`, `mstl-ets(288)`).

@@ -36,7 +36,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Problem, Result};
-use crate::forecast::{Forecaster, MstlEts, SeasonalNaive, detect_periods};
+pub use crate::forecast::ForecastModel;
+use crate::forecast::detect_periods;
 use crate::telemetry::{self, SeriesKind, TelemetryConfig, format_time, parse_timestamp};
 use crate::yaml::parse_duration;
 
@@ -90,15 +91,6 @@ pub enum ScenarioKind {
     TypicalDay,
     /// The last `window` of the recording, replayed as it was (no forecast).
     Raw,
-}
-
-/// Which forecaster makes `peak` and `typical_day` scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ForecastModel {
-    #[default]
-    MstlEts,
-    SeasonalNaive,
 }
 
 /// The `workload:` section of a workload evaluator (see the module docs).
@@ -250,13 +242,9 @@ impl ScenarioSpec {
         let h = (horizon / step_s).max(1) as usize;
         let steps = |secs: i64| ((secs as f64 / step_s as f64).round() as usize).max(2);
         let forecast = || -> Result<(String, crate::forecast::Forecast)> {
-            let forecaster: Box<dyn Forecaster> = match self.model {
-                ForecastModel::MstlEts => Box::new(MstlEts { periods: period.map(steps).into_iter().collect() }),
-                ForecastModel::SeasonalNaive => {
-                    let p = period.map(steps).or_else(|| detect_periods(&y).first().copied()).unwrap_or(steps(86400));
-                    Box::new(SeasonalNaive { period: p })
-                }
-            };
+            let periods = period.map(steps).into_iter().collect();
+            let naive_period = || detect_periods(&y).first().copied().unwrap_or(steps(86400));
+            let forecaster = self.model.forecaster(periods, naive_period);
             let f = forecaster
                 .forecast(&y, h, self.level)
                 .map_err(|e| Error::Config(format!("workload ({shown}): {e}")))?;
