@@ -145,7 +145,7 @@ fn objectives_must_name_metrics_the_model_reports() {
 /// the model's frequency.
 #[test]
 fn the_service_latency_matches_a_simulation_of_its_requests() {
-    use knobs::eval::workload::{ModelKind, WorkloadSpec};
+    use knobs::eval::workload::{WorkloadSpec, service::Service};
     let w: WorkloadSpec = serde_yaml::from_str(
         r#"
 workload: {series: elb_request_count_8c0756.csv, scale: 50, until: '2014-04-17 00:00:00', horizon: 7d, period: 1d, level: 0.9}
@@ -156,7 +156,7 @@ service: {hit_ms: 2, miss_overhead_ms: 3}
 "#,
     )
     .unwrap();
-    let e = w.build(ModelKind::Service, &data()).unwrap();
+    let e = w.build(&Service, &data()).unwrap();
     let m = e.score(&knobs::space::Config::new()).unwrap();
     let lambda = e.scenario().rates[0];
     let b = m["cache_backend_rps_mean"] / lambda;

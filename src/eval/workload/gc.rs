@@ -93,7 +93,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Knob, Metrics, Scenario};
+use super::model::{BuiltModel, RawSection, Section, SectionBox, SectionError, WorkloadModel, missing, names};
+use super::{Knob, Metrics, Scenario, WorkloadSpec};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvalError;
 use crate::space::{Config, Space};
@@ -499,6 +500,39 @@ impl GcModel {
             }
         }
         Steady { survivors, old_live }
+    }
+}
+
+/// `type: gc`: the collector alone, from its `gc:` section.
+pub struct Gc;
+
+impl WorkloadModel for Gc {
+    fn name(&self) -> &'static str {
+        "gc"
+    }
+
+    fn parse_section(&self, raw: RawSection) -> std::result::Result<SectionBox, SectionError> {
+        raw.parse::<GcSpec>()
+    }
+
+    fn metrics(&self, _: &WorkloadSpec) -> Vec<String> {
+        names(METRICS)
+    }
+
+    fn build(&self, spec: &WorkloadSpec, _: &Scenario, _: &std::path::Path) -> Result<Box<dyn BuiltModel>> {
+        Ok(Box::new(spec.section::<GcSpec>().ok_or_else(|| missing("gc"))?.build()?))
+    }
+}
+
+impl Section for GcSpec {
+    fn check(&self, path: &str, space: &Space, problems: &mut Vec<Problem>) {
+        GcSpec::check(self, path, space, problems)
+    }
+}
+
+impl BuiltModel for GcModel {
+    fn score(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
+        Ok(self.evaluate(config, scenario)?.metrics())
     }
 }
 

@@ -53,7 +53,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Knob, Metrics, Scenario, tail_quantile};
+use super::model::{BuiltModel, RawSection, Section, SectionBox, SectionError, WorkloadModel, missing, names};
+use super::{Knob, Metrics, Scenario, WorkloadSpec, tail_quantile};
 use crate::error::{Error, Problem, Result};
 use crate::eval::EvalError;
 use crate::space::{Config, Space};
@@ -589,6 +590,39 @@ impl PoolModel {
     pub fn evaluate(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
         let (c, limit) = self.sizes(config)?;
         Ok(self.run(c, limit, &scenario.rates, scenario.step_s).metrics())
+    }
+}
+
+/// `type: pool`: the pool alone, from its `pool:` section.
+pub struct Pool;
+
+impl WorkloadModel for Pool {
+    fn name(&self) -> &'static str {
+        "pool"
+    }
+
+    fn parse_section(&self, raw: RawSection) -> std::result::Result<SectionBox, SectionError> {
+        raw.parse::<PoolSpec>()
+    }
+
+    fn metrics(&self, _: &WorkloadSpec) -> Vec<String> {
+        names(METRICS)
+    }
+
+    fn build(&self, spec: &WorkloadSpec, _: &Scenario, base_dir: &Path) -> Result<Box<dyn BuiltModel>> {
+        Ok(Box::new(spec.section::<PoolSpec>().ok_or_else(|| missing("pool"))?.build(base_dir)?))
+    }
+}
+
+impl Section for PoolSpec {
+    fn check(&self, path: &str, space: &Space, problems: &mut Vec<Problem>) {
+        PoolSpec::check(self, path, space, problems)
+    }
+}
+
+impl BuiltModel for PoolModel {
+    fn score(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
+        self.evaluate(config, scenario)
     }
 }
 

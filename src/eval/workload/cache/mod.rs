@@ -140,7 +140,7 @@ mod trace;
 
 pub use model::{CacheModel, CacheResult, Counts, Request, Sampling};
 pub use policy::Policy;
-pub use spec::CacheSpec;
+pub use spec::{Cache, CacheSpec};
 
 /// Metric names, in the order [`CacheResult::metrics`] documents them.
 pub const METRICS: &[&str] =

@@ -8,11 +8,16 @@ use serde::{Deserialize, Serialize};
 use super::model::CacheModel;
 use super::policy::Policy;
 use super::trace::{Arrivals, generate, read_trace, replay};
-use super::{MAX_KEYS, MAX_REQUESTS, STREAM_SAMPLE, STREAM_TRACE};
+use super::{MAX_KEYS, MAX_REQUESTS, METRICS, STREAM_SAMPLE, STREAM_TRACE};
 use crate::error::{Error, Problem, Problems, Result};
-use crate::eval::workload::{Knob, Scenario, TextKnob};
+use crate::eval::EvalError;
+use crate::eval::workload::model::{missing, names};
+use crate::eval::workload::{
+    BuiltModel, Knob, Metrics, RawSection, Scenario, Section, SectionBox, SectionError, TextKnob, WorkloadModel,
+    WorkloadSpec,
+};
 use crate::rng::Rng;
-use crate::space::Space;
+use crate::space::{Config, Space};
 
 fn default_policy() -> TextKnob {
     TextKnob("lru".to_string())
@@ -200,5 +205,39 @@ fn check_scenario(scenario: &Scenario, problems: &mut Vec<Problem>) {
     }
     if problems.len() == before && scenario.arrivals() <= 0.0 {
         problems.push(Problem::new(path, "every rate is 0: no request to simulate"));
+    }
+}
+
+/// `type: cache`: the cache alone, from its `cache:` section.
+pub struct Cache;
+
+impl WorkloadModel for Cache {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+
+    fn parse_section(&self, raw: RawSection) -> std::result::Result<SectionBox, SectionError> {
+        raw.parse::<CacheSpec>()
+    }
+
+    fn metrics(&self, _: &WorkloadSpec) -> Vec<String> {
+        names(METRICS)
+    }
+
+    fn build(&self, spec: &WorkloadSpec, scenario: &Scenario, base_dir: &Path) -> Result<Box<dyn BuiltModel>> {
+        let section = spec.section::<CacheSpec>().ok_or_else(|| missing("cache"))?;
+        Ok(Box::new(section.build(scenario, base_dir, spec.seed)?))
+    }
+}
+
+impl Section for CacheSpec {
+    fn check(&self, path: &str, space: &Space, problems: &mut Vec<Problem>) {
+        CacheSpec::check(self, path, space, problems)
+    }
+}
+
+impl BuiltModel for CacheModel {
+    fn score(&self, config: &Config, _: &Scenario) -> std::result::Result<Metrics, EvalError> {
+        Ok(self.evaluate(config)?.metrics())
     }
 }
