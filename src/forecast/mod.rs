@@ -16,6 +16,8 @@
 //! Series are plain `&[f64]` at a fixed step (resampled by
 //! [`crate::telemetry`]); horizons count steps.
 
+#![warn(missing_docs)]
+
 use augurs::Fit;
 use augurs::Predict;
 use augurs::seasons::Detector as _;
@@ -26,8 +28,11 @@ use crate::stats::normal_quantile;
 /// A point forecast with a prediction interval.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Forecast {
+    /// Point forecast, one value per step ahead.
     pub point: Vec<f64>,
+    /// Lower bound of the prediction interval.
     pub lower: Vec<f64>,
+    /// Upper bound of the prediction interval.
     pub upper: Vec<f64>,
     /// Nominal coverage of [lower, upper], e.g. 0.8.
     pub level: f64,
@@ -87,6 +92,30 @@ impl ForecastModel {
 }
 
 /// A model that forecasts a regularly sampled series.
+///
+/// ```
+/// use knobs::forecast::{Forecast, Forecaster, SeasonalNaive};
+///
+/// /// The last value, repeated, within ±1.
+/// struct Last;
+///
+/// impl Forecaster for Last {
+///     fn name(&self) -> String {
+///         "last".to_string()
+///     }
+///
+///     fn forecast(&self, y: &[f64], horizon: usize, level: f64) -> knobs::Result<Forecast> {
+///         let v = *y.last().ok_or_else(|| knobs::Error::Config("an empty series".to_string()))?;
+///         Ok(Forecast { point: vec![v; horizon], lower: vec![v - 1.0; horizon], upper: vec![v + 1.0; horizon], level })
+///     }
+/// }
+///
+/// let days = [1.0, 5.0, 3.0, 1.0, 5.0, 3.0, 1.0, 5.0, 3.0];
+/// assert_eq!(Last.forecast(&days, 2, 0.8).unwrap().point, [3.0, 3.0]);
+/// // The built-in models answer through the same trait: here the last season repeats.
+/// let naive: &dyn Forecaster = &SeasonalNaive { period: 3 };
+/// assert_eq!(naive.forecast(&days, 3, 0.8).unwrap().point, [1.0, 5.0, 3.0]);
+/// ```
 pub trait Forecaster: Send + Sync {
     /// A short name for reports (`seasonal-naive(288)`, `mstl-ets(288)`).
     fn name(&self) -> String;
@@ -117,6 +146,7 @@ fn check(model: &str, y: &[f64], horizon: usize, level: f64, min_len: usize) -> 
 /// The value one season ago, repeated.
 #[derive(Debug, Clone)]
 pub struct SeasonalNaive {
+    /// Season length in steps.
     pub period: usize,
 }
 
@@ -256,7 +286,9 @@ fn mstl_ets(name: &str, y: &[f64], periods: &[usize], horizon: usize, level: f64
 /// Accuracy of one model over a rolling-origin backtest.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backtest {
+    /// The model's name.
     pub model: String,
+    /// Held-out windows.
     pub folds: usize,
     /// Mean absolute scaled error: MAE over the in-sample MAE of the
     /// seasonal naive forecast (period `mase_period`); below 1 beats it.
@@ -265,6 +297,7 @@ pub struct Backtest {
     pub smape: f64,
     /// Share of held-out points inside the interval (nominal: `level`).
     pub coverage: f64,
+    /// Nominal coverage of the intervals.
     pub level: f64,
     /// Seconds spent fitting and forecasting, all folds together.
     pub seconds: f64,

@@ -84,7 +84,9 @@ pub fn model(name: &str) -> Option<&'static dyn WorkloadModel> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Knob {
+    /// A fixed number.
     Fixed(f64),
+    /// The name of a parameter of the space.
     Param(String),
 }
 

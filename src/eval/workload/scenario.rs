@@ -103,27 +103,37 @@ pub struct ScenarioSpec {
     #[serde(default)]
     pub column: Option<String>,
     #[serde(default = "count")]
+    /// Events per step (`count`) or a rate per second already (`gauge`).
     pub kind: SeriesKind,
     /// Resampling step (default: the series' median step).
     #[serde(default)]
     pub step: Option<String>,
     #[serde(default = "one")]
+    /// Multiplies every rate (e.g. queries per recorded request, or headroom).
     pub scale: f64,
     #[serde(default)]
+    /// Which load to build: `peak`, `typical_day` or `raw`.
     pub scenario: ScenarioKind,
     #[serde(default)]
+    /// How far the forecast looks ahead (default 7d).
     pub horizon: Option<String>,
     #[serde(default = "level")]
+    /// Nominal coverage of the forecast interval whose upper bound makes the peak.
     pub level: f64,
     #[serde(default)]
+    /// Seasonal period of the forecast (default: detected).
     pub period: Option<String>,
     #[serde(default)]
+    /// The forecaster.
     pub model: ForecastModel,
     #[serde(default)]
+    /// How long the peak is held (default 1h).
     pub peak_duration: Option<String>,
     #[serde(default)]
+    /// Use only the recording before this time (backtesting a decision).
     pub until: Option<String>,
     #[serde(default)]
+    /// `raw`: the replayed window (default 7d); forecasts: the training window.
     pub window: Option<String>,
 }
 

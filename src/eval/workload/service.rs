@@ -78,6 +78,7 @@ impl Default for ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// Check every field; paths start with `path`.
     pub fn check(&self, path: &str, problems: &mut Vec<Problem>) {
         for (name, v) in [
             ("hit_ms", self.hit_ms),
@@ -111,6 +112,7 @@ pub struct ServiceModel {
 }
 
 impl ServiceModel {
+    /// The parts from their sections of `w`, the cache's trace made for `scenario`.
     pub fn build(w: &WorkloadSpec, scenario: &Scenario, base_dir: &Path) -> Result<ServiceModel> {
         let missing = |s: &str| Error::Config(format!("evaluator.{s}: missing; a service needs it"));
         Ok(ServiceModel {
@@ -121,6 +123,7 @@ impl ServiceModel {
         })
     }
 
+    /// End-to-end and per-part metrics of a configuration over `scenario`.
     pub fn evaluate(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
         let cache = self.cache.evaluate(config)?;
         if cache.backend_rates.len() != scenario.rates.len() {

@@ -14,11 +14,13 @@ use crate::space::Config;
 /// Request counts of one replay (of the simulated, possibly sampled, trace).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Reads (requests that are not writes).
     pub reads: u64,
     /// Reads served from the cache, fresh or stale.
     pub hits: u64,
     /// Reads served a copy older than a write to its key.
     pub stale_hits: u64,
+    /// Writes (they go to the backend only).
     pub writes: u64,
     /// Requests sent to the backend: read misses and writes.
     pub backend: u64,
@@ -38,11 +40,17 @@ impl Counts {
 /// module docs; rates and memory in the full load's units).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheResult {
+    /// Reads served from the cache (fresh or stale) / reads.
     pub hit_rate: f64,
+    /// Reads served a stale copy / reads.
     pub stale_fraction: f64,
+    /// Time-averaged memory of the resident entries, MB.
     pub memory_mb_mean: f64,
+    /// Most memory of resident entries at any instant, MB.
     pub memory_mb_peak: f64,
+    /// Backend requests (read misses and writes) per second.
     pub backend_rps_mean: f64,
+    /// The highest per-segment backend rate.
     pub backend_rps_peak: f64,
     /// Backend requests per second in each scenario segment.
     pub backend_rates: Vec<f64>,
@@ -87,6 +95,7 @@ pub struct Request {
     pub time_s: f64,
     /// Dense key id, `0..CacheModel::distinct_keys()`, in order of first request.
     pub key: u32,
+    /// A write (else a read).
     pub write: bool,
     /// Scenario segment the request falls in.
     pub segment: usize,
@@ -188,6 +197,7 @@ impl CacheModel {
         self.trace.times.len()
     }
 
+    /// No request at all.
     pub fn is_empty(&self) -> bool {
         self.trace.times.is_empty()
     }
@@ -197,10 +207,12 @@ impl CacheModel {
         self.trace.distinct
     }
 
+    /// Scenario segments.
     pub fn segments(&self) -> usize {
         self.trace.bounds.len() - 1
     }
 
+    /// Length of the scenario, seconds.
     pub fn duration_s(&self) -> f64 {
         self.step_s * self.segments() as f64
     }

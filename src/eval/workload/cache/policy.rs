@@ -17,10 +17,12 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Every policy.
     pub const ALL: [Policy; 3] = [Policy::Lru, Policy::Lfu, Policy::Fifo];
     /// The names used in a spec, in the order of [`Policy::ALL`].
     pub const NAMES: [&'static str; 3] = ["lru", "lfu", "fifo"];
 
+    /// Its name in a spec.
     pub fn name(self) -> &'static str {
         match self {
             Policy::Lru => "lru",
@@ -29,6 +31,7 @@ impl Policy {
         }
     }
 
+    /// The policy with this name in a spec.
     pub fn from_name(name: &str) -> Option<Policy> {
         Policy::ALL.into_iter().find(|p| p.name() == name)
     }
