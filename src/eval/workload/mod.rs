@@ -45,9 +45,13 @@
 //!      `metrics` and `build` (reading its section with
 //!      [`WorkloadSpec::section`]); override `required` / `optional` when it
 //!      reads other models' sections too, as [`service::Service`] does.
-//! 2. Add `pub mod NAME;` below and the unit struct to [`MODELS`]. Its
-//!    place in the table is the place of its section when a spec is
-//!    written out; append it, so that stored specs keep their bytes.
+//! 2. Add `pub mod NAME;` below and the unit struct to [`MODELS`], at the
+//!    end: the table's order is the order sections are written in, and
+//!    stored specs are compared as written.
+//!
+//! Nothing else names a model: [`crate::eval::EvaluatorSpec`] reads any
+//! `type:` in the table (with serde's wording for an unknown one), and a
+//! [`WorkloadSpec`] any section.
 
 use std::collections::BTreeMap;
 
