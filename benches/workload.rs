@@ -18,26 +18,27 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use knobs::eval::EvalContext;
 use knobs::eval::workload::cache::{CacheSpec, Policy};
-use knobs::eval::workload::{Knob, ModelKind, Scenario};
+use knobs::eval::workload::gc::Gc;
+use knobs::eval::workload::{Knob, Scenario, WorkloadModel};
 use knobs::spec::Spec;
 
 fn evaluator(
     spec: &str,
-    kind: Option<ModelKind>,
+    model: Option<&dyn WorkloadModel>,
 ) -> (Box<dyn knobs::eval::Evaluator>, knobs::space::Config, EvalContext) {
     let spec = Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).unwrap();
     let config = spec.space.baseline().unwrap();
     let ctx = EvalContext { study: spec.name.clone(), trial: 0, base_dir: spec.base_dir.clone() };
-    let evaluator: Box<dyn knobs::eval::Evaluator> = match kind {
+    let evaluator: Box<dyn knobs::eval::Evaluator> = match model {
         None => spec.evaluator.build(&spec.space, &spec.base_dir).unwrap(),
-        Some(k) => {
+        Some(m) => {
             let (_, w) = spec.evaluator.workload().unwrap();
             let mut w = w.clone();
             // Only the gc part of the service spec.
-            w.pool = None;
-            w.cache = None;
-            w.service = None;
-            Box::new(w.build(k, &spec.base_dir).unwrap())
+            for section in ["pool", "cache", "service"] {
+                w.remove_section(section);
+            }
+            Box::new(w.build(m, &spec.base_dir).unwrap())
         }
     };
     (evaluator, config, ctx)
@@ -50,12 +51,12 @@ fn bench(c: &mut Criterion) {
         ("pool/peak", "experiments/elb-pool/spec.yaml", None),
         ("pool/raw-week", "experiments/elb-pool/actual.yaml", None),
         ("cache/peak", "experiments/twitter-cache/spec.yaml", None),
-        ("gc/raw-week", "experiments/service-tuning/lastweek.yaml", Some(ModelKind::Gc)),
+        ("gc/raw-week", "experiments/service-tuning/lastweek.yaml", Some(&Gc as &dyn WorkloadModel)),
         ("service/peak", "experiments/service-tuning/forecast.yaml", None),
         ("service/raw-week", "experiments/service-tuning/lastweek.yaml", None),
     ];
-    for (name, spec, kind) in cases {
-        let (e, config, ctx) = evaluator(spec, kind);
+    for (name, spec, model) in cases {
+        let (e, config, ctx) = evaluator(spec, model);
         g.bench_function(name, |b| b.iter(|| e.evaluate(&config, &ctx).unwrap()));
     }
     let mut spec = CacheSpec { keys: 100_000, zipf: 0.9, ..CacheSpec::new(Knob::Fixed(100.0), Knob::Fixed(60.0)) };

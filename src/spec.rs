@@ -143,7 +143,15 @@ impl Spec {
             None => {
                 p.push(Problem::new(
                     "evaluator",
-                    "missing; say how to measure a configuration (type: function, command, pool, cache, gc, service, or external when API clients evaluate)",
+                    format!(
+                        "missing; say how to measure a configuration (type: {}, or external when API clients evaluate)",
+                        EvaluatorSpec::types()
+                            .iter()
+                            .filter(|t| **t != "external")
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 ));
                 None
             }

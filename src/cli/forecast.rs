@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::builder::PossibleValue;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::Plots;
 use crate::error::{Error, Result};
-use crate::forecast::{Backtest, Forecaster, MstlEts, SeasonalNaive, backtest, detect_periods};
+use crate::forecast::{Backtest, ForecastModel, Forecaster, MstlEts, SeasonalNaive, backtest, detect_periods};
 use crate::report;
 use crate::telemetry::{SeriesKind, TelemetryConfig, format_time, load};
 
@@ -26,12 +27,15 @@ pub enum ForecastSub {
     Backtest(BacktestArgs),
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Model {
-    /// MSTL decomposition + AutoETS trend (augurs)
-    MstlEts,
-    /// the value one season ago
-    SeasonalNaive,
+/// `--model` takes the names and help of the one list of forecasting models.
+impl ValueEnum for ForecastModel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ForecastModel::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.cli_name()).help(self.description()))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -64,8 +68,8 @@ pub struct ForecastArgs {
     /// How far ahead (e.g. 1d, 6h, 90m).
     #[arg(long, value_parser = parse_duration, default_value = "1d")]
     pub horizon: i64,
-    #[arg(long, value_enum, default_value_t = Model::MstlEts)]
-    pub model: Model,
+    #[arg(long, value_enum, default_value_t = ForecastModel::MstlEts)]
+    pub model: ForecastModel,
     #[command(flatten)]
     pub common: SeriesArgs,
     /// Directory for forecast.svg (or .png).
@@ -169,10 +173,7 @@ pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
         let y: Vec<f64> = s.points.iter().map(|p| p.1).collect();
         let periods = period_steps(&a.common, s.step, &y);
         let horizon = ((a.horizon as f64 / s.step as f64).ceil() as usize).max(1);
-        let model: Box<dyn Forecaster> = match a.model {
-            Model::MstlEts => Box::new(MstlEts { periods: periods.clone() }),
-            Model::SeasonalNaive => Box::new(SeasonalNaive { period: periods.first().copied().unwrap_or(1) }),
-        };
+        let model = a.model.forecaster(periods.clone(), || 1);
         let mut f = model.forecast(&y, horizon, a.common.level)?;
         if a.common.kind == Kind::Count {
             // Counts are never negative: clip the forecast and its interval at 0.

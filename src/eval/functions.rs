@@ -36,12 +36,19 @@ pub struct FunctionSpec {
 /// A test function knobs knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
+    /// Branin-Hoo (2-d).
     Branin,
+    /// Hartmann 6-d.
     Hartmann6,
+    /// Ackley (any dimension).
     Ackley,
+    /// Rosenbrock (two dimensions or more).
     Rosenbrock,
+    /// Rastrigin (any dimension).
     Rastrigin,
+    /// Styblinski-Tang (any dimension).
     StyblinskiTang,
+    /// A service-like function of named parameters of mixed types.
     MixedService,
 }
 
@@ -53,6 +60,7 @@ enum Arity {
 }
 
 impl Function {
+    /// Every function, in the order of [`Function::names`].
     pub const ALL: [Function; 7] = [
         Function::Branin,
         Function::Hartmann6,
@@ -76,6 +84,7 @@ impl Function {
         }
     }
 
+    /// The function with this name in a spec.
     pub fn from_name(name: &str) -> Option<Function> {
         Function::ALL.into_iter().find(|f| f.name() == name)
     }
@@ -332,6 +341,7 @@ pub struct Benchmark {
     pub function: Function,
     /// Parameters without defaults (the harness has no baseline).
     pub space: Space,
+    /// The known global minimum.
     pub f_star: f64,
     /// One known minimiser (to a few digits for hartmann6).
     pub x_star: Config,
@@ -590,6 +600,7 @@ impl FunctionEvaluator {
         })
     }
 
+    /// The function evaluated.
     pub fn function(&self) -> Function {
         self.function
     }

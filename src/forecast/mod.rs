@@ -16,6 +16,8 @@
 //! Series are plain `&[f64]` at a fixed step (resampled by
 //! [`crate::telemetry`]); horizons count steps.
 
+#![warn(missing_docs)]
+
 use augurs::Fit;
 use augurs::Predict;
 use augurs::seasons::Detector as _;
@@ -26,14 +28,94 @@ use crate::stats::normal_quantile;
 /// A point forecast with a prediction interval.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Forecast {
+    /// Point forecast, one value per step ahead.
     pub point: Vec<f64>,
+    /// Lower bound of the prediction interval.
     pub lower: Vec<f64>,
+    /// Upper bound of the prediction interval.
     pub upper: Vec<f64>,
     /// Nominal coverage of [lower, upper], e.g. 0.8.
     pub level: f64,
 }
 
+/// The forecasting models by name: `--model` of `knobs forecast` and
+/// `model:` of a workload scenario both choose one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastModel {
+    /// [`MstlEts`]: MSTL decomposition with an AutoETS trend.
+    #[default]
+    MstlEts,
+    /// [`SeasonalNaive`]: the value one season ago.
+    SeasonalNaive,
+}
+
+impl ForecastModel {
+    /// Every model, in the order help texts list them.
+    pub const ALL: [ForecastModel; 2] = [ForecastModel::MstlEts, ForecastModel::SeasonalNaive];
+
+    /// Its name in a spec (`mstl_ets`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ForecastModel::MstlEts => "mstl_ets",
+            ForecastModel::SeasonalNaive => "seasonal_naive",
+        }
+    }
+
+    /// Its name on the command line (`mstl-ets`): flags spell words with `-`.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            ForecastModel::MstlEts => "mstl-ets",
+            ForecastModel::SeasonalNaive => "seasonal-naive",
+        }
+    }
+
+    /// One line for help texts.
+    pub fn description(self) -> &'static str {
+        match self {
+            ForecastModel::MstlEts => "MSTL decomposition + AutoETS trend (augurs)",
+            ForecastModel::SeasonalNaive => "the value one season ago",
+        }
+    }
+
+    /// The forecaster: MSTL + AutoETS over `periods` (empty: detected when
+    /// fitting), or the seasonal naive forecast at the first of `periods`,
+    /// else at `naive_period()`.
+    pub fn forecaster(self, periods: Vec<usize>, naive_period: impl FnOnce() -> usize) -> Box<dyn Forecaster> {
+        match self {
+            ForecastModel::MstlEts => Box::new(MstlEts { periods }),
+            ForecastModel::SeasonalNaive => {
+                Box::new(SeasonalNaive { period: periods.first().copied().unwrap_or_else(naive_period) })
+            }
+        }
+    }
+}
+
 /// A model that forecasts a regularly sampled series.
+///
+/// ```
+/// use knobs::forecast::{Forecast, Forecaster, SeasonalNaive};
+///
+/// /// The last value, repeated, within ±1.
+/// struct Last;
+///
+/// impl Forecaster for Last {
+///     fn name(&self) -> String {
+///         "last".to_string()
+///     }
+///
+///     fn forecast(&self, y: &[f64], horizon: usize, level: f64) -> knobs::Result<Forecast> {
+///         let v = *y.last().ok_or_else(|| knobs::Error::Config("an empty series".to_string()))?;
+///         Ok(Forecast { point: vec![v; horizon], lower: vec![v - 1.0; horizon], upper: vec![v + 1.0; horizon], level })
+///     }
+/// }
+///
+/// let days = [1.0, 5.0, 3.0, 1.0, 5.0, 3.0, 1.0, 5.0, 3.0];
+/// assert_eq!(Last.forecast(&days, 2, 0.8).unwrap().point, [3.0, 3.0]);
+/// // The built-in models answer through the same trait: here the last season repeats.
+/// let naive: &dyn Forecaster = &SeasonalNaive { period: 3 };
+/// assert_eq!(naive.forecast(&days, 3, 0.8).unwrap().point, [1.0, 5.0, 3.0]);
+/// ```
 pub trait Forecaster: Send + Sync {
     /// A short name for reports (`seasonal-naive(288)`, `mstl-ets(288)`).
     fn name(&self) -> String;
@@ -64,6 +146,7 @@ fn check(model: &str, y: &[f64], horizon: usize, level: f64, min_len: usize) -> 
 /// The value one season ago, repeated.
 #[derive(Debug, Clone)]
 pub struct SeasonalNaive {
+    /// Season length in steps.
     pub period: usize,
 }
 
@@ -203,7 +286,9 @@ fn mstl_ets(name: &str, y: &[f64], periods: &[usize], horizon: usize, level: f64
 /// Accuracy of one model over a rolling-origin backtest.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backtest {
+    /// The model's name.
     pub model: String,
+    /// Held-out windows.
     pub folds: usize,
     /// Mean absolute scaled error: MAE over the in-sample MAE of the
     /// seasonal naive forecast (period `mase_period`); below 1 beats it.
@@ -212,6 +297,7 @@ pub struct Backtest {
     pub smape: f64,
     /// Share of held-out points inside the interval (nominal: `level`).
     pub coverage: f64,
+    /// Nominal coverage of the intervals.
     pub level: f64,
     /// Seconds spent fitting and forecasting, all folds together.
     pub seconds: f64,

@@ -145,7 +145,7 @@ fn objectives_must_name_metrics_the_model_reports() {
 /// the model's frequency.
 #[test]
 fn the_service_latency_matches_a_simulation_of_its_requests() {
-    use knobs::eval::workload::{ModelKind, WorkloadSpec};
+    use knobs::eval::workload::{WorkloadSpec, service::Service};
     let w: WorkloadSpec = serde_yaml::from_str(
         r#"
 workload: {series: elb_request_count_8c0756.csv, scale: 50, until: '2014-04-17 00:00:00', horizon: 7d, period: 1d, level: 0.9}
@@ -156,7 +156,7 @@ service: {hit_ms: 2, miss_overhead_ms: 3}
 "#,
     )
     .unwrap();
-    let e = w.build(ModelKind::Service, &data()).unwrap();
+    let e = w.build(&Service, &data()).unwrap();
     let m = e.score(&knobs::space::Config::new()).unwrap();
     let lambda = e.scenario().rates[0];
     let b = m["cache_backend_rps_mean"] / lambda;
@@ -192,4 +192,52 @@ service: {hit_ms: 2, miss_overhead_ms: 3}
     assert!((mm - mean).abs() <= 0.03 * mean, "mean {mm} vs {mean}");
     assert!((mp - p99).abs() <= 0.05 * p99, "p99 {mp} vs {p99}");
     assert!(m["throughput_rps"] > 0.99 * lambda);
+}
+
+/// Specs are stored as JSON and read back, and serde's messages reach the
+/// user: a workload evaluator keeps the form and the messages of the
+/// derived enum it once was, byte for byte, whatever order its sections
+/// come in and whichever format reads it.
+#[test]
+fn a_workload_evaluator_keeps_its_stored_form_and_messages() {
+    use knobs::eval::EvaluatorSpec;
+    const STORED: &str = r#"{"type":"service","workload":{"series":"elb_request_count_8c0756.csv","column":null,"kind":"count","step":null,"scale":50.0,"scenario":"peak","horizon":"7d","level":0.8,"period":"1d","model":"mstl_ets","peak_duration":null,"until":"2014-04-17 00:00:00","window":null},"pool":{"size":"pool_size","service_time_ms":{"series":"ec2_request_latency_system_failure.csv","column":null,"stat":"median","scale":2.0},"queue_limit":20.0,"memory_mb_per_connection":3.0,"cost_per_connection":0.0},"cache":{"capacity":100.0,"ttl_s":60.0,"policy":"lru","keys":100000,"zipf":0.9,"update_fraction":0.0,"object_kb":1.0,"max_requests":1000000},"gc":{"heap_mb":"heap_mb","young_mb":"young_mb","alloc_kb_per_event":256.0,"live_mb":256.0,"short_lifetime_ms":50.0,"long_fraction":0.01,"long_lifetime_s":60.0,"minor_base_ms":1.0,"minor_ms_per_mb":0.5,"major_base_ms":20.0,"major_ms_per_mb":1.0,"cost_per_gb_hour":0.0},"service":{"hit_ms":2.0,"miss_overhead_ms":3.0,"cost_per_cache_gb":0.05},"seed":3}"#;
+    let yaml = r#"
+seed: 3
+service: {hit_ms: 2, miss_overhead_ms: 3, cost_per_cache_gb: 0.05}
+gc: {heap_mb: heap_mb, young_mb: young_mb}
+type: service
+cache: {capacity: 100, ttl_s: 60}
+pool: {size: pool_size, service_time_ms: {series: ec2_request_latency_system_failure.csv, stat: median, scale: 2}, queue_limit: 20, memory_mb_per_connection: 3}
+workload: {series: elb_request_count_8c0756.csv, scale: 50, until: '2014-04-17 00:00:00', horizon: 7d, period: 1d}
+"#;
+    let from_yaml = |text: &str| serde_yaml::from_value::<EvaluatorSpec>(serde_yaml::from_str(text).unwrap());
+    let spec = from_yaml(yaml).unwrap();
+    assert_eq!(serde_json::to_string(&spec).unwrap(), STORED);
+    assert_eq!(serde_json::from_str::<EvaluatorSpec>(STORED).unwrap(), spec);
+
+    let w = "workload: {series: a.csv}";
+    for (text, message) in [
+        (
+            "{type: nope}".to_string(),
+            "unknown variant `nope`, expected one of `function`, `command`, `pool`, `cache`, `gc`, `service`, `external`",
+        ),
+        (
+            format!("{{type: gc, {w}, colour: red}}"),
+            "unknown field `colour`, expected one of `workload`, `pool`, `cache`, `gc`, `service`, `seed`",
+        ),
+        (format!("{{type: pool, {w}, seed: -1}}"), "invalid value: integer `-1`, expected u64"),
+        (
+            format!("{{type: cache, {w}, cache: {{capacity: 1, ttl_s: 1, keys: 1.5}}}}"),
+            "invalid type: floating point `1.5`, expected u64",
+        ),
+        ("{type: pool, pool: {size: 1, service_time_ms: 1}}".to_string(), "missing field `workload`"),
+    ] {
+        assert_eq!(from_yaml(&text).unwrap_err().to_string(), message, "{text}");
+    }
+    // JSON words a null as JSON does, inside a model's section too.
+    let null =
+        r#"{"type": "cache", "workload": {"series": "a.csv"}, "cache": {"capacity": 1, "ttl_s": 1, "keys": null}}"#;
+    let e = serde_json::from_value::<EvaluatorSpec>(serde_json::from_str(null).unwrap()).unwrap_err();
+    assert_eq!(e.to_string(), "invalid type: null, expected u64");
 }

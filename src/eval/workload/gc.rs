@@ -93,7 +93,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Knob, Metrics, Scenario};
+use super::model::{BuiltModel, RawSection, Section, SectionBox, SectionError, WorkloadModel, missing, names};
+use super::{Knob, Metrics, Scenario, WorkloadSpec};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvalError;
 use crate::space::{Config, Space};
@@ -354,6 +355,40 @@ struct Steady {
     old_live: f64,
 }
 
+/// One segment's collections.
+struct Segment {
+    /// What a full collection keeps, MB (`X + S`).
+    kept: f64,
+    /// Minor and major collections per second.
+    minor_s: f64,
+    major_s: f64,
+    /// Their pauses, ms.
+    minor_ms: f64,
+    major_ms: f64,
+}
+
+/// Sizes the model can work with, and a scenario of segments.
+fn check_inputs(heap_mb: f64, young_mb: f64, scenario: &Scenario) -> std::result::Result<(), EvalError> {
+    if !(heap_mb.is_finite() && young_mb.is_finite() && young_mb > 0.0) {
+        return Err(EvalError::Invalid(format!(
+            "gc: heap_mb = {heap_mb} and young_mb = {young_mb} must be finite and young_mb > 0"
+        )));
+    }
+    if young_mb >= heap_mb {
+        return Err(EvalError::Invalid(format!(
+            "gc: the young generation ({young_mb} MB) must be smaller than the heap ({heap_mb} MB)"
+        )));
+    }
+    if !(scenario.step_s.is_finite() && scenario.step_s > 0.0) || scenario.rates.is_empty() {
+        return Err(EvalError::Invalid(format!(
+            "gc: the scenario needs segments of a positive length (step_s = {}, {} segments)",
+            scenario.step_s,
+            scenario.rates.len()
+        )));
+    }
+    Ok(())
+}
+
 /// For `x = Δ/τ`: the mean survival over one fill period `(1 − e^{−x}) / x`
 /// and the promoted batches still alive per batch `1 / (e^x − 1) = e^{−x} /
 /// (1 − e^{−x})`, from one `exp_m1` (accurate for small `x`).
@@ -376,25 +411,7 @@ impl GcModel {
     /// [`OVERHEAD_LIMIT`] of a segment paused, or a malformed scenario is
     /// [`EvalError::Invalid`].
     pub fn model(&self, heap_mb: f64, young_mb: f64, scenario: &Scenario) -> std::result::Result<GcResult, EvalError> {
-        let s = &self.spec;
-        if !(heap_mb.is_finite() && young_mb.is_finite() && young_mb > 0.0) {
-            return Err(EvalError::Invalid(format!(
-                "gc: heap_mb = {heap_mb} and young_mb = {young_mb} must be finite and young_mb > 0"
-            )));
-        }
-        if young_mb >= heap_mb {
-            return Err(EvalError::Invalid(format!(
-                "gc: the young generation ({young_mb} MB) must be smaller than the heap ({heap_mb} MB)"
-            )));
-        }
-        if !(scenario.step_s.is_finite() && scenario.step_s > 0.0) || scenario.rates.is_empty() {
-            return Err(EvalError::Invalid(format!(
-                "gc: the scenario needs segments of a positive length (step_s = {}, {} segments)",
-                scenario.step_s,
-                scenario.rates.len()
-            )));
-        }
-        let old_capacity = heap_mb - young_mb;
+        check_inputs(heap_mb, young_mb, scenario)?;
         let n = scenario.rates.len();
         let step = scenario.step_s;
         let mut pause_fraction = Vec::with_capacity(n);
@@ -404,57 +421,20 @@ impl GcModel {
         let (mut minors, mut majors, mut paused_ms) = (0.0, 0.0, 0.0);
         let mut most_live: f64 = 0.0;
         for (i, &rate) in scenario.rates.iter().enumerate() {
-            if !(rate.is_finite() && rate >= 0.0) {
-                return Err(EvalError::Invalid(format!("gc: segment {i} has the arrival rate {rate}")));
-            }
-            let alloc = rate * s.alloc_kb_per_event / 1024.0;
-            let st =
-                if alloc > 0.0 { self.steady(alloc, young_mb) } else { Steady { survivors: 0.0, old_live: s.live_mb } };
-            let kept = st.old_live + st.survivors;
-            if kept > old_capacity {
-                return Err(EvalError::Invalid(format!(
-                    "gc: out of memory in segment {i} ({rate}/s, {alloc:.1} MB/s allocated): the old generation \
-                     (heap {heap_mb} MB − young {young_mb} MB = {old_capacity} MB) cannot hold what a full \
-                     collection keeps ({kept:.1} MB: live set {} MB + promoted objects still alive {:.1} MB + \
-                     nursery survivors {:.1} MB)",
-                    s.live_mb,
-                    st.old_live - s.live_mb,
-                    st.survivors
-                )));
-            }
-            most_live = most_live.max(kept);
-            if alloc <= 0.0 {
-                pause_fraction.push(0.0);
-                residual_ms.push(0.0);
-                continue;
-            }
-            let per_s = alloc / young_mb;
-            let cycle = ((old_capacity - st.old_live) / st.survivors - 0.5).max(1.0);
-            let major_s = per_s / cycle;
-            let minor_s = per_s - major_s;
-            let minor_ms = s.minor_base_ms + s.minor_ms_per_mb * st.survivors;
-            let major_ms = s.major_base_ms + s.major_ms_per_mb * kept;
-            let busy_ms = minor_s * minor_ms + major_s * major_ms;
-            let fraction = busy_ms / 1000.0;
-            if fraction >= OVERHEAD_LIMIT {
-                return Err(EvalError::Invalid(format!(
-                    "gc: overhead limit exceeded in segment {i} ({rate}/s): {:.1}% of the time paused ({minor_s:.2} \
-                     minor collections/s of {minor_ms:.1} ms, {major_s:.3} full/s of {major_ms:.1} ms) with heap \
-                     {heap_mb} MB, young {young_mb} MB",
-                    100.0 * fraction
-                )));
-            }
-            pause_fraction.push(fraction);
+            let g = self.segment(i, rate, heap_mb, young_mb)?;
+            most_live = most_live.max(g.kept);
+            let busy_ms = g.minor_s * g.minor_ms + g.major_s * g.major_ms;
+            pause_fraction.push(busy_ms / 1000.0);
             residual_ms.push(if busy_ms > 0.0 {
-                (minor_s * minor_ms * minor_ms + major_s * major_ms * major_ms) / (2.0 * busy_ms)
+                (g.minor_s * g.minor_ms * g.minor_ms + g.major_s * g.major_ms * g.major_ms) / (2.0 * busy_ms)
             } else {
                 0.0
             });
-            minors += minor_s * step;
-            majors += major_s * step;
+            minors += g.minor_s * step;
+            majors += g.major_s * step;
             paused_ms += busy_ms * step;
-            atoms.push((minor_ms, minor_s * step));
-            atoms.push((major_ms, major_s * step));
+            atoms.push((g.minor_ms, g.minor_s * step));
+            atoms.push((g.major_ms, g.major_s * step));
         }
         let duration = step * n as f64;
         let pauses = minors + majors;
@@ -469,7 +449,7 @@ impl GcModel {
             gc_time_fraction: pause_fraction.iter().sum::<f64>() / n as f64,
             heap_mb,
             footprint_overhead: heap_mb / most_live - 1.0,
-            cost: heap_mb / 1024.0 * s.cost_per_gb_hour,
+            cost: heap_mb / 1024.0 * self.spec.cost_per_gb_hour,
             pause_fraction,
             residual_ms,
         };
@@ -479,6 +459,50 @@ impl GcModel {
             ))),
             None => Ok(result),
         }
+    }
+
+    /// Segment `i` at arrival rate `rate` (module doc, "Formulas"); an
+    /// idle segment collects nothing but must still hold the live set.
+    fn segment(&self, i: usize, rate: f64, heap_mb: f64, young_mb: f64) -> std::result::Result<Segment, EvalError> {
+        let s = &self.spec;
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(EvalError::Invalid(format!("gc: segment {i} has the arrival rate {rate}")));
+        }
+        let old_capacity = heap_mb - young_mb;
+        let alloc = rate * s.alloc_kb_per_event / 1024.0;
+        let st =
+            if alloc > 0.0 { self.steady(alloc, young_mb) } else { Steady { survivors: 0.0, old_live: s.live_mb } };
+        let kept = st.old_live + st.survivors;
+        if kept > old_capacity {
+            return Err(EvalError::Invalid(format!(
+                "gc: out of memory in segment {i} ({rate}/s, {alloc:.1} MB/s allocated): the old generation \
+                 (heap {heap_mb} MB − young {young_mb} MB = {old_capacity} MB) cannot hold what a full \
+                 collection keeps ({kept:.1} MB: live set {} MB + promoted objects still alive {:.1} MB + \
+                 nursery survivors {:.1} MB)",
+                s.live_mb,
+                st.old_live - s.live_mb,
+                st.survivors
+            )));
+        }
+        if alloc <= 0.0 {
+            return Ok(Segment { kept, minor_s: 0.0, major_s: 0.0, minor_ms: 0.0, major_ms: 0.0 });
+        }
+        let per_s = alloc / young_mb;
+        let cycle = ((old_capacity - st.old_live) / st.survivors - 0.5).max(1.0);
+        let major_s = per_s / cycle;
+        let minor_s = per_s - major_s;
+        let minor_ms = s.minor_base_ms + s.minor_ms_per_mb * st.survivors;
+        let major_ms = s.major_base_ms + s.major_ms_per_mb * kept;
+        let fraction = (minor_s * minor_ms + major_s * major_ms) / 1000.0;
+        if fraction >= OVERHEAD_LIMIT {
+            return Err(EvalError::Invalid(format!(
+                "gc: overhead limit exceeded in segment {i} ({rate}/s): {:.1}% of the time paused ({minor_s:.2} \
+                 minor collections/s of {minor_ms:.1} ms, {major_s:.3} full/s of {major_ms:.1} ms) with heap \
+                 {heap_mb} MB, young {young_mb} MB",
+                100.0 * fraction
+            )));
+        }
+        Ok(Segment { kept, minor_s, major_s, minor_ms, major_ms })
     }
 
     /// Survivors per young collection and old live data at allocation rate
@@ -499,6 +523,39 @@ impl GcModel {
             }
         }
         Steady { survivors, old_live }
+    }
+}
+
+/// `type: gc`: the collector alone, from its `gc:` section.
+pub struct Gc;
+
+impl WorkloadModel for Gc {
+    fn name(&self) -> &'static str {
+        "gc"
+    }
+
+    fn parse_section(&self, raw: RawSection) -> std::result::Result<SectionBox, SectionError> {
+        raw.parse::<GcSpec>()
+    }
+
+    fn metrics(&self, _: &WorkloadSpec) -> Vec<String> {
+        names(METRICS)
+    }
+
+    fn build(&self, spec: &WorkloadSpec, _: &Scenario, _: &std::path::Path) -> Result<Box<dyn BuiltModel>> {
+        Ok(Box::new(spec.section::<GcSpec>().ok_or_else(|| missing("gc"))?.build()?))
+    }
+}
+
+impl Section for GcSpec {
+    fn check(&self, path: &str, space: &Space, problems: &mut Vec<Problem>) {
+        GcSpec::check(self, path, space, problems)
+    }
+}
+
+impl BuiltModel for GcModel {
+    fn score(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
+        Ok(self.evaluate(config, scenario)?.metrics())
     }
 }
 

@@ -14,6 +14,44 @@
 //!
 //! Model inputs that the search tunes are [`Knob`]s: a fixed number, or the
 //! name of a parameter of the space.
+//!
+//! # How a model plugs in
+//!
+//! A spec names a model by its `type:` and gives the model's own section
+//! under the same name, next to the `workload:` every model shares:
+//!
+//! ```yaml
+//! evaluator:
+//!   type: pool
+//!   workload: {series: load.csv, scenario: peak}
+//!   pool: {size: pool_size, service_time_ms: 12}
+//! ```
+//!
+//! Everything else is read from [`MODELS`]: the `type` names serde accepts,
+//! the sections a [`WorkloadSpec`] reads and writes (in table order), which
+//! sections each type needs or refuses, the metrics a spec's objectives may
+//! name, and how the evaluator is built and scores.
+//!
+//! # Adding a model
+//!
+//! 1. Write `src/eval/workload/NAME.rs` with:
+//!    - the section's type (`#[derive(Debug, Clone, PartialEq, Serialize,
+//!      Deserialize)]`, `#[serde(deny_unknown_fields)]`) implementing
+//!      [`Section`]: `check` pushes every problem at `{path}.{field}`;
+//!    - the built model implementing [`BuiltModel`]: `score` turns a
+//!      configuration into metrics over the scenario;
+//!    - a unit struct implementing [`WorkloadModel`]: its `name` (the `type:`
+//!      and the section's key), `parse_section` (`raw.parse::<NameSpec>()`),
+//!      `metrics` and `build` (reading its section with
+//!      [`WorkloadSpec::section`]); override `required` / `optional` when it
+//!      reads other models' sections too, as [`service::Service`] does.
+//! 2. Add `pub mod NAME;` below and the unit struct to [`MODELS`], at the
+//!    end: the table's order is the order sections are written in, and
+//!    stored specs are compared as written.
+//!
+//! Nothing else names a model: [`crate::eval::EvaluatorSpec`] reads any
+//! `type:` in the table (with serde's wording for an unknown one), and a
+//! [`WorkloadSpec`] any section.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +63,24 @@ use crate::space::{Config, Domain, Space, Value};
 
 pub mod cache;
 pub mod gc;
+mod model;
 pub mod pool;
 pub mod scenario;
 pub mod service;
+mod spec;
 
+pub use model::{BuiltModel, RawSection, Section, SectionBox, SectionError, WorkloadModel};
 pub use scenario::{Scenario, ScenarioKind, ScenarioSpec};
+pub use spec::{WorkloadEvaluator, WorkloadSpec};
+
+/// Every workload model, one line each; a spec writes their sections in
+/// this order.
+pub static MODELS: &[&dyn WorkloadModel] = &[&pool::Pool, &cache::Cache, &gc::Gc, &service::Service];
+
+/// The model whose `type:` is `name`.
+pub fn model(name: &str) -> Option<&'static dyn WorkloadModel> {
+    MODELS.iter().copied().find(|m| m.name() == name)
+}
 
 /// A numeric model input: a fixed number (`12.5`) or the name of a float,
 /// int or bool parameter of the space (`pool_size`), read from each
@@ -37,7 +88,9 @@ pub use scenario::{Scenario, ScenarioKind, ScenarioSpec};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Knob {
+    /// A fixed number.
     Fixed(f64),
+    /// The name of a parameter of the space.
     Param(String),
 }
 
@@ -193,179 +246,4 @@ pub fn tail_quantile(tail: impl Fn(f64) -> f64, p: f64, scale: f64) -> f64 {
         }
     }
     hi
-}
-
-/// Which model a workload evaluator runs (the spec's `type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    Pool,
-    Cache,
-    Gc,
-    Service,
-}
-
-impl ModelKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Pool => "pool",
-            ModelKind::Cache => "cache",
-            ModelKind::Gc => "gc",
-            ModelKind::Service => "service",
-        }
-    }
-}
-
-/// The `evaluator:` section of a workload evaluator: the workload, and the
-/// sections of the model(s) the `type` names.
-///
-/// ```yaml
-/// evaluator:
-///   type: pool                 # pool | cache | gc | service
-///   workload: {series: data/elb_request_count_8c0756.csv, scenario: peak, horizon: 7d}
-///   pool: {size: pool_size, service_time_ms: 12, cost_per_connection: 1}
-/// ```
-///
-/// `service` takes `pool` and `cache` (and `gc` when the runtime collects
-/// garbage) plus an optional `service` section (see [`service::ServiceSpec`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkloadSpec {
-    pub workload: ScenarioSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<pool::PoolSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<cache::CacheSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gc: Option<gc::GcSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<service::ServiceSpec>,
-    /// Seed of generated request traces (the same trace for every trial, so
-    /// that configurations are compared on the same requests).
-    #[serde(default)]
-    pub seed: u64,
-}
-
-impl WorkloadSpec {
-    /// Check the sections the model needs, and that no other is given.
-    pub fn check(&self, kind: ModelKind, space: &Space, problems: &mut Vec<Problem>) {
-        self.workload.check("evaluator.workload", problems);
-        let need = |section: &str| -> bool {
-            match kind {
-                ModelKind::Pool => section == "pool",
-                ModelKind::Cache => section == "cache",
-                ModelKind::Gc => section == "gc",
-                ModelKind::Service => matches!(section, "pool" | "cache" | "gc" | "service"),
-            }
-        };
-        let required: &[&str] = match kind {
-            ModelKind::Pool => &["pool"],
-            ModelKind::Cache => &["cache"],
-            ModelKind::Gc => &["gc"],
-            ModelKind::Service => &["pool", "cache"],
-        };
-        let present = [
-            ("pool", self.pool.is_some()),
-            ("cache", self.cache.is_some()),
-            ("gc", self.gc.is_some()),
-            ("service", self.service.is_some()),
-        ];
-        for (section, is) in present {
-            if is && !need(section) {
-                problems.push(Problem::new(
-                    format!("evaluator.{section}"),
-                    format!("is not used by a `{}` evaluator; remove it or use `type: service`", kind.name()),
-                ));
-            }
-            if !is && required.contains(&section) {
-                problems.push(Problem::new(
-                    format!("evaluator.{section}"),
-                    format!("missing; a `{}` evaluator needs its `{section}:` section", kind.name()),
-                ));
-            }
-        }
-        if let Some(p) = &self.pool {
-            p.check("evaluator.pool", space, problems);
-        }
-        if let Some(c) = &self.cache {
-            c.check("evaluator.cache", space, problems);
-        }
-        if let Some(g) = &self.gc {
-            g.check("evaluator.gc", space, problems);
-        }
-        if let Some(s) = &self.service {
-            s.check("evaluator.service", problems);
-        }
-    }
-
-    /// Metrics the model reports.
-    pub fn metrics(&self, kind: ModelKind) -> Vec<String> {
-        let own = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        match kind {
-            ModelKind::Pool => own(pool::METRICS),
-            ModelKind::Cache => own(cache::METRICS),
-            ModelKind::Gc => own(gc::METRICS),
-            ModelKind::Service => service::metric_names(self.gc.is_some()),
-        }
-    }
-
-    /// Build the scenario (reading and forecasting the telemetry) and the model.
-    pub fn build(&self, kind: ModelKind, base_dir: &std::path::Path) -> crate::Result<WorkloadEvaluator> {
-        let scenario = self.workload.build(base_dir)?;
-        tracing::info!("workload: {}", scenario.label);
-        let missing = |s: &str| crate::Error::Config(format!("evaluator.{s}: missing"));
-        let model = match kind {
-            ModelKind::Pool => Built::Pool(self.pool.as_ref().ok_or_else(|| missing("pool"))?.build(base_dir)?),
-            ModelKind::Cache => Built::Cache(
-                self.cache.as_ref().ok_or_else(|| missing("cache"))?.build(&scenario, base_dir, self.seed)?,
-            ),
-            ModelKind::Gc => Built::Gc(self.gc.as_ref().ok_or_else(|| missing("gc"))?.build()?),
-            ModelKind::Service => Built::Service(Box::new(service::ServiceModel::build(self, &scenario, base_dir)?)),
-        };
-        Ok(WorkloadEvaluator { metrics: self.metrics(kind), scenario, model })
-    }
-}
-
-enum Built {
-    Pool(pool::PoolModel),
-    Cache(cache::CacheModel),
-    Gc(gc::GcModel),
-    Service(Box<service::ServiceModel>),
-}
-
-/// A workload model over its scenario, as an [`super::Evaluator`].
-pub struct WorkloadEvaluator {
-    /// What the model reports (known from the spec).
-    metrics: Vec<String>,
-    scenario: Scenario,
-    model: Built,
-}
-
-impl WorkloadEvaluator {
-    /// The load the configurations are scored against.
-    pub fn scenario(&self) -> &Scenario {
-        &self.scenario
-    }
-
-    /// The model's metrics for one configuration.
-    pub fn score(&self, config: &Config) -> Result<Metrics, EvalError> {
-        let m = match &self.model {
-            Built::Pool(p) => p.evaluate(config, &self.scenario)?,
-            Built::Cache(c) => c.evaluate(config)?.metrics(),
-            Built::Gc(g) => g.evaluate(config, &self.scenario)?.metrics(),
-            Built::Service(s) => s.evaluate(config, &self.scenario)?,
-        };
-        finite(m)
-    }
-}
-
-impl super::Evaluator for WorkloadEvaluator {
-    fn evaluate(&self, config: &Config, _ctx: &super::EvalContext) -> Result<super::Measurement, EvalError> {
-        let start = std::time::Instant::now();
-        let metrics = self.score(config)?;
-        Ok(super::Measurement::new(metrics, start.elapsed()))
-    }
-
-    fn metrics(&self) -> Vec<String> {
-        self.metrics.clone()
-    }
 }

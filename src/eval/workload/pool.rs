@@ -53,7 +53,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Knob, Metrics, Scenario, tail_quantile};
+use super::model::{BuiltModel, RawSection, Section, SectionBox, SectionError, WorkloadModel, missing, names};
+use super::{Knob, Metrics, Scenario, WorkloadSpec, tail_quantile};
 use crate::error::{Error, Problem, Result};
 use crate::eval::EvalError;
 use crate::space::{Config, Space};
@@ -90,6 +91,7 @@ pub const MAX_QUEUE_LIMIT: f64 = 1_000_000.0;
 pub enum ServiceTime {
     /// Milliseconds.
     Declared(f64),
+    /// A statistic of a recorded latency series.
     Measured(MeasuredServiceTime),
 }
 
@@ -98,10 +100,13 @@ pub enum ServiceTime {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeasuredServiceTime {
+    /// Recorded latency series, relative to the spec file.
     pub series: String,
     #[serde(default)]
+    /// Which series of a file that holds several.
     pub column: Option<String>,
     #[serde(default)]
+    /// Which statistic is the mean service time.
     pub stat: Stat,
     /// Multiplies the recorded values to make milliseconds (e.g. 1000 for seconds).
     #[serde(default = "one")]
@@ -117,7 +122,9 @@ fn one() -> f64 {
 #[serde(rename_all = "snake_case")]
 pub enum Stat {
     #[default]
+    /// The mean of the recorded values.
     Mean,
+    /// The median of the recorded values (robust to spikes).
     Median,
 }
 
@@ -127,14 +134,17 @@ pub enum Stat {
 pub struct PoolSpec {
     /// Connections (servers), ≥ 1.
     pub size: Knob,
+    /// Mean service time of one request on a connection.
     pub service_time_ms: ServiceTime,
     /// Waiting places beyond the connections; arrivals finding them full are
     /// rejected. Absent: an unbounded queue.
     #[serde(default)]
     pub queue_limit: Option<Knob>,
     #[serde(default)]
+    /// Memory held by each open connection, MB.
     pub memory_mb_per_connection: f64,
     #[serde(default)]
+    /// Cost of each open connection.
     pub cost_per_connection: f64,
 }
 
@@ -219,12 +229,25 @@ pub struct SegmentQueue {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Wait {
     /// 0 with probability `1 − p`, else exponential of rate `rate`.
-    Exponential { p: f64, rate: f64 },
+    Exponential {
+        /// Probability of waiting at all.
+        p: f64,
+        /// Rate of the exponential wait, per second.
+        rate: f64,
+    },
     /// Uniform on `[0, max]` (overload, fluid).
-    Uniform { max: f64 },
+    Uniform {
+        /// The longest wait, seconds.
+        max: f64,
+    },
     /// Erlang(j + 1, rate) with probability `suffix[j] − suffix[j + 1]`
     /// (a queue limit): `P(W > t) = Σⱼ Poisson(j; rate·t) · suffix[j]`.
-    Erlangs { rate: f64, suffix: Vec<f64> },
+    Erlangs {
+        /// Departure rate of the whole pool (`cμ`), per second.
+        rate: f64,
+        /// `Sⱼ`: probability of waiting for more than `j` departures.
+        suffix: Vec<f64>,
+    },
 }
 
 /// 24-point Gauss-Legendre nodes and weights on [−1, 1] (positive half).
@@ -313,6 +336,7 @@ impl Wait {
         }
     }
 
+    /// `E[W]`.
     pub fn mean(&self) -> f64 {
         match *self {
             Wait::Exponential { p, rate } => {
@@ -462,9 +486,13 @@ pub fn segment(lambda: f64, duration_s: f64, c: u64, mu: f64, limit: Option<u64>
 /// The pool's queues over a scenario and their aggregate metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolResult {
+    /// The queue of each scenario segment.
     pub segments: Vec<SegmentQueue>,
+    /// Pool size.
     pub connections: f64,
+    /// Memory of the open connections, MB.
     pub memory_mb: f64,
+    /// Cost of the open connections.
     pub cost: f64,
     /// Accepted requests over the scenario (the weight of every mixture).
     accepted: f64,
@@ -504,6 +532,7 @@ impl PoolResult {
         self.segments.first().map_or(0.0, |s| 1.0 / s.mu)
     }
 
+    /// The metrics named in [`METRICS`].
     pub fn metrics(&self) -> Metrics {
         let time: f64 = self.segments.iter().map(|s| s.duration_s).sum::<f64>().max(1e-300);
         let arrivals: f64 = self.segments.iter().map(|s| s.arrivals).sum();
@@ -586,9 +615,43 @@ impl PoolModel {
         )
     }
 
+    /// The pool's metrics for a configuration over `scenario`.
     pub fn evaluate(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
         let (c, limit) = self.sizes(config)?;
         Ok(self.run(c, limit, &scenario.rates, scenario.step_s).metrics())
+    }
+}
+
+/// `type: pool`: the pool alone, from its `pool:` section.
+pub struct Pool;
+
+impl WorkloadModel for Pool {
+    fn name(&self) -> &'static str {
+        "pool"
+    }
+
+    fn parse_section(&self, raw: RawSection) -> std::result::Result<SectionBox, SectionError> {
+        raw.parse::<PoolSpec>()
+    }
+
+    fn metrics(&self, _: &WorkloadSpec) -> Vec<String> {
+        names(METRICS)
+    }
+
+    fn build(&self, spec: &WorkloadSpec, _: &Scenario, base_dir: &Path) -> Result<Box<dyn BuiltModel>> {
+        Ok(Box::new(spec.section::<PoolSpec>().ok_or_else(|| missing("pool"))?.build(base_dir)?))
+    }
+}
+
+impl Section for PoolSpec {
+    fn check(&self, path: &str, space: &Space, problems: &mut Vec<Problem>) {
+        PoolSpec::check(self, path, space, problems)
+    }
+}
+
+impl BuiltModel for PoolModel {
+    fn score(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
+        self.evaluate(config, scenario)
     }
 }
 

@@ -36,7 +36,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Problem, Result};
-use crate::forecast::{Forecaster, MstlEts, SeasonalNaive, detect_periods};
+pub use crate::forecast::ForecastModel;
+use crate::forecast::detect_periods;
 use crate::telemetry::{self, SeriesKind, TelemetryConfig, format_time, parse_timestamp};
 use crate::yaml::parse_duration;
 
@@ -92,15 +93,6 @@ pub enum ScenarioKind {
     Raw,
 }
 
-/// Which forecaster makes `peak` and `typical_day` scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ForecastModel {
-    #[default]
-    MstlEts,
-    SeasonalNaive,
-}
-
 /// The `workload:` section of a workload evaluator (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,27 +103,37 @@ pub struct ScenarioSpec {
     #[serde(default)]
     pub column: Option<String>,
     #[serde(default = "count")]
+    /// Events per step (`count`) or a rate per second already (`gauge`).
     pub kind: SeriesKind,
     /// Resampling step (default: the series' median step).
     #[serde(default)]
     pub step: Option<String>,
     #[serde(default = "one")]
+    /// Multiplies every rate (e.g. queries per recorded request, or headroom).
     pub scale: f64,
     #[serde(default)]
+    /// Which load to build: `peak`, `typical_day` or `raw`.
     pub scenario: ScenarioKind,
     #[serde(default)]
+    /// How far the forecast looks ahead (default 7d).
     pub horizon: Option<String>,
     #[serde(default = "level")]
+    /// Nominal coverage of the forecast interval whose upper bound makes the peak.
     pub level: f64,
     #[serde(default)]
+    /// Seasonal period of the forecast (default: detected).
     pub period: Option<String>,
     #[serde(default)]
+    /// The forecaster.
     pub model: ForecastModel,
     #[serde(default)]
+    /// How long the peak is held (default 1h).
     pub peak_duration: Option<String>,
     #[serde(default)]
+    /// Use only the recording before this time (backtesting a decision).
     pub until: Option<String>,
     #[serde(default)]
+    /// `raw`: the replayed window (default 7d); forecasts: the training window.
     pub window: Option<String>,
 }
 
@@ -204,18 +206,42 @@ impl ScenarioSpec {
     /// Read the series and build the scenario (`base_dir`: the spec file's
     /// directory). Call after [`ScenarioSpec::check`] found no problem.
     pub fn build(&self, base_dir: &Path) -> Result<Scenario> {
-        let mut p = Vec::new();
-        let step = seconds(&self.step, "step", &mut p);
-        let horizon = seconds(&self.horizon, "horizon", &mut p).unwrap_or(DEFAULT_HORIZON);
-        let period = seconds(&self.period, "period", &mut p);
-        let peak_duration = seconds(&self.peak_duration, "peak_duration", &mut p).unwrap_or(DEFAULT_PEAK_DURATION);
-        let window = seconds(&self.window, "window", &mut p);
-        if let Some(first) = p.first() {
-            return Err(Error::Config(format!("workload.{first}")));
+        let durations = self.durations()?;
+        let recording = self.record(base_dir, &durations)?;
+        match self.scenario {
+            ScenarioKind::Raw => Ok(self.raw(&recording)),
+            ScenarioKind::Peak => self.peak(&recording, &durations),
+            ScenarioKind::TypicalDay => self.typical_day(&recording, &durations),
         }
+    }
+
+    /// The duration fields in seconds, defaults filled in.
+    fn durations(&self) -> Result<Durations> {
+        let mut p = Vec::new();
+        let d = Durations {
+            step: seconds(&self.step, "step", &mut p),
+            horizon: seconds(&self.horizon, "horizon", &mut p).unwrap_or(DEFAULT_HORIZON),
+            period: seconds(&self.period, "period", &mut p),
+            peak_duration: seconds(&self.peak_duration, "peak_duration", &mut p).unwrap_or(DEFAULT_PEAK_DURATION),
+            window: seconds(&self.window, "window", &mut p),
+        };
+        match p.first() {
+            Some(first) => Err(Error::Config(format!("workload.{first}"))),
+            None => Ok(d),
+        }
+    }
+
+    /// The recorded points the scenario is built from: before `until`, within
+    /// the window (`raw` replays the last week unless told otherwise).
+    fn record(&self, base_dir: &Path, d: &Durations) -> Result<Recording> {
         let path = base_dir.join(&self.series);
-        let config =
-            TelemetryConfig { default_kind: self.kind, step, outliers: None, changepoints: None, ..Default::default() };
+        let config = TelemetryConfig {
+            default_kind: self.kind,
+            step: d.step,
+            outliers: None,
+            changepoints: None,
+            ..Default::default()
+        };
         let loaded = telemetry::load(&path, &config)?;
         let series = loaded.pick(self.column.as_deref(), "workload.column")?;
         let step_s = loaded
@@ -227,107 +253,151 @@ impl ScenarioSpec {
             points.retain(|(t, _)| *t < until);
         }
         let default_window = if self.scenario == ScenarioKind::Raw { Some(DEFAULT_RAW_WINDOW) } else { None };
-        if let (Some(w), Some(last)) = (window.or(default_window), points.last().map(|p| p.0)) {
+        if let (Some(w), Some(last)) = (d.window.or(default_window), points.last().map(|p| p.0)) {
             points.retain(|(t, _)| *t + w > last);
         }
-        let shown = path.display();
         if points.len() < 2 {
             return Err(Error::Config(format!(
-                "workload: {shown} has {} point(s) in the chosen window (until/window); at least 2 are needed",
+                "workload: {} has {} point(s) in the chosen window (until/window); at least 2 are needed",
+                path.display(),
                 points.len()
             )));
         }
-        // Values → events per second.
-        let per_second = |v: f64| {
-            let r = match self.kind {
-                SeriesKind::Count => v / step_s as f64,
-                SeriesKind::Gauge => v,
-            };
-            (r * self.scale).max(0.0)
+        Ok(Recording { name: series.name.clone(), shown: path.display().to_string(), step_s, points })
+    }
+
+    /// A recorded value as events per second, scaled (never negative).
+    fn per_second(&self, v: f64, step_s: i64) -> f64 {
+        let r = match self.kind {
+            SeriesKind::Count => v / step_s as f64,
+            SeriesKind::Gauge => v,
         };
-        let (first, last) = (points[0].0, points[points.len() - 1].0);
-        let y: Vec<f64> = points.iter().map(|p| p.1).collect();
-        let h = (horizon / step_s).max(1) as usize;
-        let steps = |secs: i64| ((secs as f64 / step_s as f64).round() as usize).max(2);
-        let forecast = || -> Result<(String, crate::forecast::Forecast)> {
-            let forecaster: Box<dyn Forecaster> = match self.model {
-                ForecastModel::MstlEts => Box::new(MstlEts { periods: period.map(steps).into_iter().collect() }),
-                ForecastModel::SeasonalNaive => {
-                    let p = period.map(steps).or_else(|| detect_periods(&y).first().copied()).unwrap_or(steps(86400));
-                    Box::new(SeasonalNaive { period: p })
-                }
-            };
-            let f = forecaster
-                .forecast(&y, h, self.level)
-                .map_err(|e| Error::Config(format!("workload ({shown}): {e}")))?;
-            Ok((forecaster.name(), f))
-        };
-        let after = format_time(last + step_s);
-        let days = horizon as f64 / 86400.0;
-        match self.scenario {
-            ScenarioKind::Raw => Ok(Scenario {
-                step_s: step_s as f64,
-                rates: points.iter().map(|p| per_second(p.1)).collect(),
-                start: first,
-                label: format!(
-                    "raw load of {} from {} to {} ({} steps of {step_s}s)",
-                    series.name,
-                    format_time(first),
-                    format_time(last + step_s),
-                    points.len()
-                ),
-            }),
-            ScenarioKind::Peak => {
-                let (name, f) = forecast()?;
-                let (i, top) =
-                    f.upper.iter().enumerate().fold((0, f64::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b });
-                let rate = per_second(top);
-                Ok(Scenario {
-                    step_s: peak_duration as f64,
-                    rates: vec![rate],
-                    start: last + step_s * (i as i64 + 1),
-                    label: format!(
-                        "peak of the {:.0}% upper bound of {} over {days:.3}d after {after}: {rate:.4}/s at {} (point forecast {:.4}/s)",
-                        100.0 * self.level,
-                        name,
-                        format_time(last + step_s * (i as i64 + 1)),
-                        per_second(f.point[i])
-                    ),
-                })
-            }
-            ScenarioKind::TypicalDay => {
-                if 86400 % step_s != 0 {
-                    return Err(Error::Config(format!(
-                        "workload.scenario: typical_day needs a step that divides one day; the step is {step_s}s (set workload.step)"
-                    )));
-                }
-                let slots = (86400 / step_s) as usize;
-                if h < slots {
-                    return Err(Error::Config(format!(
-                        "workload.horizon: typical_day needs a horizon of at least 1d, not {horizon}s"
-                    )));
-                }
-                let (name, f) = forecast()?;
-                let (mut sum, mut n) = (vec![0.0; slots], vec![0usize; slots]);
-                for (i, v) in f.point.iter().enumerate() {
-                    let t = last + step_s * (i as i64 + 1);
-                    let slot = (t.rem_euclid(86400) / step_s) as usize;
-                    sum[slot] += per_second(*v);
-                    n[slot] += 1;
-                }
-                let rates: Vec<f64> = sum.iter().zip(&n).map(|(s, k)| s / (*k).max(1) as f64).collect();
-                Ok(Scenario {
-                    step_s: step_s as f64,
-                    label: format!(
-                        "typical day of the {} forecast over {days:.3}d after {after}: mean {:.4}/s, peak {:.4}/s",
-                        name,
-                        rates.iter().sum::<f64>() / slots as f64,
-                        rates.iter().copied().fold(0.0, f64::max)
-                    ),
-                    rates,
-                    start: 0,
-                })
-            }
+        (r * self.scale).max(0.0)
+    }
+
+    /// The recording replayed as it was.
+    fn raw(&self, r: &Recording) -> Scenario {
+        let (first, last) = (r.first(), r.last());
+        Scenario {
+            step_s: r.step_s as f64,
+            rates: r.points.iter().map(|p| self.per_second(p.1, r.step_s)).collect(),
+            start: first,
+            label: format!(
+                "raw load of {} from {} to {} ({} steps of {}s)",
+                r.name,
+                format_time(first),
+                format_time(last + r.step_s),
+                r.points.len(),
+                r.step_s
+            ),
         }
+    }
+
+    /// The forecast over the horizon, and the forecaster's name.
+    fn forecast(&self, r: &Recording, d: &Durations) -> Result<(String, crate::forecast::Forecast)> {
+        let y: Vec<f64> = r.points.iter().map(|p| p.1).collect();
+        let steps = |secs: i64| ((secs as f64 / r.step_s as f64).round() as usize).max(2);
+        let periods = d.period.map(steps).into_iter().collect();
+        let naive_period = || detect_periods(&y).first().copied().unwrap_or(steps(86400));
+        let forecaster = self.model.forecaster(periods, naive_period);
+        let f = forecaster
+            .forecast(&y, r.horizon_steps(d), self.level)
+            .map_err(|e| Error::Config(format!("workload ({}): {e}", r.shown)))?;
+        Ok((forecaster.name(), f))
+    }
+
+    /// The top of the forecast's upper bound, held for `peak_duration`.
+    fn peak(&self, r: &Recording, d: &Durations) -> Result<Scenario> {
+        let (name, f) = self.forecast(r, d)?;
+        let (last, step_s) = (r.last(), r.step_s);
+        let (i, top) = f.upper.iter().enumerate().fold((0, f64::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b });
+        let rate = self.per_second(top, step_s);
+        Ok(Scenario {
+            step_s: d.peak_duration as f64,
+            rates: vec![rate],
+            start: last + step_s * (i as i64 + 1),
+            label: format!(
+                "peak of the {:.0}% upper bound of {} over {:.3}d after {}: {rate:.4}/s at {} (point forecast {:.4}/s)",
+                100.0 * self.level,
+                name,
+                d.horizon as f64 / 86400.0,
+                format_time(last + step_s),
+                format_time(last + step_s * (i as i64 + 1)),
+                self.per_second(f.point[i], step_s)
+            ),
+        })
+    }
+
+    /// The point forecast folded into one day by time of day.
+    fn typical_day(&self, r: &Recording, d: &Durations) -> Result<Scenario> {
+        let (last, step_s) = (r.last(), r.step_s);
+        if 86400 % step_s != 0 {
+            return Err(Error::Config(format!(
+                "workload.scenario: typical_day needs a step that divides one day; the step is {step_s}s (set workload.step)"
+            )));
+        }
+        let slots = (86400 / step_s) as usize;
+        if r.horizon_steps(d) < slots {
+            return Err(Error::Config(format!(
+                "workload.horizon: typical_day needs a horizon of at least 1d, not {}s",
+                d.horizon
+            )));
+        }
+        let (name, f) = self.forecast(r, d)?;
+        let (mut sum, mut n) = (vec![0.0; slots], vec![0usize; slots]);
+        for (i, v) in f.point.iter().enumerate() {
+            let t = last + step_s * (i as i64 + 1);
+            let slot = (t.rem_euclid(86400) / step_s) as usize;
+            sum[slot] += self.per_second(*v, step_s);
+            n[slot] += 1;
+        }
+        let rates: Vec<f64> = sum.iter().zip(&n).map(|(s, k)| s / (*k).max(1) as f64).collect();
+        Ok(Scenario {
+            step_s: step_s as f64,
+            label: format!(
+                "typical day of the {} forecast over {:.3}d after {}: mean {:.4}/s, peak {:.4}/s",
+                name,
+                d.horizon as f64 / 86400.0,
+                format_time(last + step_s),
+                rates.iter().sum::<f64>() / slots as f64,
+                rates.iter().copied().fold(0.0, f64::max)
+            ),
+            rates,
+            start: 0,
+        })
+    }
+}
+
+/// The duration fields of a [`ScenarioSpec`], in seconds.
+struct Durations {
+    step: Option<i64>,
+    horizon: i64,
+    period: Option<i64>,
+    peak_duration: i64,
+    window: Option<i64>,
+}
+
+/// The recorded points a scenario is built from (at least two).
+struct Recording {
+    /// The series' name.
+    name: String,
+    /// The file, for messages.
+    shown: String,
+    step_s: i64,
+    points: Vec<(i64, f64)>,
+}
+
+impl Recording {
+    fn first(&self) -> i64 {
+        self.points[0].0
+    }
+
+    fn last(&self) -> i64 {
+        self.points[self.points.len() - 1].0
+    }
+
+    /// The horizon in steps (at least one).
+    fn horizon_steps(&self, d: &Durations) -> usize {
+        (d.horizon / self.step_s).max(1) as usize
     }
 }

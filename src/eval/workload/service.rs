@@ -35,13 +35,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::cache::{CacheModel, CacheResult};
-use super::gc::{GcModel, GcResult};
-use super::pool::{PoolModel, PoolResult, Wait, integrate8};
+use super::cache::{CacheModel, CacheResult, CacheSpec};
+use super::gc::{GcModel, GcResult, GcSpec};
+use super::model::{BuiltModel, RawSection, Section, SectionBox, SectionError, WorkloadModel};
+use super::pool::{PoolModel, PoolResult, PoolSpec, Wait, integrate8};
 use super::{Metrics, Scenario, WorkloadSpec, tail_quantile};
 use crate::error::{Error, Problem, Result};
 use crate::eval::EvalError;
-use crate::space::Config;
+use crate::space::{Config, Space};
 
 /// The end-to-end metrics (the parts' metrics follow, prefixed).
 pub const METRICS: &[&str] =
@@ -77,6 +78,7 @@ impl Default for ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// Check every field; paths start with `path`.
     pub fn check(&self, path: &str, problems: &mut Vec<Problem>) {
         for (name, v) in [
             ("hit_ms", self.hit_ms),
@@ -110,16 +112,18 @@ pub struct ServiceModel {
 }
 
 impl ServiceModel {
+    /// The parts from their sections of `w`, the cache's trace made for `scenario`.
     pub fn build(w: &WorkloadSpec, scenario: &Scenario, base_dir: &Path) -> Result<ServiceModel> {
         let missing = |s: &str| Error::Config(format!("evaluator.{s}: missing; a service needs it"));
         Ok(ServiceModel {
-            spec: w.service.clone().unwrap_or_default(),
-            pool: w.pool.as_ref().ok_or_else(|| missing("pool"))?.build(base_dir)?,
-            cache: w.cache.as_ref().ok_or_else(|| missing("cache"))?.build(scenario, base_dir, w.seed)?,
-            gc: w.gc.as_ref().map(|g| g.build()).transpose()?,
+            spec: w.section::<ServiceSpec>().cloned().unwrap_or_default(),
+            pool: w.section::<PoolSpec>().ok_or_else(|| missing("pool"))?.build(base_dir)?,
+            cache: w.section::<CacheSpec>().ok_or_else(|| missing("cache"))?.build(scenario, base_dir, w.seed)?,
+            gc: w.section::<GcSpec>().map(|g| g.build()).transpose()?,
         })
     }
 
+    /// End-to-end and per-part metrics of a configuration over `scenario`.
     pub fn evaluate(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
         let cache = self.cache.evaluate(config)?;
         if cache.backend_rates.len() != scenario.rates.len() {
@@ -197,6 +201,48 @@ impl ServiceModel {
             out.extend(g.into_iter().map(|(k, v)| (format!("gc_{k}"), v)));
         }
         out
+    }
+}
+
+/// `type: service`: the pool, the cache and (when given) the collector
+/// combined, with the optional `service:` section.
+pub struct Service;
+
+impl WorkloadModel for Service {
+    fn name(&self) -> &'static str {
+        "service"
+    }
+
+    fn parse_section(&self, raw: RawSection) -> std::result::Result<SectionBox, SectionError> {
+        raw.parse::<ServiceSpec>()
+    }
+
+    fn required(&self) -> Vec<&'static str> {
+        vec!["pool", "cache"]
+    }
+
+    fn optional(&self) -> Vec<&'static str> {
+        vec!["gc", "service"]
+    }
+
+    fn metrics(&self, spec: &WorkloadSpec) -> Vec<String> {
+        metric_names(spec.section::<GcSpec>().is_some())
+    }
+
+    fn build(&self, spec: &WorkloadSpec, scenario: &Scenario, base_dir: &Path) -> Result<Box<dyn BuiltModel>> {
+        Ok(Box::new(ServiceModel::build(spec, scenario, base_dir)?))
+    }
+}
+
+impl Section for ServiceSpec {
+    fn check(&self, path: &str, _: &Space, problems: &mut Vec<Problem>) {
+        ServiceSpec::check(self, path, problems)
+    }
+}
+
+impl BuiltModel for ServiceModel {
+    fn score(&self, config: &Config, scenario: &Scenario) -> std::result::Result<Metrics, EvalError> {
+        self.evaluate(config, scenario)
     }
 }
 
