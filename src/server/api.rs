@@ -21,7 +21,7 @@ use super::errors::{ApiError, ErrorBody, JsonBody};
 use super::{AppState, MAX_ASK, MAX_PAGE};
 use crate::error::Error;
 use crate::study::{Report, SharedStudy};
-use crate::spec::Spec;
+use crate::spec::SpecFile;
 use crate::storage::{StateFilter, Storage, TrialPage};
 use crate::trial::{Trial, TrialState};
 
@@ -300,8 +300,8 @@ async fn create_study(
     // The API's own clients evaluate the trials unless the spec says otherwise.
     body.entry("evaluator").or_insert_with(|| serde_json::json!({"type": "external"}));
     resolve_evaluator(&mut body, &state)?;
-    let text = serde_yaml::to_string(&JsonValue::Object(body)).map_err(ApiError::internal)?;
-    let spec = Spec::parse(&text, "request body", &name, state.options.base_dir.clone())?;
+    let spec = SpecFile::from_json(&JsonValue::Object(body), "request body")?
+        .check(&name, state.options.base_dir.clone())?;
     let st = state.clone();
     blocking(move || {
         let existed = storage.find_study(&spec.name)?.is_some();

@@ -22,7 +22,7 @@
 
 use serde_yaml::{Mapping, Value as Yaml};
 
-use super::{Space, Value};
+use super::{Domain, Param, Space, Value};
 use crate::error::Result;
 
 /// Parameters declared one after another; modifiers (`log`, `step`,
@@ -133,6 +133,60 @@ impl SpaceBuilder {
         }
         let list = Yaml::Sequence(self.params.into_iter().map(Yaml::Mapping).collect());
         Space::from_yaml(&list, "space", "space builder")
+    }
+}
+
+/// A parameter as the `space:` list of a spec file writes it.
+fn param_yaml(p: &Param) -> Mapping {
+    let mut m = Mapping::new();
+    m.insert(key("name"), Yaml::String(p.name.clone()));
+    let num = |v: f64| Yaml::Number(v.into());
+    match &p.domain {
+        Domain::Float { low, high, log, step } => {
+            m.insert(key("type"), Yaml::String("float".into()));
+            m.insert(key("low"), num(*low));
+            m.insert(key("high"), num(*high));
+            m.insert(key("log"), Yaml::Bool(*log));
+            if let Some(step) = step {
+                m.insert(key("step"), num(*step));
+            }
+        }
+        Domain::Int { low, high, log, step } => {
+            m.insert(key("type"), Yaml::String("int".into()));
+            m.insert(key("low"), Yaml::Number((*low).into()));
+            m.insert(key("high"), Yaml::Number((*high).into()));
+            m.insert(key("log"), Yaml::Bool(*log));
+            if *step != 1 {
+                m.insert(key("step"), Yaml::Number((*step).into()));
+            }
+        }
+        Domain::Categorical { choices } => {
+            m.insert(key("type"), Yaml::String("categorical".into()));
+            m.insert(key("choices"), Yaml::Sequence(choices.iter().cloned().map(yaml_of).collect()));
+        }
+        Domain::Bool => {
+            m.insert(key("type"), Yaml::String("bool".into()));
+        }
+    }
+    if let Some(d) = &p.default {
+        m.insert(key("default"), yaml_of(d.clone()));
+    }
+    if !p.when.is_empty() {
+        let mut w = Mapping::new();
+        for c in &p.when {
+            w.insert(key(&c.param), Yaml::Sequence(c.any_of.iter().cloned().map(yaml_of).collect()));
+        }
+        m.insert(key("when"), Yaml::Mapping(w));
+    }
+    m
+}
+
+impl Space {
+    /// Check a space that did not come through the parser (e.g. read back
+    /// from storage) with the parser's own rules; `source` names it.
+    pub(crate) fn recheck(&self, source: &str) -> Result<()> {
+        let list = Yaml::Sequence(self.params.iter().map(|p| Yaml::Mapping(param_yaml(p))).collect());
+        Space::from_yaml(&list, "space", source).map(|_| ())
     }
 }
 
