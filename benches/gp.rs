@@ -13,8 +13,8 @@
 //! Figures go to benches/RESULTS.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use knobs::eval::functions::hartmann6;
 use knobs::cube::sobol_point;
+use knobs::eval::functions::hartmann6;
 use knobs::optim::{self, Dim, Observed, Optimizer, OptimizerSpec, Problem, Snapshot};
 use knobs::surrogate::{FitOptions, Gp, InputKind, OutputTransform};
 

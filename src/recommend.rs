@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::objective::Objectives;
-use crate::surrogate::gp::kinds_of;
 use crate::cube::sobol_point;
-use crate::space::{Config, Space};
 use crate::format::fmt_num;
+use crate::objective::Objectives;
+use crate::space::{Config, Space};
+use crate::surrogate::gp::kinds_of;
 use crate::surrogate::importance::main_effects;
 use crate::surrogate::subset::best_and_recent;
 use crate::surrogate::{FitOptions, Gp, OutputTransform};

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::study::Evaluations;
 use crate::space::{Config, Value};
 use crate::spec::Spec;
+use crate::study::Evaluations;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -142,7 +142,9 @@ pub fn evaluate_cmd(args: EvaluateArgs) -> Result<i32> {
     for c in &mut candidates {
         match spec.space.check_config(&c.config) {
             Ok(checked) => c.config = checked,
-            Err(errors) => problems.extend(errors.into_iter().map(|e| crate::error::Problem::new(c.label.clone(), e.to_string()))),
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(|e| crate::error::Problem::new(c.label.clone(), e.to_string())))
+            }
         }
     }
     if !problems.is_empty() {

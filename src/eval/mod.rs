@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::space::Config;
 
+#[cfg_attr(not(feature = "forecast"), allow(dead_code))] // only the workload variants use all of it
 mod buffer;
 pub mod command;
 pub mod functions;
 mod spec;
+#[cfg(feature = "forecast")]
 pub mod workload;
 
 pub use command::{CommandEvaluator, CommandSpec};

@@ -13,11 +13,13 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Unexpected, Visitor};
+#[cfg(feature = "forecast")]
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_yaml::Value;
 
 use super::buffer::Buffered;
+#[cfg(feature = "forecast")]
 use super::workload::{self, WorkloadModel, WorkloadSpec};
 use super::{CommandEvaluator, CommandSpec, Evaluator, FunctionEvaluator, FunctionSpec, functions};
 use crate::error::{Problem, Result};
@@ -43,7 +45,8 @@ pub enum EvaluatorSpec {
     /// `type: command`: an external program run per trial.
     Command(CommandSpec),
     /// `type: pool`, `cache`, `gc`, `service`, …: a workload model of
-    /// [`workload::MODELS`] over its spec.
+    /// [`workload::MODELS`] over its spec (feature `forecast`).
+    #[cfg(feature = "forecast")]
     Workload {
         /// The model the `type` names.
         model: &'static dyn WorkloadModel,
@@ -61,6 +64,7 @@ impl EvaluatorSpec {
         match self {
             EvaluatorSpec::Function(f) => f.check(space, problems),
             EvaluatorSpec::Command(c) => c.check(space, problems),
+            #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => spec.check(*model, space, problems),
             EvaluatorSpec::External(e) => {
                 if e.metrics.as_ref().is_some_and(|m| m.is_empty() || m.iter().any(String::is_empty)) {
@@ -74,8 +78,10 @@ impl EvaluatorSpec {
     }
 
     /// The workload model this spec names, if it names one.
+    #[cfg(feature = "forecast")]
     pub fn workload(&self) -> Option<(&'static dyn WorkloadModel, &WorkloadSpec)> {
         match self {
+            #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => Some((*model, spec)),
             _ => None,
         }
@@ -83,10 +89,11 @@ impl EvaluatorSpec {
 
     /// Build the evaluator (after `check` found no problem); relative paths
     /// (telemetry, traces) are resolved against `base_dir`.
-    pub fn build(&self, space: &Space, base_dir: &Path) -> Result<Box<dyn Evaluator>> {
+    pub fn build(&self, space: &Space, #[allow(unused_variables)] base_dir: &Path) -> Result<Box<dyn Evaluator>> {
         Ok(match self {
             EvaluatorSpec::Function(f) => Box::new(FunctionEvaluator::new(f, space)?),
             EvaluatorSpec::Command(c) => Box::new(CommandEvaluator::new(c, space)?),
+            #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => Box::new(spec.build(*model, base_dir)?),
             EvaluatorSpec::External(_) => {
                 return Err(crate::error::Error::Config(
@@ -104,6 +111,7 @@ impl EvaluatorSpec {
         match self {
             EvaluatorSpec::Function(_) => Some(vec![functions::METRIC.to_string()]),
             EvaluatorSpec::Command(_) => None,
+            #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => Some(spec.metrics(*model)),
             EvaluatorSpec::External(e) => e.metrics.clone(),
         }
@@ -117,7 +125,10 @@ impl EvaluatorSpec {
 }
 
 static TYPES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    #[cfg(feature = "forecast")]
     let models = workload::MODELS.iter().map(|m| m.name());
+    #[cfg(not(feature = "forecast"))]
+    let models = std::iter::empty();
     ["function", "command"].into_iter().chain(models).chain(["external"]).collect()
 });
 
@@ -137,6 +148,7 @@ impl Serialize for EvaluatorSpec {
             EvaluatorSpec::Command(c) => Derived::Command(c).serialize(s),
             EvaluatorSpec::External(e) => Derived::External(e).serialize(s),
             // The calls the derive made: a struct led by the tag.
+            #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => {
                 let mut state = s.serialize_struct("WorkloadSpec", spec.field_count() + 1)?;
                 state.serialize_field("type", model.name())?;
@@ -152,6 +164,7 @@ impl Serialize for EvaluatorSpec {
 enum Type {
     Function,
     Command,
+    #[cfg(feature = "forecast")]
     Workload(&'static dyn WorkloadModel),
     External,
 }
@@ -162,7 +175,10 @@ impl Type {
             "function" => Some(Type::Function),
             "command" => Some(Type::Command),
             "external" => Some(Type::External),
+            #[cfg(feature = "forecast")]
             other => workload::model(other).map(Type::Workload),
+            #[cfg(not(feature = "forecast"))]
+            _ => None,
         }
     }
 
@@ -172,6 +188,7 @@ impl Type {
         Ok(match self {
             Type::Function => EvaluatorSpec::Function(FunctionSpec::deserialize(d)?),
             Type::Command => EvaluatorSpec::Command(CommandSpec::deserialize(d)?),
+            #[cfg(feature = "forecast")]
             Type::Workload(model) => EvaluatorSpec::Workload { model, spec: WorkloadSpec::deserialize(d)? },
             Type::External => EvaluatorSpec::External(ExternalSpec::deserialize(d)?),
         })

@@ -20,9 +20,9 @@ use utoipa_axum::routes;
 use super::errors::{ApiError, ErrorBody, JsonBody};
 use super::{AppState, MAX_ASK, MAX_PAGE};
 use crate::error::Error;
-use crate::study::{Report, SharedStudy};
 use crate::spec::SpecFile;
 use crate::storage::{StateFilter, Storage, TrialPage};
+use crate::study::{Report, SharedStudy};
 use crate::trial::{Trial, TrialState};
 
 /// Longest client id, request id and study name accepted (bytes).
@@ -136,7 +136,26 @@ pub struct SpecBody(pub JsonValue);
 
 #[derive(Serialize, ToSchema)]
 pub struct StudyList {
+    #[schema(value_type = Vec<StudySummary>)]
     pub studies: Vec<crate::storage::StudySummary>,
+}
+
+// Documents `crate::storage::StudySummary`, which the storage defines
+// without knowing about HTTP; the doc line below is the schema's description.
+/// One line of `knobs studies` (and of the API's study list).
+#[derive(ToSchema)]
+#[allow(dead_code)] // only documents the body
+pub struct StudySummary {
+    pub name: String,
+    pub created_at: String,
+    #[schema(minimum = 0)]
+    pub trials: u64,
+    #[schema(minimum = 0)]
+    pub complete: u64,
+    #[schema(minimum = 0)]
+    pub failed: u64,
+    #[schema(minimum = 0)]
+    pub running: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -300,8 +319,8 @@ async fn create_study(
     // The API's own clients evaluate the trials unless the spec says otherwise.
     body.entry("evaluator").or_insert_with(|| serde_json::json!({"type": "external"}));
     resolve_evaluator(&mut body, &state)?;
-    let spec = SpecFile::from_json(&JsonValue::Object(body), "request body")?
-        .check(&name, state.options.base_dir.clone())?;
+    let spec =
+        SpecFile::from_json(&JsonValue::Object(body), "request body")?.check(&name, state.options.base_dir.clone())?;
     let st = state.clone();
     blocking(move || {
         let existed = storage.find_study(&spec.name)?.is_some();

@@ -21,8 +21,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{Error, Result};
-use crate::study::{Leases, SharedStudy};
 use crate::storage::Storage;
+use crate::study::{Leases, SharedStudy};
 
 mod api;
 mod errors;

@@ -22,8 +22,8 @@ mod builder;
 mod parse;
 
 pub use builder::SpaceBuilder;
-pub(crate) use parse::parse_space;
 pub use parse::MAX_PARAMS;
+pub(crate) use parse::parse_space;
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,8 +3,8 @@
 
 use serde_yaml::Value as Yaml;
 
-use super::{Condition, Domain, Param, Space, Value};
 use super::Value as V;
+use super::{Condition, Domain, Param, Space, Value};
 use crate::error::Problem;
 use crate::yaml::{self, join};
 
@@ -158,11 +158,8 @@ fn parse_domain(m: &serde_yaml::Mapping, path: &str, problems: &mut Vec<Problem>
                 return None;
             }
             let before = problems.len();
-            let choices: Vec<Value> = list
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| as_value(c, &format!("{c_path}[{i}]"), problems))
-                .collect();
+            let choices: Vec<Value> =
+                list.iter().enumerate().filter_map(|(i, c)| as_value(c, &format!("{c_path}[{i}]"), problems)).collect();
             if problems.len() > before {
                 return None;
             }
@@ -266,11 +263,9 @@ fn parse_when(v: &Yaml, path: &str, earlier: &[Param], problems: &mut Vec<Proble
             continue;
         };
         let values: Vec<Value> = match val {
-            Yaml::Sequence(s) => s
-                .iter()
-                .enumerate()
-                .filter_map(|(i, x)| as_value(x, &format!("{c_path}[{i}]"), problems))
-                .collect(),
+            Yaml::Sequence(s) => {
+                s.iter().enumerate().filter_map(|(i, x)| as_value(x, &format!("{c_path}[{i}]"), problems)).collect()
+            }
             other => as_value(other, &c_path, problems).into_iter().collect(),
         };
         let mut ok = !values.is_empty();
@@ -309,7 +304,8 @@ fn as_value(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<V> {
             }
         }
         other => {
-            problems.push(Problem::new(path, format!("must be a string, number or bool, got {}", yaml::type_name(other))));
+            problems
+                .push(Problem::new(path, format!("must be a string, number or bool, got {}", yaml::type_name(other))));
             None
         }
     }

@@ -17,11 +17,13 @@ mod claim;
 mod common;
 mod lock;
 pub mod memory;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
 pub use lock::{LOCK_GRACE, LOCK_HEARTBEAT};
 pub use memory::MemoryStorage;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
@@ -40,7 +42,13 @@ pub fn open(url_or_path: &str) -> Result<Box<dyn Storage>> {
         return Ok(Box::new(SqliteStorage::open(std::path::Path::new(path))?));
     }
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
         return Ok(Box::new(PostgresStorage::open(s)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::Config(format!(
+            "storage `{}`: this knobs was built without the `postgres` feature",
+            s.split('@').next_back().unwrap_or("")
+        )));
     }
     let path = std::path::Path::new(s);
     match path.extension().and_then(|e| e.to_str()) {
@@ -64,7 +72,7 @@ pub struct StudyRecord {
 }
 
 /// One line of `knobs studies` (and of the API's study list).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudySummary {
     pub name: String,
     pub created_at: String,

@@ -11,7 +11,6 @@
 //! failure, so CI can never pass without them. Once a server is chosen, a
 //! server that does not work fails the test.
 
-
 #![allow(dead_code)] // benches/serve_load.rs includes this file too and uses part of it
 
 use std::collections::BTreeSet;

@@ -3,8 +3,6 @@
 //! server (`KNOBS_TEST_POSTGRES`, default 127.0.0.1:5432/test) and fail
 //! without it.
 
-
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -12,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
 
 use serde_json::{Value, json};
 

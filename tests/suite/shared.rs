@@ -16,7 +16,6 @@ fn knobs() -> Command {
     c
 }
 
-
 use crate::pg;
 
 enum Backend {
@@ -30,7 +29,8 @@ fn storage_url(backend: &Backend, dir: &Path, tag: &str) -> (String, Option<pg::
     match backend {
         Backend::Sqlite => (dir.join("shared.db").display().to_string(), None),
         Backend::Postgres => {
-            let schema = pg::TestSchema::new_in(module_path!(), &format!("shared_{tag}")).expect("the test checked pg::skip");
+            let schema =
+                pg::TestSchema::new_in(module_path!(), &format!("shared_{tag}")).expect("the test checked pg::skip");
             (schema.url.clone(), Some(schema))
         }
     }

@@ -65,7 +65,8 @@ fn postgres(case: &str) -> Option<Backend> {
     let name = schema.name.clone();
     let age = Box::new(move |study: &str, secs: f64| {
         let raw = pg::Raw::connect(&name);
-        for (table, column) in [("trials", "heartbeat_at"), ("study_locks", "heartbeat_at"), ("claim_keys", "created_at")]
+        for (table, column) in
+            [("trials", "heartbeat_at"), ("study_locks", "heartbeat_at"), ("claim_keys", "created_at")]
         {
             raw.must(&format!(
                 "UPDATE {table} SET {column} = {column} - make_interval(secs => {secs})
@@ -1082,7 +1083,6 @@ fn sqlite_two_handles_four_threads_number_uniquely() {
 
 // ---------------------------------------------------------------- PostgreSQL only
 
-
 use crate::pg;
 
 #[test]
@@ -1393,4 +1393,3 @@ fn sqlite_many_handles_creating_one_file_at_once_all_open_it() {
         });
     }
 }
-

@@ -17,7 +17,6 @@ use knobs::storage::{
 };
 use knobs::trial::{Trial, TrialState};
 
-
 use crate::pg;
 
 fn spec() -> serde_json::Value {
