@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::error::{Error, Result};
-use crate::optim::{self, OptimizerSpec};
+use crate::optim::{self, OptimizerOptions, OptimizerSpec};
 use crate::space::Space;
 use crate::study::{Session, SessionOptions};
 
@@ -54,21 +54,9 @@ struct Told {
 }
 
 /// Options given as `key=value` on the command line; values parse as JSON when they can.
-fn parse_options(options: &[String]) -> Result<serde_json::Map<String, Json>> {
-    let mut map = serde_json::Map::new();
-    for o in options {
-        let Some((k, v)) = o.split_once('=') else {
-            return Err(Error::Config(format!("--option `{o}` must be KEY=VALUE")));
-        };
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Json::String(v.to_string()));
-        map.insert(k.trim().to_string(), value);
-    }
-    Ok(map)
-}
-
 /// Serve the protocol until `close` or end of input.
 pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
-    let spec = OptimizerSpec { name: optimizer.to_string(), options: parse_options(options)? };
+    let spec = OptimizerSpec { name: optimizer.to_string(), options: OptimizerOptions::parse_pairs(options)? };
     optim::registry::check_name(optimizer).map_err(Error::Config)?;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();

@@ -33,7 +33,7 @@ mod tickets;
 pub(crate) use crate::cube::reflect;
 pub use crate::cube::{Dim, clamp_unit};
 pub use codec::StateCodec;
-pub use registry::{OptimizerSpec, build, names};
+pub use registry::{OptimizerOptions, OptimizerSpec, build, names};
 pub(crate) use tickets::{Pending, Settled, Ticketed, Tickets, foreign, sanitized, ticketed};
 
 /// The problem an optimizer is built for.
@@ -143,8 +143,9 @@ pub struct Snapshot {
     pub optimizer: String,
     /// The version of that optimizer's state format.
     pub version: u32,
-    /// The optimizer's state (with the dimension it was taken for).
-    pub state: serde_json::Value,
+    /// The optimizer's state (with the dimension it was taken for), read
+    /// only through the optimizer's [`StateCodec`].
+    pub(crate) state: serde_json::Value,
 }
 
 /// An ask/tell optimizer over the unit cube.

@@ -35,21 +35,88 @@ pub struct OptimizerSpec {
     /// A registered optimizer name ([`names`]).
     pub name: String,
     #[serde(default)]
-    /// That optimizer's options (its config struct, as JSON); empty for
-    /// the defaults.
-    pub options: serde_json::Map<String, serde_json::Value>,
+    /// That optimizer's options; empty for the defaults.
+    pub options: OptimizerOptions,
 }
 
 impl OptimizerSpec {
     /// The optimizer `name` with its default options.
     pub fn named(name: &str) -> Self {
-        OptimizerSpec { name: name.to_string(), options: Default::default() }
+        OptimizerSpec { name: name.to_string(), options: OptimizerOptions::default() }
+    }
+}
+
+/// An optimizer's options by name, as a spec's optimizer section gives them
+/// (`sigma0: 0.3`). They are read into the optimizer's config struct when it
+/// is built, so an unknown or ill-typed option is reported then, with every
+/// other problem of the spec.
+///
+/// ```
+/// use knobs::optim::{OptimizerOptions, OptimizerSpec};
+///
+/// let options = OptimizerOptions::new().with("population", 24)?.with("sigma0", 0.2)?;
+/// let spec = OptimizerSpec { name: "cmaes".into(), options };
+/// # Ok::<(), knobs::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OptimizerOptions(serde_json::Map<String, serde_json::Value>);
+
+impl OptimizerOptions {
+    /// No options: the optimizer's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// These options with `key` set to `value` (a number, string, bool or
+    /// anything serializable).
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Result<Self> {
+        self.0.insert(key.to_string(), serde_json::to_value(value).map_err(Error::json)?);
+        Ok(self)
+    }
+
+    /// Every field of a typed config (e.g. [`super::cmaes::CmaEsConfig`]).
+    pub fn from_config(config: &impl Serialize) -> Result<Self> {
+        match serde_json::to_value(config).map_err(Error::json)? {
+            serde_json::Value::Object(map) => Ok(OptimizerOptions(map)),
+            other => Err(Error::Config(format!("optimizer options must be a struct of named fields, got `{other}`"))),
+        }
+    }
+
+    /// Options from `KEY=VALUE` words (as `knobs stdio --option` takes
+    /// them): a value that reads as JSON (`0.3`, `true`, `[1,2]`) is taken
+    /// as such, anything else as a string.
+    pub fn parse_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<Self> {
+        let mut options = OptimizerOptions::new();
+        for pair in pairs {
+            let pair = pair.as_ref();
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(Error::Config(format!("option `{pair}` must be KEY=VALUE")));
+            };
+            let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            options.0.insert(key.trim().to_string(), value);
+        }
+        Ok(options)
+    }
+
+    /// No option is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names of the options set.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    pub(crate) fn from_map(map: serde_json::Map<String, serde_json::Value>) -> Self {
+        OptimizerOptions(map)
     }
 }
 
 /// Builds an optimizer (given its registry name, for the errors) from the
 /// problem and its options.
-type Ctor = fn(&'static str, &Problem, &serde_json::Map<String, serde_json::Value>) -> Result<Box<dyn Optimizer>>;
+type Ctor = fn(&'static str, &Problem, &OptimizerOptions) -> Result<Box<dyn Optimizer>>;
 
 struct Entry {
     name: &'static str,
@@ -57,8 +124,8 @@ struct Entry {
     ctor: Ctor,
 }
 
-fn options<C: DeserializeOwned>(name: &str, opts: &serde_json::Map<String, serde_json::Value>) -> Result<C> {
-    serde_json::from_value(serde_json::Value::Object(opts.clone())).map_err(|e| {
+fn options<C: DeserializeOwned>(name: &str, opts: &OptimizerOptions) -> Result<C> {
+    serde_json::from_value(serde_json::Value::Object(opts.0.clone())).map_err(|e| {
         Error::Invalid(Problems {
             source: "spec".into(),
             items: vec![SpecProblem::new(format!("optimizer ({name})"), format!("bad option: {e}"))],

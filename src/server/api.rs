@@ -273,7 +273,7 @@ fn resolve_evaluator(body: &mut serde_json::Map<String, JsonValue>, state: &AppS
                 format!("evaluator.ref: the server declares no evaluator `{name}`; it declares: {}", declared()),
             ));
         };
-        body.insert("evaluator".into(), found.clone());
+        body.insert("evaluator".into(), serde_json::to_value(found).map_err(ApiError::internal)?);
         return Ok(());
     }
     match e.get("type").and_then(JsonValue::as_str) {

@@ -21,6 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{Error, Result};
+use crate::eval::EvaluatorSpec;
 use crate::storage::Storage;
 use crate::study::{Leases, SharedStudy};
 
@@ -28,9 +29,8 @@ mod api;
 mod errors;
 mod metrics;
 
-pub use api::ApiDoc;
-pub use errors::ApiError;
-pub use metrics::Metrics;
+pub(crate) use errors::ApiError;
+pub(crate) use metrics::Metrics;
 
 /// Largest request body accepted (bytes); larger ones get 413.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -45,7 +45,7 @@ pub struct ServerOptions {
     /// Accepted bearer tokens; `None` turns authentication off (`--insecure-no-auth`).
     pub tokens: Option<Vec<String>>,
     /// Evaluators an API request may name with `{ref: NAME}`.
-    pub evaluators: BTreeMap<String, serde_json::Value>,
+    pub evaluators: BTreeMap<String, EvaluatorSpec>,
     /// Relative paths in those evaluators resolve against this directory.
     pub base_dir: PathBuf,
     pub body_limit: usize,
@@ -67,34 +67,44 @@ impl Default for ServerOptions {
 }
 
 /// The server's own config file (`knobs serve --config server.yaml`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     /// Evaluators by name, each an `evaluator:` section as in a spec; the only
     /// way an API request gets an evaluator that runs a command.
+    pub evaluators: BTreeMap<String, EvaluatorSpec>,
+}
+
+/// The config file as written, before each evaluator is checked.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
     #[serde(default)]
-    pub evaluators: BTreeMap<String, serde_json::Value>,
+    evaluators: BTreeMap<String, serde_yaml::Value>,
 }
 
 impl ServerConfig {
     /// Read, cap and parse the config file; every evaluator is checked to be
-    /// a valid `evaluator:` section.
+    /// a valid `evaluator:` section, and every bad one is reported.
     pub fn load(path: &Path) -> Result<ServerConfig> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(&shown, e))?;
         let value = crate::yaml::load(&text, &shown)?;
-        let config: ServerConfig =
+        let file: ConfigFile =
             serde_yaml::from_value(value).map_err(|e| Error::invalid(&shown, "(file)", e.to_string()))?;
         let mut problems = Vec::new();
-        for (name, spec) in &config.evaluators {
-            if let Err(e) = serde_json::from_value::<crate::eval::EvaluatorSpec>(spec.clone()) {
-                problems.push(crate::error::Problem::new(format!("evaluators.{name}"), e.to_string()));
+        let mut evaluators = BTreeMap::new();
+        for (name, spec) in file.evaluators {
+            match serde_yaml::from_value::<EvaluatorSpec>(spec) {
+                Ok(spec) => {
+                    evaluators.insert(name, spec);
+                }
+                Err(e) => problems.push(crate::error::Problem::new(format!("evaluators.{name}"), e.to_string())),
             }
         }
         if !problems.is_empty() {
             return Err(Error::Invalid(crate::error::Problems { source: shown, items: problems }));
         }
-        Ok(config)
+        Ok(ServerConfig { evaluators })
     }
 }
 
@@ -162,7 +172,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The OpenAPI document, as served at `/v1/openapi.json` and checked into the
 /// repository as `openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     api::routes().split_for_parts().1
 }
 

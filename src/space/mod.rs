@@ -292,7 +292,7 @@ impl Space {
     /// Parse a `space` list given as JSON (as a protocol message carries
     /// it), with the checks of a spec file: every problem is reported, paths
     /// start with `path`, messages name `source`.
-    pub fn from_json(v: &serde_json::Value, path: &str, source: &str) -> crate::Result<Space> {
+    pub(crate) fn from_json(v: &serde_json::Value, path: &str, source: &str) -> crate::Result<Space> {
         let yaml: serde_yaml::Value = serde_yaml::to_value(v)
             .map_err(|e| crate::error::Error::invalid(source, path, format!("not a list of parameters: {e}")))?;
         Space::from_yaml(&yaml, path, source)
@@ -300,7 +300,7 @@ impl Space {
 
     /// Parse a `space` list on its own (not inside a spec file): every
     /// problem is reported, paths start with `path`, messages name `source`.
-    pub fn from_yaml(v: &serde_yaml::Value, path: &str, source: &str) -> crate::Result<Space> {
+    pub(crate) fn from_yaml(v: &serde_yaml::Value, path: &str, source: &str) -> crate::Result<Space> {
         let mut problems = Vec::new();
         parse_space(v, path, &mut problems).ok_or_else(|| {
             crate::error::Error::Invalid(crate::error::Problems { source: source.to_string(), items: problems })

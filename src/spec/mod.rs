@@ -152,7 +152,7 @@ impl Spec {
 
     /// What must not change between runs of one study (everything that
     /// shapes the search); budget, parallelism and paths may change.
-    pub fn identity(&self) -> serde_json::Value {
+    pub(crate) fn identity(&self) -> serde_json::Value {
         serde_json::json!({
             "space": self.space,
             "objectives": self.objectives,

@@ -9,7 +9,7 @@ use serde_yaml::Value as Yaml;
 use super::{BUDGET_KEYS, Budget, parse_duration};
 use crate::error::Problem;
 use crate::objective::{Bound, Constraint, Direction, Objective, Objectives};
-use crate::optim::{self, OptimizerSpec};
+use crate::optim::{self, OptimizerOptions, OptimizerSpec};
 use crate::yaml::{self, join};
 
 pub(super) fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) -> Option<Objectives> {
@@ -129,7 +129,7 @@ pub(super) fn parse_optimizer(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<
                 }
             };
             let serde_json::Value::Object(options) = options else { return None };
-            Some(OptimizerSpec { name, options })
+            Some(OptimizerSpec { name, options: OptimizerOptions::from_map(options) })
         }
         Some(other) => {
             p.push(Problem::new(

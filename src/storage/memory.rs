@@ -12,8 +12,8 @@ use super::claim::{self, ClaimTx, Hold, Read};
 use super::common::{self, now_utc};
 use super::lock::{self, Acquire, RunLock};
 use super::{
-    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Queued, Storage, StoredSnapshot, StudyRecord,
-    StudySummary, TrialPage,
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Queued, SpecDocument, Storage, StoredSnapshot,
+    StudyRecord, StudySummary, TrialPage,
 };
 
 /// Studies, trials, snapshots and locks in one mutex-guarded map.
@@ -90,8 +90,8 @@ impl MemoryStorage {
     /// Move every clock reading of the study `seconds` into the past (trial
     /// heartbeats, the run lock's heartbeat, idempotency keys), as if that
     /// much time had passed: what the SQL backends' tests do with an
-    /// `UPDATE … SET heartbeat_at = heartbeat_at - interval`.
-    #[doc(hidden)]
+    /// `UPDATE … SET heartbeat_at = heartbeat_at - interval` (see
+    /// `storage::conformance`).
     pub fn age(&self, study: &str, seconds: f64) {
         let mut studies = self.lock();
         if let Ok(s) = find(&mut studies, study) {
@@ -135,7 +135,7 @@ fn find<'a>(studies: &'a mut [MemStudy], name: &str) -> Result<&'a mut MemStudy>
 }
 
 impl Storage for MemoryStorage {
-    fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord> {
+    fn open_study(&self, name: &str, spec: &SpecDocument) -> Result<StudyRecord> {
         common::check_study_name(name)?;
         let mut studies = self.lock();
         if let Some(s) = studies.iter().find(|s| s.record.name == name) {

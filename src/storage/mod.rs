@@ -1,20 +1,22 @@
 //! Storage: where studies, trials and optimizer snapshots live.
 //!
 //! One narrow contract ([`Storage`]) with one conformance suite
-//! (`tests/storage.rs`) run on every backend. Writes happen at trial
+//! ([`conformance`]) run on every backend. Writes happen at trial
 //! boundaries only, one transaction each; a finished trial is never edited.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Problems, Result};
 use crate::optim::Snapshot;
 use crate::space::Config;
 use crate::trial::{Trial, TrialState};
 
 mod claim;
 mod common;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod lock;
 pub mod memory;
 #[cfg(feature = "postgres")]
@@ -59,12 +61,48 @@ pub fn open(url_or_path: &str) -> Result<Box<dyn Storage>> {
     }
 }
 
+/// A study's spec as its storage keeps it: a JSON document the backend
+/// writes when the study is created ([`SpecDocument::to_json`]) and hands
+/// back unchanged ([`SpecDocument::from_json`]). Only the study reads what
+/// is inside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpecDocument(serde_json::Value);
+
+impl SpecDocument {
+    /// The document as JSON text, as a backend stores it.
+    pub fn to_json(&self) -> String {
+        self.0.to_string()
+    }
+
+    /// A document from the JSON text a backend stored; `source` names where
+    /// it was read (for the error).
+    pub fn from_json(text: &str, source: &str) -> Result<SpecDocument> {
+        serde_json::from_str(text).map(SpecDocument).map_err(|e| {
+            Error::Invalid(Problems {
+                source: source.into(),
+                items: vec![Problem::new("spec", format!("not JSON: {e}"))],
+            })
+        })
+    }
+
+    pub(crate) fn new(value: serde_json::Value) -> SpecDocument {
+        SpecDocument(value)
+    }
+
+    /// A top-level field of the document.
+    pub(crate) fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.get(key)
+    }
+}
+
 /// A study as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyRecord {
+    /// The study's name (unique in its storage).
     pub name: String,
-    /// The checked spec the study was created with (JSON).
-    pub spec: serde_json::Value,
+    /// The checked spec the study was created with.
+    pub spec: SpecDocument,
     pub created_at: String,
     /// Closed studies hand out no new trials ([`Storage::close_study`]).
     #[serde(default)]
@@ -284,7 +322,7 @@ pub struct ClaimPlan {
 /// The storage contract. Every method is one transaction.
 pub trait Storage: Send + Sync {
     /// Create the study if it does not exist; return it either way.
-    fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord>;
+    fn open_study(&self, name: &str, spec: &SpecDocument) -> Result<StudyRecord>;
     /// The study, if it exists.
     fn find_study(&self, name: &str) -> Result<Option<StudyRecord>>;
     /// Every study with its trial counts, oldest first.

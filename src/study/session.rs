@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::optim::{self, Observed, Optimizer, OptimizerSpec, Problem};
+use crate::optim::{self, Observed, Optimizer, OptimizerOptions, OptimizerSpec, Problem};
 use crate::space::{Config, Space};
 
 /// How a session searches.
@@ -38,8 +38,8 @@ pub struct SessionOptions {
     pub parallelism: usize,
     /// Larger values are better (the default minimizes).
     pub maximize: bool,
-    /// The optimizer's options (those of its spec section), as JSON.
-    pub options: serde_json::Map<String, serde_json::Value>,
+    /// The optimizer's options (those of its spec section).
+    pub options: OptimizerOptions,
 }
 
 impl Default for SessionOptions {

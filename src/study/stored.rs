@@ -13,11 +13,11 @@ use crate::objective::Objectives;
 use crate::optim::OptimizerSpec;
 use crate::space::Space;
 use crate::spec::{Budget, Checked, Spec};
-use crate::storage::StudyRecord;
+use crate::storage::{SpecDocument, StudyRecord};
 
 /// A spec as a study stores it: its identity beside the whole spec.
-pub(crate) fn stored_spec(spec: &Spec) -> serde_json::Value {
-    serde_json::json!({ "identity": spec.identity(), "spec": spec })
+pub(crate) fn stored_spec(spec: &Spec) -> SpecDocument {
+    SpecDocument::new(serde_json::json!({ "identity": spec.identity(), "spec": spec }))
 }
 
 /// A spec as [`stored_spec`] writes it (the serialized [`Spec`]).
@@ -103,7 +103,7 @@ mod tests {
     use super::*;
 
     fn record(spec: serde_json::Value) -> StudyRecord {
-        StudyRecord { name: "s".into(), spec, created_at: String::new(), closed: false }
+        StudyRecord { name: "s".into(), spec: SpecDocument::new(spec), created_at: String::new(), closed: false }
     }
 
     #[test]
@@ -113,7 +113,7 @@ mod tests {
                     evaluator: {type: function, name: branin}\noptimizer: {name: cmaes, population: 8}\n\
                     budget: {trials: 30, time: 90s}";
         let spec = Spec::parse(text, "t", "s", PathBuf::from("/base")).unwrap();
-        let stored = stored_spec(&spec);
+        let stored = serde_json::to_value(stored_spec(&spec)).unwrap();
         let back = read_spec(&record(stored.clone()), PathBuf::from("/base")).unwrap();
         assert_eq!(back, spec);
         // Damage that a checked spec never has is refused, with where it is.

@@ -574,7 +574,7 @@ fn a_recorded_trace_supplies_the_keys_in_time_order() {
 // The evaluator face
 
 fn space(yaml: &str) -> Space {
-    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap_or_else(|e| panic!("{e}"))
+    Space::parse(yaml, "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn tuned_space() -> Space {

@@ -12,7 +12,7 @@ use knobs::space::{Config, Space, Value};
 use tempfile::TempDir;
 
 fn space(yaml: &str) -> Space {
-    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap_or_else(|e| panic!("{e}"))
+    Space::parse(yaml, "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn one_param() -> Space {

@@ -254,7 +254,7 @@ fn random_points_agree_with_python() {
 // ---------------------------------------------------------------------------
 
 fn space(yaml: &str) -> Space {
-    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap_or_else(|e| panic!("{e}"))
+    Space::parse(yaml, "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ctx() -> EvalContext {

@@ -365,7 +365,7 @@ fn metrics_are_the_named_scalars_and_cost_follows_the_heap() {
 // ---------------------------------------------------------------------------
 
 fn space(yaml: &str) -> Space {
-    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap_or_else(|e| panic!("{e}"))
+    Space::parse(yaml, "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check(spec: &GcSpec, space: &Space) -> Vec<Problem> {

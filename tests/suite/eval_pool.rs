@@ -71,7 +71,7 @@ fn simulate(rates: &[f64], step: f64, c: usize, mu: f64, limit: Option<usize>, w
 }
 
 fn space(yaml: &str) -> Space {
-    Space::from_yaml(&serde_yaml::from_str(yaml).unwrap(), "space", "test").unwrap()
+    Space::parse(yaml, "test").unwrap()
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -353,8 +353,7 @@ fn test_function_gradients_match_finite_differences() {
 
 fn space(d: usize) -> Space {
     let params = (0..d).map(|i| format!("  - {{name: x{i}, type: float, low: -5, high: 5}}")).collect::<Vec<_>>();
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&params.join("\n")).unwrap();
-    Space::from_yaml(&yaml, "space", "test").unwrap()
+    Space::parse(&params.join("\n"), "test").unwrap()
 }
 
 fn config(x: &[f64]) -> Config {
@@ -382,16 +381,16 @@ fn function_evaluator_reports_gradients_only_when_asked() {
 
 #[test]
 fn space_maps_gradients_to_the_cube_by_the_chain_rule() {
-    let yaml: serde_yaml::Value = serde_yaml::from_str(
+    let s = Space::parse(
         "- {name: a, type: float, low: -2, high: 6}\n\
          - {name: b, type: float, low: 1, high: 1000, log: true}\n\
          - {name: n, type: int, low: 1, high: 9}\n\
          - {name: c, type: categorical, choices: [x, y]}\n\
          - {name: m, type: int, low: 1, high: 100, log: true}\n\
          - {name: w, type: float, low: 1, high: 2, when: {c: y}}",
+        "test",
     )
     .unwrap();
-    let s = Space::from_yaml(&yaml, "space", "test").unwrap();
     // f = 3a + 2 ln b + m (+ anything of n, c and the inactive w).
     let x = [0.3, 0.6, 0.5, 0.2, 0.4, 0.9];
     let b = s.decode(&x)["b"].as_f64().unwrap();

@@ -6,49 +6,30 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); each test works in a fresh
 //! schema of its own. Without a server the tests fail.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use knobs::Error;
-use knobs::optim::Snapshot;
-use knobs::space::{Config, Value};
+use knobs::space::Value;
+use knobs::storage::conformance::{self, complete, new_trial};
 use knobs::storage::{
-    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, PostgresStorage, SnapshotPoint, Storage, StoredSnapshot,
+    ClaimPlan, ClaimRequest, ClaimState, Finished, PostgresStorage, SnapshotPoint, SpecDocument, Storage,
+    StoredSnapshot,
 };
 use knobs::trial::{Trial, TrialState};
 
 use crate::pg;
 
-fn spec() -> serde_json::Value {
-    serde_json::json!({ "space": [{ "name": "x", "low": 0.0, "high": 1.0 }] })
-}
-
-fn new_trial(batch: u64, x: f64) -> NewTrial {
-    let mut config = Config::new();
-    config.insert("x".into(), Value::Float(x));
-    NewTrial { batch, ticket: Some(batch * 100), x: vec![x], config, baseline: false }
+fn spec() -> SpecDocument {
+    conformance::spec("claims")
 }
 
 fn snap(batch: u64, tag: &str) -> StoredSnapshot {
-    StoredSnapshot {
-        batch,
-        point: SnapshotPoint::Asked,
-        snapshot: Snapshot { optimizer: "random".into(), version: 1, state: serde_json::json!({ "tag": tag }) },
-    }
+    conformance::snap(batch, SnapshotPoint::Asked, tag)
 }
 
 fn req(worker: &str, grace_s: f64, max_retries: u32) -> ClaimRequest {
     ClaimRequest { worker: worker.into(), grace_s, max_retries }
-}
-
-fn complete(number: u64, epoch: u64, y: f64) -> Finished {
-    Finished {
-        number,
-        epoch,
-        state: TrialState::Complete,
-        metrics: BTreeMap::from([("y".to_string(), y)]),
-        elapsed_s: Some(0.5),
-    }
 }
 
 /// A plan of `n` new trials in the next batch, with a snapshot naming it.

@@ -28,8 +28,8 @@ use super::claim;
 use super::common::{self, damaged, unsigned};
 use super::lock::{self, Acquire};
 use super::{
-    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary,
-    TrialPage,
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SpecDocument, Storage, StoredSnapshot, StudyRecord,
+    StudySummary, TrialPage,
 };
 
 /// A `timestamptz` column as the text SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')` gives.
@@ -315,9 +315,9 @@ impl Drop for PostgresStorage {
 }
 
 impl Storage for PostgresStorage {
-    fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord> {
+    fn open_study(&self, name: &str, spec: &SpecDocument) -> Result<StudyRecord> {
         common::check_study_name(name)?;
-        let spec = serde_json::to_string(spec)?;
+        let spec = spec.to_json();
         let place = self.place(name);
         self.block(self.write(async |tx| {
             exec(

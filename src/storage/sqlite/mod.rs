@@ -23,8 +23,8 @@ use super::claim;
 use super::common::{self, unsigned};
 use super::lock::{self, Acquire};
 use super::{
-    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, Storage, StoredSnapshot, StudyRecord, StudySummary,
-    TrialPage,
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, Owner, SpecDocument, Storage, StoredSnapshot, StudyRecord,
+    StudySummary, TrialPage,
 };
 
 mod claim_tx;
@@ -198,9 +198,9 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
-    fn open_study(&self, name: &str, spec: &serde_json::Value) -> Result<StudyRecord> {
+    fn open_study(&self, name: &str, spec: &SpecDocument) -> Result<StudyRecord> {
         common::check_study_name(name)?;
-        let spec = serde_json::to_string(spec)?;
+        let spec = spec.to_json();
         self.write(|tx, path| {
             exec(
                 tx,
