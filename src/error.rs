@@ -33,7 +33,9 @@ impl fmt::Display for Problem {
 /// Every problem of one spec file, reported together.
 #[derive(Debug, Clone)]
 pub struct Problems {
+    /// The file (or request, or other input) they were found in.
     pub source: String,
+    /// Every problem, in the order found.
     pub items: Vec<Problem>,
 }
 
@@ -61,6 +63,7 @@ impl ProblemList {
     /// Most problems listed for one file.
     pub const MAX: usize = 50;
 
+    /// Count a problem at `path`, and keep it while fewer than [`Self::MAX`] are kept.
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.total += 1;
         if self.items.len() < Self::MAX {

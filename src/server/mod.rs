@@ -48,8 +48,12 @@ pub struct ServerOptions {
     pub evaluators: BTreeMap<String, EvaluatorSpec>,
     /// Relative paths in those evaluators resolve against this directory.
     pub base_dir: PathBuf,
+    /// Largest request body accepted, in bytes (larger: 413).
     pub body_limit: usize,
+    /// A request taking longer is answered 503 and dropped.
     pub request_timeout: Duration,
+    /// How long a claimed trial may go without a heartbeat, and how often
+    /// it is re-leased before it fails.
     pub leases: Leases,
 }
 
@@ -118,6 +122,8 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A server not ready yet: it answers `/readyz` 503 until
+    /// [`AppState::set_storage`].
     pub fn new(options: ServerOptions) -> Arc<AppState> {
         Arc::new(AppState {
             storage: OnceLock::new(),
@@ -132,10 +138,12 @@ impl AppState {
         let _ = self.storage.set(storage);
     }
 
+    /// Whether requests need a bearer token.
     pub fn requires_auth(&self) -> bool {
         self.options.tokens.is_some()
     }
 
+    /// Whether the storage is open (`/readyz` answers 200).
     pub fn is_ready(&self) -> bool {
         self.storage.get().is_some()
     }

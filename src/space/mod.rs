@@ -29,13 +29,18 @@ pub(crate) use parse::parse_space;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// A `bool` parameter's value.
     Bool(bool),
+    /// An `int` parameter's value (also a categorical choice written as an integer).
     Int(i64),
+    /// A `float` parameter's value.
     Float(f64),
+    /// A categorical choice written as text.
     Str(String),
 }
 
 impl Value {
+    /// The type's name as a spec writes it: `bool`, `int`, `float` or `string`.
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Bool(_) => "bool",
@@ -44,6 +49,7 @@ impl Value {
             Value::Str(_) => "string",
         }
     }
+    /// The value as a number (an `Int` widened); `None` for a bool or a string.
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             Value::Int(i) => Some(i as f64),
@@ -82,22 +88,53 @@ pub type Config = BTreeMap<String, Value>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Domain {
-    Float { low: f64, high: f64, log: bool, step: Option<f64> },
-    Int { low: i64, high: i64, log: bool, step: i64 },
-    Categorical { choices: Vec<Value> },
+    /// Reals in `[low, high]`; searched on a log scale when `log` (then
+    /// `low > 0`); rounded to multiples of `step` from `low` when given.
+    Float {
+        /// Smallest value.
+        low: f64,
+        /// Largest value.
+        high: f64,
+        /// Search `ln(value)` uniformly rather than the value.
+        log: bool,
+        /// Only `low + k·step` values.
+        step: Option<f64>,
+    },
+    /// Integers in `[low, high]` in steps of `step` from `low`; log-scaled when `log`.
+    Int {
+        /// Smallest value.
+        low: i64,
+        /// Largest value.
+        high: i64,
+        /// Search `ln(value)` uniformly rather than the value.
+        log: bool,
+        /// Only `low + k·step` values (1 for every integer).
+        step: i64,
+    },
+    /// One of a list of values, unordered.
+    Categorical {
+        /// The values, in the order the spec lists them.
+        choices: Vec<Value>,
+    },
+    /// `true` or `false`.
     Bool,
 }
 
 /// Active only when every listed parameter has one of the listed values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
+    /// The parameter the condition looks at (declared before this one).
     pub param: String,
+    /// The values of it that make this parameter active.
     pub any_of: Vec<Value>,
 }
 
+/// One parameter of a space: a knob of the system being tuned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Param {
+    /// Its name (unique in the space), as configurations key it.
     pub name: String,
+    /// The values it can take.
     pub domain: Domain,
     /// Today's production value: the baseline.
     pub default: Option<Value>,
@@ -109,6 +146,7 @@ pub struct Param {
 /// An ordered, validated list of parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Space {
+    /// The parameters, in the order declared (one unit-cube coordinate each).
     pub params: Vec<Param>,
 }
 
@@ -307,6 +345,7 @@ impl Space {
         })
     }
 
+    /// The number of parameters (the unit cube's dimension).
     pub fn dim(&self) -> usize {
         self.params.len()
     }
@@ -316,6 +355,7 @@ impl Space {
         self.params.iter().map(|p| p.domain.dim()).collect()
     }
 
+    /// The parameter named `name`.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }

@@ -71,14 +71,23 @@ impl Default for Budget {
 /// responsibility, changed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Spec {
+    /// The study's name (the spec's `name`, or the file's stem).
     pub name: String,
+    /// Free text for people.
     pub description: Option<String>,
+    /// Seeds the optimizer and the evaluator: same spec and seed, same trials.
     pub seed: u64,
+    /// The parameters searched.
     pub space: Space,
+    /// What is minimized or maximized, and the constraints.
     pub objectives: Objectives,
+    /// The optimizer and its options.
     pub optimizer: OptimizerSpec,
+    /// How a configuration is measured.
     pub evaluator: EvaluatorSpec,
+    /// When the study stops (trials, time, no improvement).
     pub budget: Budget,
+    /// Evaluations run at once.
     pub parallelism: usize,
     /// Storage location as written (resolved against `base_dir`).
     pub storage: Option<String>,

@@ -77,6 +77,7 @@ impl MemLock {
 }
 
 impl MemoryStorage {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

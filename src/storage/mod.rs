@@ -103,6 +103,7 @@ pub struct StudyRecord {
     pub name: String,
     /// The checked spec the study was created with.
     pub spec: SpecDocument,
+    /// When it was created, UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ` by the storage's clock.
     pub created_at: String,
     /// Closed studies hand out no new trials ([`Storage::close_study`]).
     #[serde(default)]
@@ -112,21 +113,33 @@ pub struct StudyRecord {
 /// One line of `knobs studies` (and of the API's study list).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudySummary {
+    /// The study's name.
     pub name: String,
+    /// When it was created (as [`StudyRecord::created_at`]).
     pub created_at: String,
+    /// Trials in every state.
     pub trials: u64,
+    /// Trials that completed with their metrics.
     pub complete: u64,
+    /// Trials that failed (evaluator error, timeout, stale lease).
     pub failed: u64,
+    /// Trials started and not finished yet (or whose worker died).
     pub running: u64,
 }
 
 /// A trial about to start (numbers are assigned by the storage).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTrial {
+    /// The optimizer batch (one `ask`) it came from, counting from 1.
     pub batch: u64,
+    /// The optimizer's ticket for the candidate; `None` for a point the
+    /// optimizer did not propose (the baseline, a queued configuration).
     pub ticket: Option<u64>,
+    /// Its position in the unit cube, one coordinate per parameter.
     pub x: Vec<f64>,
+    /// The configuration `x` decodes to.
     pub config: Config,
+    /// Whether this is the baseline (today's values).
     pub baseline: bool,
 }
 
@@ -151,12 +164,16 @@ impl NewTrial {
 /// The outcome of one trial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
+    /// The trial's number in its study.
     pub number: u64,
     /// The lease epoch the finishing worker holds; a mismatch is refused.
     pub epoch: u64,
     /// `Complete`, `Failed` or `Pruned` (never `Running`).
     pub state: TrialState,
+    /// What the evaluator measured, by metric name (may be partial for a
+    /// failed trial).
     pub metrics: BTreeMap<String, f64>,
+    /// Wall-clock seconds the evaluation took, when measured.
     pub elapsed_s: Option<f64>,
 }
 
@@ -173,15 +190,20 @@ pub enum SnapshotPoint {
 /// An optimizer snapshot with the batch it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredSnapshot {
+    /// The batch it was taken in.
     pub batch: u64,
+    /// Whether it was taken after that batch's `ask` or after its `tell`.
     pub point: SnapshotPoint,
+    /// The optimizer's state.
     pub snapshot: Snapshot,
 }
 
 /// Who holds a study: one process on one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
+    /// The host name the process runs on.
     pub host: String,
+    /// Its process id on that host (checked for liveness there only).
     pub pid: u32,
     /// Unique per process start (host:pid:start-nanos).
     pub id: String,
@@ -254,6 +276,7 @@ pub struct Queued {
     pub id: u64,
     /// Its position in the unit cube, as [`crate::space::Space::encode`] gives it.
     pub x: Vec<f64>,
+    /// The configuration, with every parameter set.
     pub config: Config,
 }
 
@@ -282,9 +305,13 @@ impl TrialPage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateFilter {
+    /// Started, not finished.
     Running,
+    /// Finished with metrics.
     Complete,
+    /// Finished with an error.
     Failed,
+    /// Stopped early by a pruner.
     Pruned,
 }
 
@@ -299,6 +326,7 @@ impl StateFilter {
         }
     }
 
+    /// Whether a trial in `state` passes this filter.
     pub fn matches(self, state: &TrialState) -> bool {
         state.label() == self.label()
     }
@@ -320,6 +348,37 @@ pub struct ClaimPlan {
 }
 
 /// The storage contract. Every method is one transaction.
+///
+/// A study writes every trial to its storage as it goes, so any program
+/// can read what a run did, while it runs or long after:
+///
+/// ```
+/// use std::path::PathBuf;
+/// use std::sync::Arc;
+/// use knobs::{MemoryStorage, RunOptions, Spec, Storage, Study, TrialState};
+///
+/// let spec = Spec::parse(
+///     "space:\n  - {name: x1, type: float, low: -5, high: 10, default: 0}\n  \
+///      - {name: x2, type: float, low: 0, high: 15, default: 0}\n\
+///      evaluator: {type: function, name: branin}\nbudget: {trials: 12}",
+///     "doc", "demo", PathBuf::from("."),
+/// )?;
+/// let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+/// Study::open(spec, storage.clone(), false)?.run(&RunOptions::default())?;
+///
+/// let trials = storage.trials("demo")?;
+/// assert_eq!(trials.len(), 12);
+/// assert!(trials.iter().all(|t| t.state == TrialState::Complete && t.metrics.contains_key("value")));
+/// assert_eq!(storage.list_studies()?[0].trials, 12);
+/// // A second run of the same study must wait for the first (or take over its lock once it is silent).
+/// let me = knobs::storage::Owner::current();
+/// storage.acquire("demo", &me)?;
+/// storage.release("demo", &me)?;
+/// # Ok::<(), knobs::Error>(())
+/// ```
+///
+/// A new backend implements these methods and runs the conformance suite
+/// (`storage::conformance`, feature `conformance`) in its tests.
 pub trait Storage: Send + Sync {
     /// Create the study if it does not exist; return it either way.
     fn open_study(&self, name: &str, spec: &SpecDocument) -> Result<StudyRecord>;

@@ -76,11 +76,15 @@ pub(super) type R<T> = std::result::Result<T, Fail>;
 /// The settings a connection actually runs with, as SQLite reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pragmas {
+    /// `wal` for a file knobs opened.
     pub journal_mode: String,
     /// 0 off, 1 normal, 2 full, 3 extra.
     pub synchronous: i64,
+    /// How long a connection waits for another's write lock.
     pub busy_timeout_ms: i64,
+    /// Whether foreign keys are enforced.
     pub foreign_keys: bool,
+    /// The schema version knobs wrote (a newer one is refused).
     pub user_version: i64,
 }
 
@@ -127,6 +131,7 @@ impl SqliteStorage {
         Ok(storage)
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
