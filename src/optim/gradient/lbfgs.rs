@@ -10,7 +10,7 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
 use super::config::Fd;
-use super::state::{Known, Role, Run, Start};
+use super::state::{Known, Role, Run, Start, key};
 use super::{CACHE_NUMBERS, FIRST_STEP, GRAD_TOL, Gradient};
 use crate::optim::Candidate;
 use crate::optim::Dim;
@@ -118,11 +118,6 @@ pub(super) enum Replayed {
     Need(Vec<Needed>),
     /// argmin terminated; `converged` for a gradient or cost tolerance.
     Ended { converged: bool },
-}
-
-/// Exact bits of a point: the cache key.
-pub(super) fn key(x: &[f64]) -> Vec<u64> {
-    x.iter().map(|v| v.to_bits()).collect()
 }
 
 /// The two coordinate values whose difference estimates the derivative of

@@ -75,8 +75,8 @@ use crate::cube::sobol_point;
 use crate::error::Result;
 use config::Settings;
 pub use config::{Differences, GradientConfig, Method};
-use lbfgs::{Memo, Values, key};
-use state::{Asked, Best, Entry, Known, Role, Run, Start, State, Walk};
+use lbfgs::{Memo, Values};
+use state::{Asked, Best, Entry, Known, Role, Run, Start, State, Walk, key};
 
 /// The registry name and state format of `gradient`.
 pub(crate) const CODEC: StateCodec = StateCodec::new("gradient", 1);

@@ -4,9 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lbfgs::key;
 use crate::optim::rng::Rng;
 use crate::optim::{Observed, Pending, Tickets, ticketed};
+
+/// Exact bits of a point: the cache key.
+pub(super) fn key(x: &[f64]) -> Vec<u64> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
 
 /// A point's value as the local search sees it, frozen when told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

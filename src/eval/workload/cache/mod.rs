@@ -138,8 +138,9 @@ mod sim;
 mod spec;
 mod trace;
 
-pub use model::{CacheModel, CacheResult, Counts, Request, Sampling};
+pub use model::{CacheModel, CacheResult, Request, Sampling};
 pub use policy::Policy;
+pub use sim::Counts;
 pub use spec::{Cache, CacheSpec};
 
 /// Metric names, in the order [`CacheResult::metrics`] documents them.

@@ -4,37 +4,12 @@
 use std::fmt;
 
 use super::policy::{Fifo, Lfu, Lru, Policy};
-use super::sim::{Run, replay_through};
+use super::sim::{Counts, Run, replay_through};
 use super::trace::Trace;
 use super::{KEY_MASK, METRICS, WRITE_BIT};
 use crate::eval::EvalError;
 use crate::eval::workload::{Knob, Metrics, TextKnob};
 use crate::space::Config;
-
-/// Request counts of one replay (of the simulated, possibly sampled, trace).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Reads (requests that are not writes).
-    pub reads: u64,
-    /// Reads served from the cache, fresh or stale.
-    pub hits: u64,
-    /// Reads served a copy older than a write to its key.
-    pub stale_hits: u64,
-    /// Writes (they go to the backend only).
-    pub writes: u64,
-    /// Requests sent to the backend: read misses and writes.
-    pub backend: u64,
-}
-
-impl Counts {
-    fn add(&mut self, other: &Counts) {
-        self.reads += other.reads;
-        self.hits += other.hits;
-        self.stale_hits += other.stale_hits;
-        self.writes += other.writes;
-        self.backend += other.backend;
-    }
-}
 
 /// What one cache configuration did over the scenario (definitions in the
 /// module docs; rates and memory in the full load's units).

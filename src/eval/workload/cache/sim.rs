@@ -1,10 +1,34 @@
 //! One replay of the trace through a cache: expiry, eviction, and the
 //! counts and resident-entry integral of the counted pass.
 
-use super::model::Counts;
 use super::policy::{Chain, Eviction, Links};
 use super::trace::Trace;
 use super::{KEY_MASK, NIL, WRITE_BIT};
+
+/// Request counts of one replay (of the simulated, possibly sampled, trace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Reads (requests that are not writes).
+    pub reads: u64,
+    /// Reads served from the cache, fresh or stale.
+    pub hits: u64,
+    /// Reads served a copy older than a write to its key.
+    pub stale_hits: u64,
+    /// Writes (they go to the backend only).
+    pub writes: u64,
+    /// Requests sent to the backend: read misses and writes.
+    pub backend: u64,
+}
+
+impl Counts {
+    pub(super) fn add(&mut self, other: &Counts) {
+        self.reads += other.reads;
+        self.hits += other.hits;
+        self.stale_hits += other.stale_hits;
+        self.writes += other.writes;
+        self.backend += other.backend;
+    }
+}
 
 /// Per-key state of the simulated cache.
 #[derive(Clone, Copy)]

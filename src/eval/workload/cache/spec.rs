@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::CacheModel;
 use super::policy::Policy;
-use super::trace::{Arrivals, generate, read_trace, replay};
+use super::trace::{Arrivals, Catalogue, generate, read_trace, replay};
 use super::{MAX_KEYS, MAX_REQUESTS, METRICS, STREAM_SAMPLE, STREAM_TRACE};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvalError;
@@ -152,7 +152,10 @@ impl CacheSpec {
         let offset = Rng::new(seed, STREAM_SAMPLE).uniform();
         let mut arrivals = Arrivals::new(scenario, Rng::new(seed, STREAM_TRACE));
         let trace = match &self.trace {
-            None => generate(self, rate, offset, &mut arrivals)?,
+            None => {
+                let catalogue = Catalogue { keys: self.keys, zipf: self.zipf, update_fraction: self.update_fraction };
+                generate(&catalogue, rate, offset, &mut arrivals)?
+            }
             Some(file) => {
                 let recorded = read_trace(&base_dir.join(file))?;
                 replay(recorded, expected, rate, offset, &mut arrivals)?

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::spec::CacheSpec;
 use super::{KEY_MASK, MAX_REQUESTS, NIL, WRITE_BIT};
 use crate::error::{Error, Problem, ProblemList, Problems, Result};
 use crate::eval::workload::Scenario;
@@ -107,8 +106,19 @@ impl DenseIds {
     }
 }
 
+/// The catalogue a trace is generated from (a cache spec's `keys`, `zipf`
+/// and `update_fraction`).
+pub(super) struct Catalogue {
+    /// Distinct keys.
+    pub keys: u64,
+    /// Zipf exponent of their popularity.
+    pub zipf: f64,
+    /// Share of requests that are writes.
+    pub update_fraction: f64,
+}
+
 /// The generated IRM trace, sampled at `rate` (module docs).
-pub(super) fn generate(spec: &CacheSpec, rate: f64, offset: f64, arrivals: &mut Arrivals) -> Result<Trace> {
+pub(super) fn generate(spec: &Catalogue, rate: f64, offset: f64, arrivals: &mut Arrivals) -> Result<Trace> {
     let keys = spec.keys as usize;
     let rate = rate.max(1.0 / keys as f64);
     // Cumulative popularity of the kept ranks, and the whole catalogue's.
