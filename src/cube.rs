@@ -15,9 +15,15 @@ pub enum Dim {
     /// Any value in [0,1] is meaningful.
     Continuous,
     /// `levels` ordered values; [0,1] is cut into `levels` equal bins.
-    Integer { levels: u64 },
+    Integer {
+        /// Number of values (≥ 1).
+        levels: u64,
+    },
     /// `choices` unordered values; [0,1] is cut into `choices` equal bins.
-    Categorical { choices: u32 },
+    Categorical {
+        /// Number of choices (≥ 1).
+        choices: u32,
+    },
 }
 
 impl Dim {
@@ -29,10 +35,11 @@ impl Dim {
             Dim::Categorical { choices } => Some(choices as u64),
         }
     }
+    /// True for unordered choices, whose bins have no meaningful distance between them.
     pub fn is_categorical(&self) -> bool {
         matches!(self, Dim::Categorical { .. })
     }
-    /// Centre of the bin that `u` falls in (identity for continuous dims).
+    /// Centre of the bin that `u` falls in; continuous dims just clamp `u` into `[0, 1]`.
     pub fn snap(&self, u: f64) -> f64 {
         match self.levels() {
             None => u.clamp(0.0, 1.0),
@@ -77,7 +84,7 @@ pub fn sobol_point(index: u64, d: usize, seed: u64) -> Vec<f64> {
             let s =
                 seed.wrapping_add(block.wrapping_mul(0x9E37_79B9)).wrapping_add(dim_block.wrapping_mul(0x85EB_CA6B));
             let s32 = (s ^ (s >> 32)) as u32;
-            // f32 output: move from the bin's corner into the cube's interior.
+            // An f32 in [0, 1); the clamp only guards the cube's bounds.
             let v = sobol_burley::sample(i, (k % MAX_DIMS) as u32, s32) as f64;
             v.clamp(0.0, 1.0)
         })

@@ -11,20 +11,29 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Whether an objective's metric should go down or up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Lower is better; the metric enters the score as is.
     Minimize,
+    /// Higher is better; the metric enters the score negated.
     Maximize,
 }
 
+/// One term of the score: `weight × metric`, negated when maximizing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
+    /// Name of the metric the evaluator reports.
     pub metric: String,
+    /// Whether lower or higher values of the metric are better.
     pub direction: Direction,
+    /// Factor of the term in the score; with one objective it only rescales the score, and
+    /// [`Objectives::display_value`] divides it out again.
     pub weight: f64,
 }
 
+/// The comparison of a [`Constraint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Bound {
     /// metric <= bound
@@ -35,10 +44,14 @@ pub enum Bound {
     AtLeast,
 }
 
+/// A bound on a metric that a feasible configuration must meet, e.g. `p99_latency_ms <= 50`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Constraint {
+    /// Name of the constrained metric.
     pub metric: String,
+    /// Which side of `bound` is allowed (the bound itself always is).
     pub op: Bound,
+    /// The limit, in the metric's units (finite when parsed).
     pub bound: f64,
 }
 
@@ -92,19 +105,26 @@ impl Constraint {
 /// A trial's score: lower is better; `violation` 0 means feasible.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// The weighted sum of the objectives, each signed so that lower is better.
     pub score: f64,
+    /// Sum of the constraints' relative violations (see [`Constraint::violation`]); ≥ 0.
     pub violation: f64,
 }
 
 impl Outcome {
+    /// True when no constraint is violated.
     pub fn feasible(&self) -> bool {
         self.violation <= 0.0
     }
 }
 
+/// What a study optimizes: objectives scalarized into one score, and constraints. The default is
+/// to minimize the metric `value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Objectives {
+    /// The terms of the score, summed.
     pub objectives: Vec<Objective>,
+    /// Bounds a trial must meet to be feasible; may be empty.
     pub constraints: Vec<Constraint>,
 }
 
@@ -197,7 +217,7 @@ impl Objectives {
         }
     }
 
-    /// One line for humans, e.g. `minimize latency_ms` or `0.7*latency_ms - 0.3*throughput`.
+    /// One line for humans, e.g. `minimize latency_ms` or `minimize 0.7*latency_ms -0.3*throughput`.
     pub fn describe(&self) -> String {
         match self.objectives.as_slice() {
             [o] => format!("{} {}", if o.direction == Direction::Maximize { "maximize" } else { "minimize" }, o.metric),

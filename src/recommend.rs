@@ -19,22 +19,28 @@ use crate::trial::{Trial, TrialState};
 /// One configuration with the evidence for it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
+    /// Position in the ranking, from 1 (the best).
     pub rank: usize,
+    /// The configuration's parameter values.
     pub config: Config,
     /// Mean of each metric over the configuration's evaluations.
     pub metrics: BTreeMap<String, f64>,
     /// The objective in the user's units (the metric itself for one objective).
     pub value: f64,
+    /// Always true: only feasible configurations are recommended.
     pub feasible: bool,
     /// How many complete trials evaluated this configuration.
     pub evaluations: usize,
     /// Spread of the objective over those evaluations (sample std), if more than one.
     pub value_std: Option<f64>,
+    /// Numbers of the trials that evaluated it, in the order they were read.
     pub trials: Vec<u64>,
-    /// Better than the baseline by this much (positive = better).
+    /// Better than the baseline by this much (positive = better); `None` without a feasible,
+    /// evaluated baseline.
     pub improvement: Option<Improvement>,
-    /// What the GP fitted on every complete trial predicts for this
-    /// configuration (absent with fewer than [`MODEL_MIN_TRIALS`] trials).
+    /// What a GP fitted on the complete trials (at most 500: the best half and the most recent)
+    /// predicts for this configuration; absent with fewer than [`MODEL_MIN_TRIALS`] scorable
+    /// trials, or when the fit fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicted: Option<Predicted>,
 }
@@ -42,6 +48,7 @@ pub struct Recommendation {
 /// A model prediction in the objective's units.
 #[derive(Debug, Clone, Serialize)]
 pub struct Predicted {
+    /// The model's posterior mean.
     pub mean: f64,
     /// One standard deviation of the model's uncertainty about the mean.
     pub std: f64,
@@ -51,7 +58,10 @@ pub struct Predicted {
 /// GP (see [`crate::surrogate::importance`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Importance {
+    /// The parameter's name.
     pub param: String,
+    /// Its share of the explained variation, in [0, 1]; the shares of all parameters sum to 1
+    /// (or are all 0 when the model is flat).
     pub importance: f64,
 }
 
@@ -61,6 +71,7 @@ pub const MODEL_MIN_TRIALS: usize = 8;
 /// most recent rest), so reports stay fast on long studies.
 const MODEL_MAX_TRIALS: usize = 500;
 
+/// How much better a recommendation is than the baseline.
 #[derive(Debug, Clone, Serialize)]
 pub struct Improvement {
     /// Objective difference in the user's units, signed so that positive is better.
@@ -69,24 +80,37 @@ pub struct Improvement {
     pub percent: Option<f64>,
 }
 
+/// The baseline (the space's defaults, today's values) as the study measured it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Baseline {
+    /// The baseline's parameter values.
     pub config: Config,
+    /// Mean of each metric over the baseline's complete trials.
     pub metrics: BTreeMap<String, f64>,
+    /// The objective in the user's units, from the mean score.
     pub value: f64,
+    /// False when its trials violated a constraint; recommendations then carry no improvement.
     pub feasible: bool,
 }
 
 /// Everything `knobs recommend` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendations {
+    /// The study's name.
     pub study: String,
+    /// The objective in words (see [`Objectives::describe`]).
     pub objective: String,
+    /// Each constraint as text, e.g. `p99_latency_ms <= 50`.
     pub constraints: Vec<String>,
+    /// Trials seen, in any state.
     pub trials: usize,
+    /// Trials that completed (scorable or not).
     pub complete: usize,
+    /// Trials that failed.
     pub failed: usize,
+    /// The baseline; `None` when the space has none or it has no complete, scorable trial.
     pub baseline: Option<Baseline>,
+    /// The best distinct feasible configurations, best first (at most the `k` asked for).
     pub recommendations: Vec<Recommendation>,
     /// Parameter importance, most important first (empty without a model).
     pub importance: Vec<Importance>,
@@ -175,6 +199,7 @@ pub struct Recommender<'a> {
 }
 
 impl<'a> Recommender<'a> {
+    /// An empty recommender for trials of `space` scored by `objectives`.
     pub fn new(space: &'a Space, objectives: &'a Objectives) -> Self {
         Recommender { space, objectives, groups: HashMap::new(), points: Vec::new(), trials: 0, complete: 0, failed: 0 }
     }

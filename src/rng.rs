@@ -8,6 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
+/// A seeded Xoshiro256++ generator; cloning or serializing it keeps its position in the stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rng(Xoshiro256PlusPlus);
 
@@ -26,7 +27,7 @@ impl Rng {
     pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.uniform()
     }
-    /// Uniform integer in [0, n); `n` must be > 0.
+    /// Uniform integer in [0, n); `n` = 0 is taken as 1 (always 0).
     pub fn below(&mut self, n: usize) -> usize {
         self.0.random_range(0..n.max(1))
     }

@@ -10,13 +10,22 @@ use crate::space::Config;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum TrialState {
+    /// Asked and being evaluated (or left so by a run that was killed).
     Running,
+    /// Evaluated; its metrics are in [`Trial::metrics`].
     Complete,
-    Failed { reason: String },
+    /// The evaluation failed.
+    Failed {
+        /// Why, as the evaluator or the client said it.
+        reason: String,
+    },
+    /// Stopped early without a result; storages and the API accept it, though no part of knobs
+    /// prunes a trial yet.
     Pruned,
 }
 
 impl TrialState {
+    /// The state's lower-case name, as stored and printed (`running`, `complete`, `failed`, `pruned`).
     pub fn label(&self) -> &'static str {
         match self {
             TrialState::Running => "running",
@@ -25,6 +34,7 @@ impl TrialState {
             TrialState::Pruned => "pruned",
         }
     }
+    /// True for every state but [`TrialState::Running`].
     pub fn is_finished(&self) -> bool {
         !matches!(self, TrialState::Running)
     }
@@ -43,6 +53,7 @@ pub struct Trial {
     pub x: Vec<f64>,
     /// The decoded configuration.
     pub config: Config,
+    /// Where the trial is in its life.
     pub state: TrialState,
     /// Metrics reported by the evaluator (empty unless complete).
     pub metrics: BTreeMap<String, f64>,

@@ -11,6 +11,7 @@ use crate::space::{Config, Value};
 use crate::spec::Spec;
 use crate::study::Evaluations;
 
+/// Arguments of `knobs evaluate` (the option help says what each one does).
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
     /// The experiment spec (YAML) whose evaluator and objectives to use.
@@ -108,6 +109,7 @@ fn parse_set(s: &str) -> Result<(String, Value)> {
     Ok((k.trim().to_string(), value))
 }
 
+/// Runs `knobs evaluate`: returns exit code 1 when any configuration's evaluation failed, else 0.
 pub fn evaluate_cmd(args: EvaluateArgs) -> Result<i32> {
     let spec = Spec::load(&args.spec)?;
     let sets: Vec<(String, Value)> = args.sets.iter().map(|s| parse_set(s)).collect::<Result<_>>()?;

@@ -11,15 +11,20 @@ use crate::forecast::{Backtest, ForecastModel, Forecaster, MstlEts, SeasonalNaiv
 use crate::report;
 use crate::telemetry::{SeriesKind, TelemetryConfig, format_time, load};
 
+/// `knobs forecast`: either forecast one series (`args`) or, with the `backtest` subcommand,
+/// backtest the models; the two exclude each other.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ForecastCmd {
+    /// `Some` when `knobs forecast backtest …` was given; `args` is then not used.
     #[command(subcommand)]
     pub backtest: Option<ForecastSub>,
+    /// The forecast's arguments (used when `backtest` is `None`).
     #[command(flatten)]
     pub args: ForecastArgs,
 }
 
+/// The subcommands of `knobs forecast`.
 #[derive(Subcommand, Debug)]
 pub enum ForecastSub {
     /// Rolling-origin backtests of every model on each series: MASE (below 1 beats the seasonal
@@ -38,6 +43,7 @@ impl ValueEnum for ForecastModel {
     }
 }
 
+/// How to read and model the series, shared by forecasts and backtests.
 #[derive(Args, Debug)]
 pub struct SeriesArgs {
     /// Series kind: `count` (events per step: resampling sums) or `gauge` (a level: resampling averages).
@@ -54,12 +60,19 @@ pub struct SeriesArgs {
     pub level: f64,
 }
 
+/// The `--kind` of a series: `count` (events per step, resampling sums them) or `gauge` (a level,
+/// resampling averages it); the CLI's face of [`SeriesKind`].
+///
+/// The variants are described here rather than one by one: a doc comment on a variant would
+/// become its help text and change the list of values in `--help`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Kind {
     Count,
     Gauge,
 }
 
+/// Arguments of `knobs forecast SERIES` (the option help says what each one does).
 #[derive(Args, Debug)]
 pub struct ForecastArgs {
     /// The recorded series: CSV (timestamp,value or wide), JSON lines, or Prometheus range-query JSON.
@@ -68,8 +81,10 @@ pub struct ForecastArgs {
     /// How far ahead (e.g. 1d, 6h, 90m).
     #[arg(long, value_parser = parse_duration, default_value = "1d")]
     pub horizon: i64,
+    /// Forecasting model.
     #[arg(long, value_enum, default_value_t = ForecastModel::MstlEts)]
     pub model: ForecastModel,
+    /// Kind, step, period and interval level of the series.
     #[command(flatten)]
     pub common: SeriesArgs,
     /// Directory for forecast.svg (or .png).
@@ -83,6 +98,7 @@ pub struct ForecastArgs {
     pub json: bool,
 }
 
+/// Arguments of `knobs forecast backtest SERIES...` (the option help says what each one does).
 #[derive(Args, Debug)]
 pub struct BacktestArgs {
     /// One or more recorded series.
@@ -94,6 +110,7 @@ pub struct BacktestArgs {
     /// Number of consecutive held-out windows at the end of each series.
     #[arg(long, default_value_t = 3)]
     pub folds: usize,
+    /// Kind, step, period and interval level of the series.
     #[command(flatten)]
     pub common: SeriesArgs,
     /// JSON on stdout, one object per series and model.
@@ -165,6 +182,8 @@ fn check_level(level: f64) -> Result<()> {
     }
 }
 
+/// Runs `knobs forecast`: prints the forecast of every series in the file and plots it unless
+/// `--plots none`; returns exit code 0 (errors, e.g. `--level` outside (0, 1), are `Err`).
 pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
     check_level(a.common.level)?;
     let path = a.series.clone().expect("required by clap");
@@ -238,6 +257,8 @@ pub(super) fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
+/// Runs `knobs forecast backtest`: prints every model's scores on every series; returns exit
+/// code 0 (errors, e.g. `--level` outside (0, 1), are `Err`).
 pub fn backtest_cmd(a: BacktestArgs) -> Result<i32> {
     check_level(a.common.level)?;
     let mut rows: Vec<(String, Backtest)> = Vec::new();

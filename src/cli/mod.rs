@@ -44,6 +44,8 @@ Exit codes:
         Scheduled tuning (cron):\n  knobs run tune.yaml --resume --add-trials 50 --json",
     after_help = EXIT_CODES
 )]
+/// The `knobs` command line: a subcommand plus the global `-v`/`-q` logging flags; [`main`] parses
+/// and runs it.
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -164,7 +166,12 @@ struct PlotArgs {
     plots: Plots,
 }
 
+/// The `--plots` choice: `svg` or `png` writes the plots in that format, `none` writes none.
+///
+/// The variants are described here rather than one by one: a doc comment on a variant would
+/// become its help text and change the list of values in `--help`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Plots {
     Svg,
     Png,
@@ -172,6 +179,7 @@ pub enum Plots {
 }
 
 impl Plots {
+    /// The plot file format chosen, or `None` when no plot is to be written.
     pub fn format(self) -> Option<PlotFormat> {
         match self {
             Plots::Svg => Some(PlotFormat::Svg),

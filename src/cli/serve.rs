@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::server::{self, AppState, ServerConfig, ServerOptions};
 use crate::study::Leases;
 
+/// Arguments of `knobs serve` (the option help says what each one does).
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Storage: a SQLite file (default ./knobs.db) or a PostgreSQL URL shared with `knobs worker`s.
@@ -75,6 +76,8 @@ fn load_tokens(a: &ServeArgs) -> Result<Vec<String>> {
     Ok(tokens)
 }
 
+/// Runs `knobs serve` until SIGINT or SIGTERM, then finishes the requests in flight; returns
+/// exit code 0.
 pub fn serve_cmd(a: ServeArgs) -> Result<i32> {
     if a.print_openapi {
         print!("{}", server::openapi_json());

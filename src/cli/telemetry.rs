@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::report;
 use crate::telemetry::{BadRows, ChangepointConfig, SeriesKind, TelemetryConfig, load};
 
+/// Arguments of `knobs telemetry` (the option help says what each one does).
 #[derive(Args, Debug)]
 pub struct TelemetryArgs {
     /// Recordings: CSV (timestamp,value or wide), JSON lines, or Prometheus range-query JSON.
@@ -45,6 +46,8 @@ pub struct TelemetryArgs {
     pub json: bool,
 }
 
+/// Runs `knobs telemetry`: prints what loading each file did and plots each series unless
+/// `--plots none`; returns exit code 0.
 pub fn telemetry_cmd(a: TelemetryArgs) -> Result<i32> {
     let config = TelemetryConfig {
         bad_rows: if a.skip_bad_rows { BadRows::Skip } else { BadRows::Reject },

@@ -15,6 +15,7 @@ use crate::spec::Spec;
 use crate::storage;
 use crate::study::{Leases, SharedStudy, WorkerOptions, WorkerStop, run_worker};
 
+/// Arguments of `knobs worker` (the option help says what each one does).
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// A spec file: creates the study on first use, or joins it when it exists with the same space,
@@ -56,6 +57,8 @@ pub struct WorkerArgs {
     pub json: bool,
 }
 
+/// Runs `knobs worker` until the study's budget is used or `stop` is set (by a signal handler);
+/// returns exit code 130 when stopped by `stop`, else 0.
 pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
     if a.grace <= 0 {
         return Err(Error::Config("--grace must be at least 1 s".into()));

@@ -20,8 +20,12 @@ use crate::trial::{Trial, TrialState};
 /// One complete trial as the convergence plot shows it, in the objective's units.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConvergencePoint {
+    /// The trial's number (see [`Trial::number`]).
     pub trial: u64,
+    /// The trial's objective value in the objective's units (for several objectives, the
+    /// weighted score, lower is better).
     pub value: f64,
+    /// False when the trial broke a constraint; such a trial is drawn but never the best.
     pub feasible: bool,
     /// Best feasible value up to and including this trial (`None` before the first feasible one).
     pub best: Option<f64>,
@@ -32,6 +36,7 @@ pub struct ConvergencePoint {
 pub struct BaselineLevel {
     /// Mean objective value over the baseline's complete trials.
     pub value: f64,
+    /// True only when every baseline trial met the constraints.
     pub feasible: bool,
 }
 
@@ -41,7 +46,9 @@ pub struct BaselineLevel {
 pub struct Convergence {
     /// What the values are (the objective's metric, or `score` for several).
     pub label: String,
+    /// Complete, scorable trials in ascending trial number.
     pub points: Vec<ConvergencePoint>,
+    /// The baseline's level; `None` when the baseline has no complete, scorable trial.
     pub baseline: Option<BaselineLevel>,
 }
 
@@ -193,28 +200,53 @@ impl Ranged for ValueAxis {
     }
 }
 
-fn draw_convergence<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    c: &Convergence,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+/// The chart a convergence plot draws on: trial number across, [`ValueAxis`] up.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, ValueAxis>>;
+/// What a drawing step returns on backend `DB`.
+type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Draws the whole plot on `root`: trials, best so far, baseline and a legend placed clear of them.
+fn draw_convergence<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, c: &Convergence) -> Drawn<DB> {
     root.fill(&WHITE)?;
     let first = c.points.first().map_or(0, |p| p.trial) as f64;
     let last = c.points.last().map_or(0, |p| p.trial) as f64;
     let pad = ((last - first) * 0.02).max(1.0);
     let x_range = (first - pad)..(last + pad);
     let y_axis = ValueAxis::fit(c);
+    let mut chart = convergence_chart(root, title, &c.label, x_range.clone(), &y_axis)?;
+    draw_trials(&mut chart, c)?;
+    draw_best(&mut chart, c)?;
+    draw_baseline(&mut chart, c, &x_range)?;
+    chart
+        .configure_series_labels()
+        .position(legend_position(c, &y_axis))
+        .margin(12)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    Ok(())
+}
+
+/// The titled chart with its axes, grid and tick labels drawn, nothing plotted yet.
+fn convergence_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    label: &str,
+    x_range: Range<f64>,
+    y_axis: &ValueAxis,
+) -> Result<Chart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
         .margin(16)
         .margin_right(28)
         .x_label_area_size(52)
         .y_label_area_size(86)
-        .build_cartesian_2d(x_range.clone(), y_axis.clone())?;
+        .build_cartesian_2d(x_range, y_axis.clone())?;
     chart
         .configure_mesh()
         .x_desc("trial")
-        .y_desc(c.label.as_str())
+        .y_desc(label)
         .axis_desc_style((FONT, 17))
         .label_style((FONT, 14))
         .bold_line_style(GRID)
@@ -231,7 +263,11 @@ fn draw_convergence<DB: DrawingBackend>(
         })
         .y_label_formatter(&|v| fmt_num(*v))
         .draw()?;
+    Ok(chart)
+}
 
+/// Every trial as a faint point; infeasible ones as red crosses (and in the legend only if any).
+fn draw_trials<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, c: &Convergence) -> Drawn<DB> {
     let feasible = c.points.iter().filter(|p| p.feasible).map(|p| (p.trial as f64, p.value));
     chart
         .draw_series(feasible.map(|xy| Circle::new(xy, 3, TAB_BLUE.mix(0.3).filled())))?
@@ -244,8 +280,12 @@ fn draw_convergence<DB: DrawingBackend>(
             .label("infeasible trial")
             .legend(|(x, y)| Cross::new((x + 10, y), 4, TAB_RED.stroke_width(1)));
     }
+    Ok(())
+}
 
-    // Best so far as a step line: it holds until the trial that improves on it.
+/// Best so far as a step line: it holds until the trial that improves on it. Nothing when no
+/// trial was feasible.
+fn draw_best<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, c: &Convergence) -> Drawn<DB> {
     let mut steps: Vec<(f64, f64)> = Vec::new();
     for p in &c.points {
         if let Some(b) = p.best {
@@ -263,7 +303,11 @@ fn draw_convergence<DB: DrawingBackend>(
             .label(format!("best so far ({})", fmt_num(best)))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], TAB_BLUE.stroke_width(3)));
     }
+    Ok(())
+}
 
+/// The baseline as a dashed line across the whole x range, if the study has one.
+fn draw_baseline<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, c: &Convergence, x_range: &Range<f64>) -> Drawn<DB> {
     if let Some(base) = c.baseline {
         let label = if base.feasible {
             format!("baseline ({})", fmt_num(base.value))
@@ -276,27 +320,21 @@ fn draw_convergence<DB: DrawingBackend>(
             .label(label)
             .legend(|(x, y)| DashedPathElement::new(vec![(x, y), (x + 20, y)], 5, 3, TAB_ORANGE.stroke_width(2)));
     }
+    Ok(())
+}
 
-    // The legend goes in the third of the right edge farthest from the lines
-    // that end there (best so far, baseline).
+/// The legend goes in the third of the right edge farthest from the lines
+/// that end there (best so far, baseline).
+fn legend_position(c: &Convergence, y_axis: &ValueAxis) -> SeriesLabelPosition {
     let height = |v: f64| y_axis.map(&v, (0, 1000)) as f64 / 1000.0;
     let lines: Vec<f64> = c.best().into_iter().chain(c.baseline.map(|b| b.value)).map(height).collect();
     let clearance = |centre: f64| lines.iter().map(|h| (h - centre).abs()).fold(f64::INFINITY, f64::min);
-    let position = [
+    [
         (SeriesLabelPosition::UpperRight, 0.85),
         (SeriesLabelPosition::MiddleRight, 0.5),
         (SeriesLabelPosition::LowerRight, 0.15),
     ]
     .into_iter()
     .max_by(|a, b| clearance(a.1).total_cmp(&clearance(b.1)))
-    .map_or(SeriesLabelPosition::UpperRight, |(p, _)| p);
-    chart
-        .configure_series_labels()
-        .position(position)
-        .margin(12)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()?;
-    Ok(())
+    .map_or(SeriesLabelPosition::UpperRight, |(p, _)| p)
 }

@@ -40,7 +40,12 @@ pub enum StopReason {
     /// No improvement for `patience` trials.
     Patience,
     /// Too many failures in a row.
-    Failures { consecutive: u64, last_reason: String },
+    Failures {
+        /// Failed trials in a row when the run stopped.
+        consecutive: u64,
+        /// The last failure's reason.
+        last_reason: String,
+    },
     /// Interrupted (Ctrl-C / SIGTERM); finished trials are stored.
     Interrupted,
     /// The optimizer has nothing more to propose.
@@ -48,6 +53,7 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// One line for people, e.g. `trial budget reached`.
     pub fn describe(&self) -> String {
         match self {
             StopReason::Trials => "trial budget reached".into(),
@@ -77,11 +83,17 @@ pub struct RunOptions {
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// The study's name.
     pub study: String,
+    /// Why the run stopped.
     pub stop: StopReason,
+    /// Trials this run added to the study.
     pub new_trials: u64,
+    /// Trials the study has now, earlier runs' included.
     pub total_trials: u64,
+    /// Wall-clock seconds the run took.
     pub elapsed_s: f64,
+    /// True when the run continued a study that already had trials.
     pub resumed: bool,
 }
 
@@ -340,10 +352,12 @@ impl Study {
         self.stop_flag.clone()
     }
 
+    /// The checked spec the study runs.
     pub fn spec(&self) -> &Spec {
         &self.spec
     }
 
+    /// Every trial of the study, those of earlier runs included.
     pub fn trials(&self) -> &[Trial] {
         &self.trials
     }

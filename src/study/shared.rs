@@ -51,9 +51,21 @@ pub const MAX_METRIC_NAME: usize = 200;
 pub enum Report {
     /// The evaluation produced these metrics; they must let the objectives
     /// score the trial (every objective and constraint metric, finite).
-    Complete { metrics: BTreeMap<String, f64>, elapsed_s: Option<f64> },
+    Complete {
+        /// Metric values by name.
+        metrics: BTreeMap<String, f64>,
+        /// Seconds the evaluation took, if measured.
+        elapsed_s: Option<f64>,
+    },
     /// The evaluation failed; the reason is kept (cut to [`MAX_REASON`] bytes).
-    Failed { reason: String, metrics: BTreeMap<String, f64>, elapsed_s: Option<f64> },
+    Failed {
+        /// Why the evaluation failed.
+        reason: String,
+        /// Whatever was measured before it failed; may be empty.
+        metrics: BTreeMap<String, f64>,
+        /// Seconds the evaluation took, if measured.
+        elapsed_s: Option<f64>,
+    },
 }
 
 impl Report {
@@ -129,10 +141,12 @@ impl SharedStudy {
         Ok(SharedStudy { spec: read_spec(&record, base_dir)?, storage })
     }
 
+    /// The study's checked spec, as stored with it.
     pub fn spec(&self) -> &Spec {
         &self.spec
     }
 
+    /// The storage the study is shared through.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }

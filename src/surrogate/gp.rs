@@ -39,13 +39,16 @@ use crate::error::{Error, Result};
 /// How one input coordinate (in [0,1]) enters the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum InputKind {
+    /// Any value in `[0, 1]`; distances are plain differences.
     Continuous,
     /// `levels` ordered values, one per equal-width bin of [0,1].
     Ordinal {
+        /// Number of values (0 is treated as 1).
         levels: u64,
     },
     /// `choices` unordered values, one per equal-width bin of [0,1].
     Categorical {
+        /// Number of choices (0 is treated as 1).
         choices: u32,
     },
 }
@@ -98,8 +101,11 @@ impl InputKind {
 /// Fitted hyperparameters, in log space (kept between fits for warm starts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hyper {
+    /// Natural log of each input's length scale ℓ_j, on the unit cube; one per input.
     pub log_lengthscales: Vec<f64>,
+    /// Natural log of the signal variance σ_f², on the standardized output.
     pub log_signal_var: f64,
+    /// Natural log of the noise variance σ_n², on the standardized output.
     pub log_noise_var: f64,
 }
 
@@ -138,12 +144,15 @@ impl Hyper {
             LN_SN2
         }
     }
+    /// The length scales ℓ_j (not their logs).
     pub fn lengthscales(&self) -> Vec<f64> {
         self.log_lengthscales.iter().map(|v| v.exp()).collect()
     }
+    /// The noise variance σ_n² (not its log).
     pub fn noise_var(&self) -> f64 {
         self.log_noise_var.exp()
     }
+    /// The signal variance σ_f² (not its log).
     pub fn signal_var(&self) -> f64 {
         self.log_signal_var.exp()
     }
@@ -156,10 +165,12 @@ pub struct FitOptions {
     pub warm: Option<Hyper>,
     /// Extra starts drawn around the neutral point (besides warm and neutral).
     pub restarts: usize,
+    /// L-BFGS iterations per start.
     pub max_iters: u64,
-    /// At most this many points enter the hyperparameter fit (the rest only
-    /// the conditioning); `None` = all.
+    /// Indices of the points that enter the hyperparameter fit (every point
+    /// still enters the conditioning); `None` = all.
     pub fit_subset: Option<Vec<usize>>,
+    /// Seed of the random restarts: the same seed and data give the same fit.
     pub seed: u64,
 }
 
@@ -301,18 +312,24 @@ impl Gp {
         Ok(Gp { kinds: kinds.to_vec(), x, y, hyper, inv_ls2, mean, chol, alpha, jitter })
     }
 
+    /// The fitted hyperparameters (a warm start for the next fit).
     pub fn hyper(&self) -> &Hyper {
         &self.hyper
     }
+    /// Number of points the GP is conditioned on.
     pub fn len(&self) -> usize {
         self.x.len()
     }
+    /// True when it is conditioned on no point.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
     }
+    /// The constant mean `m`, estimated by generalized least squares.
     pub fn mean_constant(&self) -> f64 {
         self.mean
     }
+    /// What was added to the covariance's diagonal (beyond the noise variance) so that it could
+    /// be factored; 0 when nothing was needed.
     pub fn jitter(&self) -> f64 {
         self.jitter
     }
@@ -324,6 +341,7 @@ impl Gp {
         let s2 = self.hyper.noise_var() + self.jitter;
         self.y.iter().zip(self.alpha.iter()).map(|(y, a)| y - s2 * a).collect()
     }
+    /// How each input coordinate enters the kernel, one per dimension.
     pub fn kinds(&self) -> &[InputKind] {
         &self.kinds
     }

@@ -13,7 +13,9 @@ use argmin::solver::quasinewton::LBFGS;
 /// The outcome of one local minimization.
 #[derive(Debug, Clone)]
 pub struct Minimum {
+    /// The best point evaluated (not necessarily the last).
     pub x: Vec<f64>,
+    /// The cost at `x`.
     pub value: f64,
     /// Cost evaluations used (each also computed the gradient).
     pub evaluations: usize,

@@ -25,6 +25,8 @@ use crate::stats::normal_quantile;
 /// Above this absolute skewness the values are warped.
 pub const SKEW_LIMIT: f64 = 0.5;
 
+/// A fitted, monotone map from raw objective values (lower is better) to the GP's standardized
+/// scale, and back; see the module docs for its steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputTransform {
     /// Half-rank warp of the worse half: sorted (raw, warped) pairs, and the median.
@@ -173,6 +175,7 @@ impl OutputTransform {
         if w > self.median && self.knots.len() > 1 { interpolate(&self.knots, w, |p| p.1, |p| p.0) } else { w }
     }
 
+    /// True when the Yeo-Johnson power warp is applied (the values were too skewed).
     pub fn is_warped(&self) -> bool {
         self.lambda.is_some()
     }

@@ -59,6 +59,8 @@ impl Default for ChangepointConfig {
 }
 
 impl ChangepointConfig {
+    /// Refuses a non-positive duration or a negative or non-finite threshold, naming every bad
+    /// field in one [`Error::Config`].
     pub fn check(&self) -> Result<()> {
         let mut bad = Vec::new();
         if self.expected_run_s <= 0 {
@@ -93,6 +95,9 @@ pub struct Changepoint {
 
 /// Flags sustained level shifts of an evenly spaced series (`step` seconds apart). Points marked
 /// in `skip` (filled by interpolation) do not count in block means; `skip` may be empty.
+///
+/// Returns the changepoints in time order; none for a constant series, or one with fewer blocks
+/// than two minimum segments (and never fewer than four).
 pub fn find_changepoints(
     points: &[(i64, f64)],
     step: i64,
@@ -103,6 +108,44 @@ pub fn find_changepoints(
     let per_block = ((BLOCK_S + step - 1) / step).max(1) as usize;
     let block_s = per_block as i64 * step;
     // 1. Block means (blocks with no observed point are left out).
+    let (starts, means) = block_means(points, skip, per_block);
+    let n = means.len();
+    let min_blocks = ((config.min_segment_s + block_s - 1) / block_s).max(1) as usize;
+    if n < 2 * min_blocks.max(2) {
+        return Vec::new();
+    }
+    // 2. Daily profile.
+    let (resid, offset) = remove_daily_profile(&starts, &means, block_s);
+    // 3. Robust noise level from first differences.
+    let Some(noise) = noise_level(&resid) else {
+        return Vec::new(); // a constant series has no changes
+    };
+    let mut sorted = resid.clone();
+    let centre = stats::median(&mut sorted);
+    let mut level = means.iter().map(|v| v.abs()).collect::<Vec<_>>();
+    let level = stats::median(&mut level);
+    let z: Vec<f64> = resid.iter().map(|r| ((r - centre) / noise).clamp(-CLIP, CLIP)).collect();
+    // 4. BOCPD.
+    let hazard = (config.expected_run_s as f64 / block_s as f64).max(2.0);
+    let mut bounds = detect(&z, hazard);
+    // 5. Prune: short segments, then weak boundaries.
+    let regimes = Regimes { z: &z, resid: &resid };
+    regimes.prune(&mut bounds, min_blocks, level, config);
+    let edges = edges(&bounds, n);
+    let level_of = |lo: usize, hi: usize| offset + stats::median(&mut resid[lo..hi].to_vec());
+    (1..edges.len() - 1)
+        .map(|k| Changepoint {
+            at: starts[edges[k]],
+            before: level_of(edges[k - 1], edges[k]),
+            after: level_of(edges[k], edges[k + 1]),
+            shift: (regimes.level(edges[k], edges[k + 1]) - regimes.level(edges[k - 1], edges[k])) / noise,
+        })
+        .collect()
+}
+
+/// Means of consecutive blocks of `per_block` points, with each block's start time; points marked
+/// in `skip` are left out, and so are blocks with no other point.
+fn block_means(points: &[(i64, f64)], skip: &[bool], per_block: usize) -> (Vec<i64>, Vec<f64>) {
     let mut starts = Vec::new();
     let mut means = Vec::new();
     for (b, chunk) in points.chunks(per_block).enumerate() {
@@ -119,106 +162,125 @@ pub fn find_changepoints(
             means.push(sum / n as f64);
         }
     }
+    (starts, means)
+}
+
+/// The block means with the median of each time-of-day slot subtracted, and the daily profile's
+/// mean (added back so regime levels read in the series' units). Unchanged, with offset 0, when
+/// the blocks do not divide a day or cover less than three days.
+fn remove_daily_profile(starts: &[i64], means: &[f64], block_s: i64) -> (Vec<f64>, f64) {
+    let mut resid = means.to_vec();
     let n = means.len();
-    let min_blocks = ((config.min_segment_s + block_s - 1) / block_s).max(1) as usize;
-    if n < 2 * min_blocks.max(2) {
-        return Vec::new();
-    }
-    // 2. Daily profile.
-    let mut resid = means.clone();
-    // The daily profile's mean, added back so regime levels read in the series' units.
-    let mut offset = 0.0;
     let slots = (DAY_S / block_s) as usize;
-    if DAY_S % block_s == 0 && slots > 1 {
-        let span = starts[n - 1] - starts[0] + block_s;
-        if span >= 3 * DAY_S {
-            let slot = |t: i64| (t.rem_euclid(DAY_S) / block_s) as usize;
-            let mut by_slot: Vec<Vec<f64>> = vec![Vec::new(); slots];
-            for (t, v) in starts.iter().zip(&means) {
-                by_slot[slot(*t)].push(*v);
-            }
-            let profile: Vec<f64> =
-                by_slot.iter_mut().map(|v| if v.is_empty() { 0.0 } else { stats::median(v) }).collect();
-            offset = profile.iter().sum::<f64>() / slots as f64;
-            for (r, t) in resid.iter_mut().zip(&starts) {
-                *r -= profile[slot(*t)];
-            }
-        }
+    if DAY_S % block_s != 0 || slots <= 1 || starts[n - 1] - starts[0] + block_s < 3 * DAY_S {
+        return (resid, 0.0);
     }
-    // 3. Robust noise level from first differences.
+    let slot = |t: i64| (t.rem_euclid(DAY_S) / block_s) as usize;
+    let mut by_slot: Vec<Vec<f64>> = vec![Vec::new(); slots];
+    for (t, v) in starts.iter().zip(means) {
+        by_slot[slot(*t)].push(*v);
+    }
+    let profile: Vec<f64> = by_slot.iter_mut().map(|v| if v.is_empty() { 0.0 } else { stats::median(v) }).collect();
+    let offset = profile.iter().sum::<f64>() / slots as f64;
+    for (r, t) in resid.iter_mut().zip(starts) {
+        *r -= profile[slot(*t)];
+    }
+    (resid, offset)
+}
+
+/// Robust noise level of a series of at least two values: the MAD of first differences / √2
+/// (scaled to a standard deviation), or their mean absolute value when the MAD is 0. `None`
+/// for a constant series.
+fn noise_level(resid: &[f64]) -> Option<f64> {
     let mut diffs: Vec<f64> = resid.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
     let mad = stats::median(&mut diffs);
     let mut noise = 1.4826 * mad / std::f64::consts::SQRT_2;
     if noise <= 0.0 {
-        let mean_ad = resid.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (n - 1) as f64;
+        let mean_ad = resid.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (resid.len() - 1) as f64;
         noise = 1.2533 * mean_ad / std::f64::consts::SQRT_2;
     }
-    if !(noise.is_finite() && noise > 0.0) {
-        return Vec::new(); // a constant series has no changes
-    }
-    let mut sorted = resid.clone();
-    let centre = stats::median(&mut sorted);
-    let mut level = means.iter().map(|v| v.abs()).collect::<Vec<_>>();
-    let level = stats::median(&mut level);
-    let z: Vec<f64> = resid.iter().map(|r| ((r - centre) / noise).clamp(-CLIP, CLIP)).collect();
-    // 4. BOCPD. The prior expects unit noise around 0 with little confidence in either.
-    let hazard = (config.expected_run_s as f64 / block_s as f64).max(2.0);
+    (noise.is_finite() && noise > 0.0).then_some(noise)
+}
+
+/// BOCPD on the scaled series `z` with an expected run of `hazard` blocks: the indices where a
+/// new segment starts, ascending, each in `1..z.len()`.
+fn detect(z: &[f64], hazard: f64) -> Vec<usize> {
+    let n = z.len();
+    // The prior expects unit noise around 0 with little confidence in either.
     let mut detector = NormalGammaDetector::normal_gamma(hazard, NormalGamma::new_unchecked(0.0, 0.1, 1.0, 1.0));
     // augurs returns 0 and then, for each change, the index just before it.
     let mut bounds: Vec<usize> =
-        detector.detect_changepoints(&z).into_iter().filter(|&i| i > 0).map(|i| i + 1).filter(|&i| i < n).collect();
+        detector.detect_changepoints(z).into_iter().filter(|&i| i > 0).map(|i| i + 1).filter(|&i| i < n).collect();
     bounds.dedup();
-    // 5. Prune: short segments, then weak boundaries.
-    let seg_mean = |lo: usize, hi: usize| z[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;
-    // The size of a shift in the series' units: unclipped, de-seasonalised.
-    let seg_level = |lo: usize, hi: usize| resid[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;
-    loop {
-        let edges: Vec<usize> = std::iter::once(0).chain(bounds.iter().copied()).chain(std::iter::once(n)).collect();
-        // The shortest segment under the minimum goes first; it joins the neighbour nearer its level.
-        let short = (0..edges.len() - 1)
-            .filter(|&s| edges[s + 1] - edges[s] < min_blocks)
-            .min_by_key(|&s| edges[s + 1] - edges[s]);
-        if let Some(s) = short {
-            if bounds.is_empty() {
-                break;
+    bounds
+}
+
+/// Segment boundaries with the series' ends added: `0`, every bound, `n`.
+fn edges(bounds: &[usize], n: usize) -> Vec<usize> {
+    std::iter::once(0).chain(bounds.iter().copied()).chain(std::iter::once(n)).collect()
+}
+
+/// The prepared series that segments are measured on.
+struct Regimes<'a> {
+    /// Scaled and clipped residuals (noise levels).
+    z: &'a [f64],
+    /// De-seasonalised block means, unclipped (the series' units).
+    resid: &'a [f64],
+}
+
+impl Regimes<'_> {
+    /// Mean of blocks `lo..hi` in noise levels.
+    fn mean(&self, lo: usize, hi: usize) -> f64 {
+        self.z[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
+    }
+
+    /// Mean of blocks `lo..hi` in the series' units: the size of a shift, unclipped.
+    fn level(&self, lo: usize, hi: usize) -> f64 {
+        self.resid[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
+    }
+
+    /// Removes boundaries until every segment is at least `min_blocks` long and every boundary
+    /// separates levels at least `min_shift` noise levels and `min_change` of `level` apart.
+    fn prune(&self, bounds: &mut Vec<usize>, min_blocks: usize, level: f64, config: &ChangepointConfig) {
+        let n = self.z.len();
+        loop {
+            let edges = edges(bounds, n);
+            // The shortest segment under the minimum goes first; it joins the neighbour nearer its level.
+            let short = (0..edges.len() - 1)
+                .filter(|&s| edges[s + 1] - edges[s] < min_blocks)
+                .min_by_key(|&s| edges[s + 1] - edges[s]);
+            if let Some(s) = short {
+                if bounds.is_empty() {
+                    break;
+                }
+                let m = self.mean(edges[s], edges[s + 1]);
+                let left = (s > 0).then(|| (m - self.mean(edges[s - 1], edges[s])).abs());
+                let right = (s + 2 < edges.len()).then(|| (m - self.mean(edges[s + 1], edges[s + 2])).abs());
+                // bounds[k] is edges[k + 1]: dropping bound s-1 merges left, bound s merges right.
+                let drop = match (left, right) {
+                    (Some(l), Some(r)) if l <= r => s - 1,
+                    (Some(_), None) => s - 1,
+                    _ => s,
+                };
+                bounds.remove(drop);
+                continue;
             }
-            let m = seg_mean(edges[s], edges[s + 1]);
-            let left = (s > 0).then(|| (m - seg_mean(edges[s - 1], edges[s])).abs());
-            let right = (s + 2 < edges.len()).then(|| (m - seg_mean(edges[s + 1], edges[s + 2])).abs());
-            // bounds[k] is edges[k + 1]: dropping bound s-1 merges left, bound s merges right.
-            let drop = match (left, right) {
-                (Some(l), Some(r)) if l <= r => s - 1,
-                (Some(_), None) => s - 1,
-                _ => s,
-            };
-            bounds.remove(drop);
-            continue;
-        }
-        let weakest = (0..bounds.len())
-            .map(|k| {
-                let d = (seg_mean(edges[k + 1], edges[k + 2]) - seg_mean(edges[k], edges[k + 1])).abs();
-                let size = (seg_level(edges[k + 1], edges[k + 2]) - seg_level(edges[k], edges[k + 1])).abs();
-                (k, d, size)
-            })
-            .filter(|&(_, d, size)| d < config.min_shift || (level > 0.0 && size < config.min_change * level))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match weakest {
-            Some((k, _, _)) => {
-                bounds.remove(k);
+            let weakest = (0..bounds.len())
+                .map(|k| {
+                    let d = (self.mean(edges[k + 1], edges[k + 2]) - self.mean(edges[k], edges[k + 1])).abs();
+                    let size = (self.level(edges[k + 1], edges[k + 2]) - self.level(edges[k], edges[k + 1])).abs();
+                    (k, d, size)
+                })
+                .filter(|&(_, d, size)| d < config.min_shift || (level > 0.0 && size < config.min_change * level))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            match weakest {
+                Some((k, _, _)) => {
+                    bounds.remove(k);
+                }
+                None => break,
             }
-            None => break,
         }
     }
-    let edges: Vec<usize> = std::iter::once(0).chain(bounds.iter().copied()).chain(std::iter::once(n)).collect();
-    let level_of = |lo: usize, hi: usize| offset + stats::median(&mut resid[lo..hi].to_vec());
-    (1..edges.len() - 1)
-        .map(|k| Changepoint {
-            at: starts[edges[k]],
-            before: level_of(edges[k - 1], edges[k]),
-            after: level_of(edges[k], edges[k + 1]),
-            shift: (seg_level(edges[k], edges[k + 1]) - seg_level(edges[k - 1], edges[k])) / noise,
-        })
-        .collect()
 }
 
 #[cfg(test)]

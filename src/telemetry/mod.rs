@@ -87,8 +87,12 @@ impl std::fmt::Display for SeriesKind {
 /// One recorded series: `(unix seconds, value)` points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
+    /// The series' name (the metric, or the column of a wide CSV).
     pub name: String,
+    /// Whether resampling sums (count) or averages (gauge) its points.
     pub kind: SeriesKind,
+    /// `(unix seconds, value)` pairs; sorted and evenly spaced once loaded, in file order in a
+    /// [`Recording`].
     pub points: Vec<(i64, f64)>,
 }
 
@@ -106,6 +110,7 @@ pub enum BadRows {
 /// How to read and prepare a recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
+    /// Whether an unreadable row fails the file or is dropped and reported.
     pub bad_rows: BadRows,
     /// Kind of every series not named in `kinds`.
     pub default_kind: SeriesKind,
@@ -157,7 +162,9 @@ impl TelemetryConfig {
 /// Series ready to use: sorted, merged, resampled to a fixed step, gaps filled.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The prepared series, one per name.
     pub series: Vec<Series>,
+    /// What reading and preparing did, per series.
     pub report: Report,
 }
 

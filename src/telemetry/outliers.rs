@@ -29,6 +29,7 @@ impl Default for OutlierConfig {
 }
 
 impl OutlierConfig {
+    /// Refuses a threshold that is not a finite number > 0, or a window that is not > 0 seconds.
     pub fn check(&self) -> Result<()> {
         if !(self.threshold.is_finite() && self.threshold > 0.0) {
             return Err(Error::Config(format!(
@@ -54,6 +55,7 @@ impl OutlierConfig {
 pub struct Outlier {
     /// Unix seconds.
     pub at: i64,
+    /// The point's value, in the series' units.
     pub value: f64,
     /// The rolling median around it.
     pub median: f64,

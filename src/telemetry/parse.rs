@@ -27,6 +27,8 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format a path's extension names (any case); an unknown or missing extension is an
+    /// error listing the accepted ones.
     pub fn from_path(path: &Path) -> Result<Format> {
         let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         match ext.as_deref() {
@@ -62,8 +64,11 @@ impl std::fmt::Display for Format {
 /// Series as read from one file: in file order, not yet sorted or merged.
 #[derive(Debug, Clone)]
 pub struct Recording {
+    /// Where it was read from (the path as given), for messages.
     pub source: String,
+    /// The file's format.
     pub format: Format,
+    /// Every series found in the file.
     pub series: Vec<Series>,
     /// Data rows seen (CSV records, non-blank JSON lines, Prometheus samples).
     pub rows_read: usize,

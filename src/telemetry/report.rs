@@ -11,7 +11,9 @@ const SHOWN: usize = 10;
 /// Everything [`load`](super::load) did to one file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Report {
+    /// Where the file was read from (the path as given).
     pub source: String,
+    /// The file's format.
     pub format: Format,
     /// Data rows seen.
     pub rows_read: usize,
@@ -19,13 +21,16 @@ pub struct Report {
     pub bad_rows: usize,
     /// Why they were dropped (at most 50 listed, then a count).
     pub skipped: Vec<Problem>,
+    /// One report per loaded series, in the order of [`Loaded::series`](super::Loaded::series).
     pub series: Vec<SeriesReport>,
 }
 
 /// What was done to one series.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SeriesReport {
+    /// The series' name.
     pub name: String,
+    /// Whether resampling summed (count) or averaged (gauge) it.
     pub kind: SeriesKind,
     /// Distinct timestamps after merging duplicates.
     pub samples: usize,
@@ -35,16 +40,19 @@ pub struct SeriesReport {
     pub duplicates_merged: usize,
     /// Resampling step, seconds.
     pub step: i64,
+    /// True when the step was inferred (the median step) rather than given.
     pub step_inferred: bool,
     /// Points after resampling.
     pub buckets: usize,
     /// Runs of empty buckets.
     pub gaps: usize,
+    /// Empty buckets in all, over every gap (each was filled by linear interpolation).
     pub missing_buckets: usize,
     /// Empty buckets in the longest run.
     pub longest_gap: usize,
     /// Timestamps of the points filled by linear interpolation.
     pub filled: Vec<i64>,
+    /// Points flagged as outliers, in time order; empty when flagging is off.
     pub outliers: Vec<Outlier>,
     /// Sustained level shifts, in time order.
     pub changepoints: Vec<Changepoint>,

@@ -67,6 +67,7 @@ pub fn infer_step(points: &[(i64, f64)]) -> Option<i64> {
 pub struct Resampled {
     /// One point per bucket, at the bucket's start; buckets start at the first sample.
     pub series: Series,
+    /// The grid's step, seconds (> 0).
     pub step: i64,
     /// The step was inferred (the median step) rather than given.
     pub step_inferred: bool,
