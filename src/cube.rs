@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Dim {
-    /// Any value in [0,1] is meaningful.
+    /// Any value in `[0,1]` is meaningful.
     Continuous,
-    /// `levels` ordered values; [0,1] is cut into `levels` equal bins.
+    /// `levels` ordered values; `[0,1]` is cut into `levels` equal bins.
     Integer {
         /// Number of values (≥ 1).
         levels: u64,
     },
-    /// `choices` unordered values; [0,1] is cut into `choices` equal bins.
+    /// `choices` unordered values; `[0,1]` is cut into `choices` equal bins.
     Categorical {
         /// Number of choices (≥ 1).
         choices: u32,
@@ -52,7 +52,7 @@ impl Dim {
     }
 }
 
-/// Fold a value back into [0,1] by reflection at the bounds (non-finite → 0.5).
+/// Fold a value back into `[0,1]` by reflection at the bounds (non-finite → 0.5).
 pub(crate) fn reflect(v: f64) -> f64 {
     if !v.is_finite() {
         return 0.5;
@@ -61,7 +61,7 @@ pub(crate) fn reflect(v: f64) -> f64 {
     if v > 1.0 { 2.0 - v } else { v }
 }
 
-/// Clamp every coordinate into [0,1] (NaN becomes 0.5).
+/// Clamp every coordinate into `[0,1]` (NaN becomes 0.5).
 pub fn clamp_unit(x: &mut [f64]) {
     for v in x.iter_mut() {
         *v = if v.is_nan() { 0.5 } else { v.clamp(0.0, 1.0) };

@@ -193,16 +193,8 @@ impl Error {
     }
 
     /// A value that could not be written as JSON (a fault of knobs, not of the caller).
-    pub fn json(e: serde_json::Error) -> Self {
+    pub(crate) fn json(e: serde_json::Error) -> Self {
         Error::Internal(format!("JSON: {e}"))
-    }
-}
-
-/// Serializing a value knobs built cannot fail unless knobs is wrong; input
-/// that fails to parse is reported as [`Error::Invalid`] where it is read.
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        Error::json(e)
     }
 }
 

@@ -3,7 +3,7 @@
 //! Declare a parameter [`Space`] (today's values as the baseline), say how
 //! to measure a configuration (an [`Evaluator`], or your own code through a
 //! [`Session`]), and search it with an [`Optimizer`]; every trial of a
-//! [`Study`] is kept in a [`Storage`] and [`recommend`] ranks what was found
+//! [`Study`] is kept in a [`Storage`] and [`recommend()`] ranks what was found
 //! against the baseline.
 //!
 //! Tune a closure:

@@ -174,7 +174,11 @@ pub fn evaluate_cmd(args: EvaluateArgs) -> Result<i32> {
         rows.push(row);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"study": spec.name, "evaluations": rows}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"study": spec.name, "evaluations": rows}))
+                .map_err(Error::json)?
+        );
     } else {
         print_table(&spec, &rows);
     }

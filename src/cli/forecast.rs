@@ -227,7 +227,7 @@ pub fn forecast_cmd(a: ForecastArgs) -> Result<i32> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&v).map_err(Error::json)?);
         return Ok(0);
     }
     for (s, model, periods, times, f, plot) in &out {
@@ -287,7 +287,7 @@ pub fn backtest_cmd(a: BacktestArgs) -> Result<i32> {
                 o
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&v).map_err(Error::json)?);
         return Ok(0);
     }
     println!("{:<36}  {:<22}  {:>6}  {:>7}  {:>9}  {:>8}", "series", "model", "MASE", "sMAPE%", "coverage", "seconds");

@@ -1,6 +1,9 @@
 //! The command-line face: parses arguments (clap), calls the library, and
 //! prints tables or `--json`. Holds no logic the library lacks.
 
+// Doc comments here are also `--help` text, which writes placeholders as <name>.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -356,7 +359,7 @@ fn write_outputs(dir: &Path, recs: &Recommendations) -> crate::Result<(PathBuf, 
     let json_path = dir.join("recommendations.json");
     let yaml = serde_yaml::to_string(recs).map_err(|e| Error::Config(format!("cannot write YAML: {e}")))?;
     std::fs::write(&yaml_path, yaml).map_err(|e| Error::io(yaml_path.display().to_string(), e))?;
-    std::fs::write(&json_path, serde_json::to_string_pretty(recs)?)
+    std::fs::write(&json_path, serde_json::to_string_pretty(recs).map_err(Error::json)?)
         .map_err(|e| Error::io(json_path.display().to_string(), e))?;
     Ok((yaml_path, json_path))
 }
@@ -425,9 +428,9 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
     let (yaml_path, json_path) = write_outputs(&dir, &recs)?;
     let plots = write_plots(&dir, &spec, study.trials(), &recs, args.plots.plots)?;
     if args.json {
-        let mut v = serde_json::to_value(&recs)?;
+        let mut v = serde_json::to_value(&recs).map_err(Error::json)?;
         if let serde_json::Value::Object(m) = &mut v {
-            m.insert("run".into(), serde_json::to_value(&report)?);
+            m.insert("run".into(), serde_json::to_value(&report).map_err(Error::json)?);
             let mut files =
                 serde_json::json!({"yaml": yaml_path.display().to_string(), "json": json_path.display().to_string()});
             for (name, path) in &plots {
@@ -435,7 +438,7 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
             }
             m.insert("files".into(), files);
         }
-        println!("{}", serde_json::to_string(&v)?);
+        println!("{}", serde_json::to_string(&v).map_err(Error::json)?);
     } else {
         print!("{}", recs.table(&spec.space));
         let written: Vec<String> = [&yaml_path, &json_path]
@@ -483,7 +486,7 @@ fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
                 bad += 1;
                 if json {
                     let problems = match &e {
-                        Error::Invalid(p) => serde_json::to_value(&p.items)?,
+                        Error::Invalid(p) => serde_json::to_value(&p.items).map_err(Error::json)?,
                         other => serde_json::json!([{"path": "(file)", "message": other.to_string()}]),
                     };
                     println!(
@@ -527,13 +530,13 @@ fn recommend_cmd(
     let recs = recommend(&name, &spec.space, &spec.objectives, &trials, top.unwrap_or(spec.top_k));
     let plots = write_plots(&output_dir(out, &spec), &spec, &trials, &recs, plots)?;
     if json {
-        let mut v = serde_json::to_value(&recs)?;
+        let mut v = serde_json::to_value(&recs).map_err(Error::json)?;
         if let serde_json::Value::Object(m) = &mut v {
             let files: serde_json::Map<String, serde_json::Value> =
                 plots.iter().map(|(name, path)| (name.to_string(), path.display().to_string().into())).collect();
             m.insert("files".into(), files.into());
         }
-        println!("{}", serde_json::to_string(&v)?);
+        println!("{}", serde_json::to_string(&v).map_err(Error::json)?);
     } else {
         print!("{}", recs.table(&spec.space));
         if !plots.is_empty() {
@@ -548,7 +551,7 @@ fn studies(store: StoreArgs, json: bool) -> crate::Result<i32> {
     let storage = open_storage(store.storage.as_deref(), None)?;
     let list = storage.list_studies()?;
     if json {
-        println!("{}", serde_json::to_string(&list)?);
+        println!("{}", serde_json::to_string(&list).map_err(Error::json)?);
     } else if list.is_empty() {
         println!("no studies yet; start one with `knobs run <spec.yaml>`");
     } else {
@@ -567,7 +570,7 @@ fn optimizers(json: bool) -> crate::Result<i32> {
     let list = crate::optim::registry::summaries();
     if json {
         let v: Vec<_> = list.iter().map(|(n, s)| serde_json::json!({"name": n, "summary": s})).collect();
-        println!("{}", serde_json::to_string(&v)?);
+        println!("{}", serde_json::to_string(&v).map_err(Error::json)?);
     } else {
         for (n, s) in list {
             println!("{n:<10} {s}");

@@ -82,7 +82,7 @@ pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
             }
             Err(e) => (json!({"ok": false, "error": format!("malformed request: {e}")}), false),
         };
-        serde_json::to_writer(&mut out, &reply)?;
+        serde_json::to_writer(&mut out, &reply).map_err(Error::json)?;
         out.write_all(b"\n").map_err(|e| Error::io("stdout", e))?;
         out.flush().map_err(|e| Error::io("stdout", e))?;
         if close {

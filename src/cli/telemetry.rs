@@ -86,7 +86,7 @@ pub fn telemetry_cmd(a: TelemetryArgs) -> Result<i32> {
                 o
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&v).map_err(Error::json)?);
         return Ok(0);
     }
     for (r, plots) in &reports {

@@ -84,7 +84,7 @@ pub fn worker_cmd(a: WorkerArgs, stop: Arc<AtomicBool>) -> Result<i32> {
     opts.wait = !a.no_wait;
     let report = run_worker(&shared, evaluator, &opts, &stop)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&report).map_err(Error::json)?);
     } else {
         println!(
             "worker {} on study `{}`: {} complete, {} failed, {} refused (lease lost), {} taken over from stale workers, {:.1} s; stopped: {}",

@@ -37,7 +37,7 @@ impl StateCodec {
 
     /// A snapshot of `state`, taken in a space of `dim` parameters.
     pub fn snapshot<T: Serialize>(&self, state: &T, dim: usize) -> Result<Snapshot> {
-        let mut state = serde_json::to_value(state)?;
+        let mut state = serde_json::to_value(state).map_err(Error::json)?;
         if let serde_json::Value::Object(fields) = &mut state {
             fields.insert(DIM_KEY.into(), dim.into());
         }

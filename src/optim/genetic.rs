@@ -47,7 +47,7 @@ pub enum Mutation {
     /// (about `1/(eta+1)` of the range per step; respects the bounds).
     Polynomial(f64),
     /// A normal step with this standard deviation (unit-cube units), folded
-    /// back into [0,1].
+    /// back into `[0,1]`.
     Gaussian(f64),
 }
 
@@ -453,7 +453,7 @@ fn crossover(dims: &[Dim], p1: &[f64], p2: &[f64], op: Crossover, rng: &mut Rng)
     child
 }
 
-/// Bounded simulated binary crossover on [0,1] (Deb & Agrawal 1995, in the
+/// Bounded simulated binary crossover on `[0,1]` (Deb & Agrawal 1995, in the
 /// bounded form of the NSGA-II reference code): one of the two children.
 fn sbx(a: f64, b: f64, eta: f64, rng: &mut Rng) -> f64 {
     let (y1, y2) = (a.min(b), a.max(b));
@@ -475,7 +475,7 @@ fn sbx(a: f64, b: f64, eta: f64, rng: &mut Rng) -> f64 {
     if c.is_finite() { c.clamp(0.0, 1.0) } else { a }
 }
 
-/// Deb's bounded polynomial mutation of `y` in [0,1].
+/// Deb's bounded polynomial mutation of `y` in `[0,1]`.
 fn polynomial(y: f64, eta: f64, rng: &mut Rng) -> f64 {
     let u = rng.uniform();
     let p = 1.0 / (eta + 1.0);

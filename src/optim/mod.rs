@@ -152,7 +152,7 @@ pub struct Snapshot {
 ///
 /// Contract:
 /// - `ask(n)` returns between 1 and `n` candidates, every coordinate in
-///   [0,1]; an empty answer means the optimizer has finished (converged or
+///   `[0,1]`; an empty answer means the optimizer has finished (converged or
 ///   exhausted its own limits) and has nothing pending.
 /// - every candidate is told back exactly once, in any order and in any
 ///   grouping; a failed evaluation is told with `value: None`.

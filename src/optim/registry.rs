@@ -11,7 +11,7 @@
 //!    `snapshot`/`restore` go through `CODEC` with the problem's dimension,
 //!    tickets come from a `Tickets` counter and pending candidates live in a
 //!    `Pending` book whose `settle` sorts told results into own and foreign.
-//! 2. One entry in [`ENTRIES`] below: `CODEC.name`, a one-line summary (the
+//! 2. One entry in `ENTRIES` below: `CODEC.name`, a one-line summary (the
 //!    `knobs optimizers` listing) and the constructor.
 //! 3. One example spec, `configs/examples/foo.yaml`.
 //! 4. `foo` in the `suite!` list at the top of `tests/suite/optimizers.rs`:

@@ -1,5 +1,5 @@
 //! The HTTP face (`knobs serve`): a JSON API under `/v1` over shared studies
-//! ([`crate::shared`]), for a coordinator that asks for configurations and
+//! ([`crate::study::SharedStudy`]), for a coordinator that asks for configurations and
 //! tells results. The engine stays synchronous: every storage call runs on a
 //! blocking thread (`spawn_blocking`).
 //!
@@ -7,7 +7,7 @@
 //! `{error, field?}` with a status that says what happened (400 invalid, 401,
 //! 404 unknown study or trial, 409 finished or reassigned trial or closed
 //! study, 413 body too large, 503 not ready or timed out). The OpenAPI
-//! document is generated from the handlers ([`openapi`]).
+//! document is generated from the handlers ([`openapi_json`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -166,7 +166,9 @@ impl AppState {
     }
 }
 
-/// The whole application: routes, auth, body limit, timeout.
+/// The whole application: routes, auth, body limit, timeout. The one
+/// foreign type of the library's API, on purpose: an `axum::Router`, so a
+/// program can serve it itself or nest it into its own axum application.
 pub fn router(state: Arc<AppState>) -> Router {
     let (routes, _) = api::routes().split_for_parts();
     routes

@@ -183,7 +183,7 @@ impl Domain {
         }
     }
 
-    /// Map a unit-cube coordinate to a value (clamped into [0,1] first; NaN → 0.5).
+    /// Map a unit-cube coordinate to a value (clamped into `[0,1]` first; NaN → 0.5).
     pub fn decode(&self, u: f64) -> Value {
         let u = if u.is_nan() { 0.5 } else { u.clamp(0.0, 1.0) };
         match *self {
@@ -210,7 +210,7 @@ impl Domain {
         }
     }
 
-    /// Map a value into [0,1]; `None` when the value is not in the domain.
+    /// Map a value into `[0,1]`; `None` when the value is not in the domain.
     pub fn encode(&self, v: &Value) -> Option<f64> {
         if !self.contains(v) {
             return None;

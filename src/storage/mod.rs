@@ -1,7 +1,7 @@
 //! Storage: where studies, trials and optimizer snapshots live.
 //!
 //! One narrow contract ([`Storage`]) with one conformance suite
-//! ([`conformance`]) run on every backend. Writes happen at trial
+//! (`storage::conformance`, feature `conformance`) run on every backend. Writes happen at trial
 //! boundaries only, one transaction each; a finished trial is never edited.
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //!   ask → evaluate → tell loop until a stop condition holds;
 //! - [`SharedStudy`] (`shared.rs`): many workers and the API claim trials
 //!   from one study, tell their results and heartbeat their leases;
-//! - [`Worker`] (`worker.rs`): the loop a `knobs worker` runs on a shared study;
+//! - [`run_worker`] (`worker.rs`): the loop a `knobs worker` runs on a shared study;
 //! - [`Session`] (`session.rs`): ask and tell by parameter name, in memory,
 //!   for a program that evaluates configurations itself;
 //! - `evaluation.rs`: the one evaluation path (threads, retries, panics

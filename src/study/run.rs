@@ -336,7 +336,7 @@ impl Study {
                 skipped += 1;
                 continue;
             };
-            if !seen.insert(serde_json::to_string(&config)?) {
+            if !seen.insert(serde_json::to_string(&config).map_err(Error::json)?) {
                 continue;
             }
             self.warm.push(NewTrial { batch: 0, ticket: None, x, config, baseline: false });

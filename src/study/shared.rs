@@ -57,7 +57,7 @@ pub enum Report {
         /// Seconds the evaluation took, if measured.
         elapsed_s: Option<f64>,
     },
-    /// The evaluation failed; the reason is kept (cut to [`MAX_REASON`] bytes).
+    /// The evaluation failed; the reason is kept (cut to `MAX_REASON` bytes).
     Failed {
         /// Why the evaluation failed.
         reason: String,

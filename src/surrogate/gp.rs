@@ -36,17 +36,17 @@ use serde::{Deserialize, Serialize};
 use super::lbfgs;
 use crate::error::{Error, Result};
 
-/// How one input coordinate (in [0,1]) enters the kernel.
+/// How one input coordinate (in `[0,1]`) enters the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum InputKind {
     /// Any value in `[0, 1]`; distances are plain differences.
     Continuous,
-    /// `levels` ordered values, one per equal-width bin of [0,1].
+    /// `levels` ordered values, one per equal-width bin of `[0,1]`.
     Ordinal {
         /// Number of values (0 is treated as 1).
         levels: u64,
     },
-    /// `choices` unordered values, one per equal-width bin of [0,1].
+    /// `choices` unordered values, one per equal-width bin of `[0,1]`.
     Categorical {
         /// Number of choices (0 is treated as 1).
         choices: u32,

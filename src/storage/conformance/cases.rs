@@ -4,6 +4,8 @@ use super::*;
 
 pub use super::keyed::*;
 
+/// Opening a study twice returns it as first created (whatever spec the second call passes);
+/// `find_study` and `list_studies` see it.
 pub fn open_study_is_idempotent_and_listed(s: &dyn Storage) {
     assert_eq!(s.find_study("a").unwrap(), None);
     assert!(s.list_studies().unwrap().is_empty());
@@ -32,6 +34,7 @@ pub fn open_study_is_idempotent_and_listed(s: &dyn Storage) {
     assert_eq!(list[1].created_at, b.created_at);
 }
 
+/// Trial numbers count from 0 in each study, without gaps, whatever other studies do.
 pub fn numbers_are_consecutive_per_study(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.open_study("b", &spec("b")).unwrap();
@@ -46,6 +49,8 @@ pub fn numbers_are_consecutive_per_study(s: &dyn Storage) {
     assert_eq!(s.trials("b").unwrap().len(), 1);
 }
 
+/// A started trial reads back exactly as given (batch, ticket, point, configuration, baseline
+/// flag), `Running` at epoch 0.
 pub fn started_trials_are_stored_as_given(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     let mut config = Config::new();
@@ -87,6 +92,7 @@ pub fn started_trials_are_stored_as_given(s: &dyn Storage) {
     assert!(!stored[1].baseline);
 }
 
+/// Metrics and elapsed time read back bit for bit (subnormals, -0.0, long fractions).
 pub fn finish_stores_results_bit_for_bit(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.start_trials("a", &[new_trial(1, 0.1), new_trial(1, 0.2)], "w", None).unwrap();
@@ -121,6 +127,7 @@ pub fn finish_stores_results_bit_for_bit(s: &dyn Storage) {
     assert_eq!(trials[0].state, TrialState::Running, "other trials untouched");
 }
 
+/// A finished trial is never edited: a second finish is [`Error::Refused`].
 pub fn finishing_twice_is_refused(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
@@ -134,6 +141,7 @@ pub fn finishing_twice_is_refused(s: &dyn Storage) {
     assert_eq!(t.metrics["y"], 1.5, "the first result stands");
 }
 
+/// A finish from a lease epoch other than the trial's is refused.
 pub fn wrong_epoch_is_refused(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.start_trials("a", &[new_trial(1, 0.1)], "w", None).unwrap();
@@ -143,6 +151,8 @@ pub fn wrong_epoch_is_refused(s: &dyn Storage) {
     s.finish_trial("a", &complete(0, 0, 1.0), None).unwrap();
 }
 
+/// `reclaim_running` hands a worker's running trials back with the epoch bumped; the old epoch
+/// can no longer finish them.
 pub fn reclaim_bumps_epochs_and_old_epoch_is_refused(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.open_study("b", &spec("b")).unwrap();
@@ -169,6 +179,9 @@ pub fn reclaim_bumps_epochs_and_old_epoch_is_refused(s: &dyn Storage) {
     assert!(s.reclaim_running("b", "w3").unwrap().iter().all(|t| t.epoch == 1));
 }
 
+/// A snapshot is written in the same transaction as the start or finish it
+/// comes with: a refused write keeps neither; without one, the latest stays;
+/// the newest wins.
 pub fn snapshot_is_atomic_with_start_and_finish(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.open_study("b", &spec("b")).unwrap();
@@ -206,6 +219,8 @@ pub fn snapshot_is_atomic_with_start_and_finish(s: &dyn Storage) {
     }
 }
 
+/// The run lock: one owner at a time, re-acquiring refreshes it, `release` frees it, releasing
+/// what another holds does nothing.
 pub fn acquire_and_release(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.open_study("b", &spec("b")).unwrap();
@@ -238,6 +253,7 @@ pub fn acquire_and_release(s: &dyn Storage) {
     s.acquire("b", &me).unwrap();
 }
 
+/// A lock whose owner on this host has no process is taken over at once.
 pub fn dead_owner_is_taken_over(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     let dead = dead_owner();
@@ -252,6 +268,7 @@ pub fn dead_owner_is_taken_over(s: &dyn Storage) {
     assert!(matches!(s.acquire("a", &other_live_owner()), Err(Error::Locked(_))));
 }
 
+/// `trials` returns a study's trials ordered by number, whatever order they finished in.
 pub fn trials_are_ordered_by_number(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     for batch in 1..=4 {
@@ -272,6 +289,8 @@ pub fn trials_are_ordered_by_number(s: &dyn Storage) {
     }
 }
 
+/// Failed (with their reason) and pruned trials read back in their state, with the metrics they
+/// had.
 pub fn failed_and_pruned_trials_keep_their_state(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.start_trials("a", &[new_trial(1, 0.1), new_trial(1, 0.2), new_trial(1, 0.3)], "w", None).unwrap();
@@ -299,6 +318,8 @@ pub fn failed_and_pruned_trials_keep_their_state(s: &dyn Storage) {
     assert_eq!((sum.trials, sum.complete, sum.failed, sum.running), (3, 0, 2, 0));
 }
 
+/// Writes to a study or trial that does not exist are [`Error::NotFound`], not silently
+/// ignored.
 pub fn unknown_study_and_trial_are_refused(s: &dyn Storage) {
     let unknown_study = |r: crate::Result<()>| match r {
         Err(Error::NotFound(m)) => assert!(m.contains("`nope`"), "{m}"),
@@ -320,6 +341,8 @@ pub fn unknown_study_and_trial_are_refused(s: &dyn Storage) {
     }
 }
 
+/// Input a backend cannot store (a ticket beyond its integer range, …) is refused and leaves
+/// nothing behind: no partial batch.
 pub fn bad_input_is_refused_without_a_trace(s: &dyn Storage) {
     assert!(matches!(s.open_study("", &spec("a")), Err(Error::Config(_))));
     assert!(matches!(s.open_study(&"n".repeat(257), &spec("a")), Err(Error::Config(_))));

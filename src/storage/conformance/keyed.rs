@@ -2,6 +2,8 @@
 
 use super::*;
 
+/// A claim retried with the same idempotency key returns the same trials without planning or
+/// storing anything new.
 pub fn keyed_claims_return_the_same_trials(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     let calls = std::cell::Cell::new(0);
@@ -39,6 +41,8 @@ pub fn keyed_claims_return_the_same_trials(s: &dyn Storage) {
     assert!(matches!(s.claim_keyed("a", &claim_req("w1"), Some(""), &mut plan_n(1, &calls)), Err(Error::Config(_))));
 }
 
+/// A closed study plans no new trials (the plan is told it is closed); its
+/// running trials may still be finished, and closing twice is no error.
 pub fn closed_studies_plan_no_new_trials(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     let calls = std::cell::Cell::new(0);
@@ -61,6 +65,8 @@ pub fn closed_studies_plan_no_new_trials(s: &dyn Storage) {
     assert!(matches!(s.close_study("nope"), Err(Error::NotFound(_))));
 }
 
+/// Enqueued configurations become trials in arrival order, each exactly once, and leave the
+/// queue in the same transaction.
 pub fn queued_configurations_are_handed_out_once_in_order(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.open_study("b", &spec("b")).unwrap();
@@ -117,6 +123,9 @@ pub fn queued_configurations_are_handed_out_once_in_order(s: &dyn Storage) {
     assert!(matches!(s.enqueue("b", &[0.5], &config(5.0)), Err(Error::Locked(_))));
 }
 
+/// A live run's lock keeps claims out (nothing planned or stored); once the
+/// study is released and claimed from, it is shared and a run is refused; a
+/// dead run's leftover lock keeps no worker out.
 pub fn a_run_and_shared_claims_exclude_each_other(s: &dyn Storage) {
     let calls = std::cell::Cell::new(0);
     // A live `knobs run` holds the study: claims are refused, nothing is stored.
@@ -137,6 +146,7 @@ pub fn a_run_and_shared_claims_exclude_each_other(s: &dyn Storage) {
     assert_eq!(s.claim("b", &claim_req("w1"), &mut plan_n(1, &calls)).unwrap().len(), 1);
 }
 
+/// `trials_page` pages by number and filters by state; a page of everything equals `trials`.
 pub fn trials_are_paged_by_number_and_state(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     s.open_study("b", &spec("b")).unwrap();

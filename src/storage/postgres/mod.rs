@@ -375,7 +375,7 @@ impl Storage for PostgresStorage {
     }
 
     fn acquire(&self, study: &str, owner: &Owner) -> Result<()> {
-        let owner_json = serde_json::to_string(owner)?;
+        let owner_json = serde_json::to_string(owner).map_err(Error::json)?;
         let place = self.place(study);
         self.block(self.write(async |tx| {
             // The study row serializes acquirers: two cannot both see no holder.
@@ -540,7 +540,7 @@ impl Storage for PostgresStorage {
 
     fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
         common::check_enqueued(study, config)?;
-        let (x, config) = (common::encode_floats(x), serde_json::to_string(config)?);
+        let (x, config) = (common::encode_floats(x), serde_json::to_string(config).map_err(Error::json)?);
         self.block(self.write(async |tx| {
             let sid = study_id(tx, study, true).await?;
             let closed: bool =

@@ -61,7 +61,7 @@ impl ClaimTx for SqliteClaim<'_, '_> {
     }
 
     async fn trials(&mut self, numbers: &[u64]) -> Result<Vec<Trial>> {
-        let numbers = serde_json::to_string(numbers)?;
+        let numbers = serde_json::to_string(numbers).map_err(Error::json)?;
         self.trials_where(
             &format!(
                 "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1

@@ -266,7 +266,7 @@ impl Storage for SqliteStorage {
     }
 
     fn acquire(&self, study: &str, owner: &Owner) -> Result<()> {
-        let owner_json = serde_json::to_string(owner)?;
+        let owner_json = serde_json::to_string(owner).map_err(Error::json)?;
         self.write(|tx, path| {
             let sid = study_id(tx, study)?;
             if row(tx, "SELECT shared_at IS NOT NULL FROM studies WHERE id = ?1", [sid], |r| r.get::<_, bool>(0))? {
@@ -419,7 +419,7 @@ impl Storage for SqliteStorage {
 
     fn enqueue(&self, study: &str, x: &[f64], config: &crate::space::Config) -> Result<u64> {
         common::check_enqueued(study, config)?;
-        let (x, config) = (common::encode_floats(x), serde_json::to_string(config)?);
+        let (x, config) = (common::encode_floats(x), serde_json::to_string(config).map_err(Error::json)?);
         self.write(|tx, _| {
             let sid = study_id(tx, study)?;
             let closed: bool = row(tx, "SELECT closed_at IS NOT NULL FROM studies WHERE id = ?1", [sid], |r| r.get(0))?;

@@ -232,7 +232,12 @@ pub(super) fn read_snapshot(tx: &Transaction<'_>, path: &Path, study: &str, sid:
 }
 
 pub(super) fn encode_new(trials: &[NewTrial]) -> Result<Vec<(String, String)>> {
-    trials.iter().map(|t| Ok((common::encode_floats(&t.x), serde_json::to_string(&t.config)?))).collect()
+    trials
+        .iter()
+        .map(|t| {
+            Ok((common::encode_floats(&t.x), serde_json::to_string(&t.config).map_err(crate::error::Error::json)?))
+        })
+        .collect()
 }
 
 /// The study's run lock, with its heartbeat's age by the file's clock.
