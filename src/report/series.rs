@@ -75,14 +75,7 @@ fn draw_forecast<DB: DrawingBackend>(
         .draw_series(LineSeries::new(forecast.iter().map(|f| (hours(f.0), f.1)), TAB_ORANGE.stroke_width(2)))?
         .label("forecast")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TAB_ORANGE.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(GRID)
-        .label_font((FONT, 14))
-        .draw()?;
-    Ok(())
+    upper_left_legend(&mut chart)
 }
 
 /// Draw a recorded series against days from its first point, outliers as red rings and
@@ -152,12 +145,18 @@ fn draw_telemetry<DB: DrawingBackend>(
         }))?
         .label("changepoint")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TAB_ORANGE.stroke_width(2)));
+    upper_left_legend(&mut chart)
+}
+
+/// The legend both series plots draw: upper left, on a translucent box.
+fn upper_left_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(GRID)
         .label_font((FONT, 14))
-        .draw()?;
-    Ok(())
+        .draw()
 }
