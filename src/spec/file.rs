@@ -44,6 +44,7 @@ impl SpecFile {
     }
 
     /// A document given as JSON (as the HTTP API receives it).
+    #[cfg(feature = "server")]
     pub(crate) fn from_json(value: &serde_json::Value, source: &str) -> Result<SpecFile> {
         let root = serde_yaml::to_value(value)
             .map_err(|e| Error::invalid(source, "(file)", format!("not a spec document: {e}")))?;
