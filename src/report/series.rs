@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
@@ -44,23 +45,7 @@ fn draw_forecast<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let hours = |t: i64| (t - t0) as f64 / 3600.0;
     let x = hours(history[0].0)..hours(forecast[forecast.len() - 1].0);
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(16)
-        .margin_right(28)
-        .x_label_area_size(52)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x, y)?;
-    chart
-        .configure_mesh()
-        .light_line_style(LIGHT_GRID)
-        .bold_line_style(GRID)
-        .x_desc("hours from the last observation")
-        .y_desc("value")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .draw()?;
+    let mut chart = series_chart(root, title, "hours from the last observation", x, y)?;
     let mut band: Vec<(f64, f64)> = forecast.iter().map(|f| (hours(f.0), f.3)).collect();
     band.extend(forecast.iter().rev().map(|f| (hours(f.0), f.2)));
     chart
@@ -114,23 +99,8 @@ fn draw_telemetry<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let t0 = points[0].0;
     let days = |t: i64| (t - t0) as f64 / 86_400.0;
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(16)
-        .margin_right(28)
-        .x_label_area_size(52)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x.clone(), y.clone())?;
-    chart
-        .configure_mesh()
-        .light_line_style(LIGHT_GRID)
-        .bold_line_style(GRID)
-        .x_desc(format!("days from {}", crate::telemetry::format_time(t0)))
-        .y_desc("value")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .draw()?;
+    let x_desc = format!("days from {}", crate::telemetry::format_time(t0));
+    let mut chart = series_chart(root, title, &x_desc, x.clone(), y.clone())?;
     chart
         .draw_series(LineSeries::new(points.iter().map(|p| (days(p.0), p.1)), TAB_BLUE.stroke_width(1)))?
         .label("recorded (resampled)")
@@ -146,6 +116,38 @@ fn draw_telemetry<DB: DrawingBackend>(
         .label("changepoint")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], TAB_ORANGE.stroke_width(2)));
     upper_left_legend(&mut chart)
+}
+
+/// A chart of time (x) against value (y).
+type SeriesChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The white, titled chart both series plots draw on, axes and grid drawn:
+/// x is time (`x_desc` says in what), y the series' value.
+fn series_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    x: Range<f64>,
+    y: Range<f64>,
+) -> Result<SeriesChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(16)
+        .margin_right(28)
+        .x_label_area_size(52)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .x_desc(x_desc)
+        .y_desc("value")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()?;
+    Ok(chart)
 }
 
 /// The legend both series plots draw: upper left, on a translucent box.
