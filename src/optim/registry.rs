@@ -99,16 +99,6 @@ impl OptimizerOptions {
         Ok(options)
     }
 
-    /// No option is set.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The names of the options set.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
     pub(crate) fn from_map(map: serde_json::Map<String, serde_json::Value>) -> Self {
         OptimizerOptions(map)
     }
@@ -208,5 +198,27 @@ pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimize
             source: "spec".into(),
             items: vec![SpecProblem::new("optimizer.name", check_name(&spec.name).unwrap_err())],
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::cmaes::CmaEsConfig;
+
+    #[test]
+    fn options_from_a_config_from_pairs_and_by_key_build_the_same_optimizer_options() {
+        let config = CmaEsConfig { population: Some(24), ..CmaEsConfig::default() };
+        let typed = OptimizerOptions::from_config(&config).unwrap();
+        let back: CmaEsConfig = options("cmaes", &typed).unwrap();
+        assert_eq!(back, config);
+        let pairs = OptimizerOptions::parse_pairs(&["population=24", "restarts=none"]).unwrap();
+        let keyed = OptimizerOptions::new().with("population", 24).unwrap().with("restarts", "none").unwrap();
+        assert_eq!(pairs, keyed);
+        let err = OptimizerOptions::parse_pairs(&["population"]).unwrap_err().to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        // An unknown option is refused when the optimizer is built, naming it.
+        let bad = OptimizerOptions::new().with("sigma", 0.3).unwrap();
+        assert!(options::<CmaEsConfig>("cmaes", &bad).unwrap_err().to_string().contains("sigma"));
     }
 }

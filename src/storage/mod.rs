@@ -529,3 +529,16 @@ fn replayed(claimed: &[(u64, u64)], mut found: Vec<Trial>, study: &str) -> Resul
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SpecDocument;
+
+    #[test]
+    fn a_spec_document_survives_its_text_and_bad_text_names_where_it_was_read() {
+        let doc = SpecDocument::new(serde_json::json!({ "tag": "a", "low": 0.1, "tiny": 5e-324 }));
+        assert_eq!(SpecDocument::from_json(&doc.to_json(), "row 1").unwrap(), doc);
+        let err = SpecDocument::from_json("{not json", "studies row 7").unwrap_err().to_string();
+        assert!(err.contains("studies row 7") && err.contains("not JSON"), "{err}");
+    }
+}
