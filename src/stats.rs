@@ -1,5 +1,8 @@
-//! Small numeric helpers shared by the optimizers, the GP and the forecasts:
-//! the standard normal distribution and medians.
+//! Small numeric helpers shared by the optimizers, the GP, the forecasts and
+//! the recommendations: the standard normal and Student's t distributions,
+//! and medians.
+
+use special::Beta;
 
 /// ln √(2π)
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
@@ -65,6 +68,33 @@ fn acklam(p: f64) -> f64 {
     }
 }
 
+/// CDF of Student's t distribution with `dof` degrees of freedom (> 0; the
+/// normal CDF beyond 1e6), through the regularized incomplete beta function.
+pub fn student_t_cdf(t: f64, dof: f64) -> f64 {
+    if dof.is_nan() || dof <= 0.0 || dof > 1e6 || !t.is_finite() {
+        return normal_cdf(t);
+    }
+    let (a, b) = (dof / 2.0, 0.5);
+    let x = dof / (dof + t * t);
+    let tail = 0.5 * x.inc_beta(a, b, a.ln_beta(b));
+    if t > 0.0 { 1.0 - tail } else { tail }
+}
+
+/// Quantile of Student's t distribution for `p` in (0, 1) with `dof` degrees
+/// of freedom (the normal quantile beyond 1e6).
+pub fn student_t_quantile(p: f64, dof: f64) -> f64 {
+    if dof.is_nan() || dof <= 0.0 || dof > 1e6 {
+        return normal_quantile(p);
+    }
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let (a, b) = (dof / 2.0, 0.5);
+    // P(|T| > t) = I_x(a, b) with x = dof / (dof + t²).
+    let two_tail = 2.0 * p.min(1.0 - p);
+    let x = two_tail.inv_inc_beta(a, b, a.ln_beta(b));
+    let t = (dof * (1.0 - x) / x.max(1e-300)).sqrt();
+    if p < 0.5 { -t } else { t }
+}
+
 /// Median of `v` (mean of the two middle values for an even length),
 /// reordering `v`; NaN-free input expected (total order otherwise).
 pub fn median(v: &mut [f64]) -> f64 {
@@ -83,6 +113,18 @@ pub fn median(v: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn student_t_matches_tables_and_inverts() {
+        // Two-sided 90% critical values: dof 1 → 6.314, 4 → 2.132, 30 → 1.697.
+        for (dof, t95) in [(1.0, 6.3138), (4.0, 2.1318), (30.0, 1.6973)] {
+            assert!((student_t_quantile(0.95, dof) - t95).abs() < 1e-3, "dof {dof}");
+            assert!((student_t_cdf(t95, dof) - 0.95).abs() < 1e-4, "dof {dof}");
+            assert!((student_t_cdf(-t95, dof) - 0.05).abs() < 1e-4, "dof {dof}");
+        }
+        assert!((student_t_quantile(0.95, 1e9) - 1.6449).abs() < 1e-3);
+        assert_eq!(student_t_cdf(0.0, 3.0), 0.5);
+    }
 
     #[test]
     fn normal_quantile_inverts_the_cdf() {
