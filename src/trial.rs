@@ -63,4 +63,8 @@ pub struct Trial {
     pub epoch: u64,
     /// True for the baseline (the spec's defaults).
     pub baseline: bool,
+    /// True for a re-measurement of the confirmation phase: the best candidates and the
+    /// baseline measured again side by side, one batch per round.
+    #[serde(default)]
+    pub confirm: bool,
 }

@@ -428,6 +428,7 @@ mod tests {
             elapsed_s: None,
             epoch: 0,
             baseline: n == 5,
+            confirm: false,
         }
     }
 

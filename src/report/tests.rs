@@ -31,6 +31,7 @@ fn trial(number: u64, state: TrialState, latency: f64, err: f64) -> Trial {
         elapsed_s: None,
         epoch: 0,
         baseline: number == 0,
+        confirm: false,
     }
 }
 

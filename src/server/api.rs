@@ -642,6 +642,8 @@ pub struct TrialView {
     pub reason: Option<String>,
     pub elapsed_s: Option<f64>,
     pub baseline: bool,
+    /// A re-measurement of the confirmation phase.
+    pub confirm: bool,
 }
 
 impl From<Trial> for TrialView {
@@ -659,6 +661,7 @@ impl From<Trial> for TrialView {
             reason,
             elapsed_s: t.elapsed_s,
             baseline: t.baseline,
+            confirm: t.confirm,
         }
     }
 }

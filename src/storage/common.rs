@@ -240,6 +240,7 @@ pub(crate) struct TrialColumns {
     pub elapsed_s: Option<f64>,
     pub epoch: i64,
     pub baseline: bool,
+    pub confirm: bool,
 }
 
 impl TrialColumns {
@@ -256,6 +257,7 @@ impl TrialColumns {
             elapsed_s: self.elapsed_s,
             epoch: unsigned(self.epoch, at, "epoch")?,
             baseline: self.baseline,
+            confirm: self.confirm,
         })
     }
 }

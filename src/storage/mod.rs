@@ -141,6 +141,8 @@ pub struct NewTrial {
     pub config: Config,
     /// Whether this is the baseline (today's values).
     pub baseline: bool,
+    /// Whether this re-measures a configuration in the confirmation phase.
+    pub confirm: bool,
 }
 
 impl NewTrial {
@@ -157,6 +159,7 @@ impl NewTrial {
             elapsed_s: None,
             epoch: 0,
             baseline: self.baseline,
+            confirm: self.confirm,
         }
     }
 }

@@ -339,7 +339,7 @@ impl Study {
             if !seen.insert(serde_json::to_string(&config).map_err(Error::json)?) {
                 continue;
             }
-            self.warm.push(NewTrial { batch: 0, ticket: None, x, config, baseline: false });
+            self.warm.push(NewTrial { batch: 0, ticket: None, x, config, baseline: false, confirm: false });
         }
         if skipped > 0 {
             tracing::info!(from, skipped, "warm start: configurations outside this space were skipped");
@@ -555,7 +555,7 @@ impl Study {
     fn start_baseline(&mut self) -> Result<Vec<Trial>> {
         let config = self.spec.space.baseline().unwrap_or_default();
         let x = self.spec.space.encode(&config).map_err(Error::Config)?;
-        let new = NewTrial { batch: 0, ticket: None, x, config, baseline: true };
+        let new = NewTrial { batch: 0, ticket: None, x, config, baseline: true, confirm: false };
         let started = self.storage.start_trials(&self.spec.name, &[new], &self.owner.id, None)?;
         self.trials.extend(started.iter().cloned());
         Ok(started)
@@ -586,7 +586,7 @@ impl Study {
             .map(|mut c| {
                 optim::clamp_unit(&mut c.x);
                 let config = self.spec.space.decode(&c.x);
-                NewTrial { batch, ticket: Some(c.ticket), x: c.x, config, baseline: false }
+                NewTrial { batch, ticket: Some(c.ticket), x: c.x, config, baseline: false, confirm: false }
             })
             .collect();
         let snap = StoredSnapshot { batch, point: SnapshotPoint::Asked, snapshot: self.optimizer.snapshot()? };

@@ -192,12 +192,19 @@ impl SharedStudy {
                 && let Some(config) = spec.space.baseline()
             {
                 let x = spec.space.encode(&config).map_err(Error::Config)?;
-                new.push(NewTrial { batch: 0, ticket: None, x, config, baseline: true });
+                new.push(NewTrial { batch: 0, ticket: None, x, config, baseline: true, confirm: false });
             }
             // Enqueued configurations next (told to the optimizer as foreign points when they finish).
             let mut dequeued = Vec::new();
             for q in state.queued.iter().take(want.saturating_sub(new.len())) {
-                new.push(NewTrial { batch, ticket: None, x: q.x.clone(), config: q.config.clone(), baseline: false });
+                new.push(NewTrial {
+                    batch,
+                    ticket: None,
+                    x: q.x.clone(),
+                    config: q.config.clone(),
+                    baseline: false,
+                    confirm: false,
+                });
                 dequeued.push(q.id);
             }
             if want > new.len() {
@@ -206,7 +213,14 @@ impl SharedStudy {
                 for mut c in cands {
                     optim::clamp_unit(&mut c.x);
                     let config = spec.space.decode(&c.x);
-                    new.push(NewTrial { batch, ticket: Some(c.ticket), x: c.x, config, baseline: false });
+                    new.push(NewTrial {
+                        batch,
+                        ticket: Some(c.ticket),
+                        x: c.x,
+                        config,
+                        baseline: false,
+                        confirm: false,
+                    });
                 }
             }
             let added = new.len() as u64;

@@ -50,7 +50,7 @@ pub fn numbers_are_consecutive_per_study(s: &dyn Storage) {
 }
 
 /// A started trial reads back exactly as given (batch, ticket, point, configuration, baseline
-/// flag), `Running` at epoch 0.
+/// and confirmation flags), `Running` at epoch 0.
 pub fn started_trials_are_stored_as_given(s: &dyn Storage) {
     s.open_study("a", &spec("a")).unwrap();
     let mut config = Config::new();
@@ -63,7 +63,8 @@ pub fn started_trials_are_stored_as_given(s: &dyn Storage) {
     config.insert("b".into(), Value::Bool(true));
     config.insert("s".into(), Value::Str("lru \"quoted\" ü\n".into()));
     let x = vec![0.0, -0.0, 1.0, 5e-324, 0.1 + 0.2, 1.0 - f64::EPSILON, f64::NAN, f64::INFINITY];
-    let baseline = NewTrial { batch: 0, ticket: None, x: x.clone(), config: config.clone(), baseline: true };
+    let baseline =
+        NewTrial { batch: 0, ticket: None, x: x.clone(), config: config.clone(), baseline: true, confirm: true };
     let last = NewTrial { batch: i64::MAX as u64, ticket: Some(i64::MAX as u64), ..new_trial(1, 0.5) };
     let started = s.start_trials("a", &[baseline, last], "w", None).unwrap();
     let stored = s.trials("a").unwrap();
@@ -71,7 +72,7 @@ pub fn started_trials_are_stored_as_given(s: &dyn Storage) {
         assert_eq!(got.number, 0);
         assert_eq!(got.batch, 0);
         assert_eq!(got.ticket, None);
-        assert!(got.baseline);
+        assert!(got.baseline && got.confirm);
         assert_eq!(got.state, TrialState::Running);
         assert_eq!(got.epoch, 0);
         assert!(got.metrics.is_empty());
@@ -89,7 +90,7 @@ pub fn started_trials_are_stored_as_given(s: &dyn Storage) {
     }
     assert_eq!(stored[1], started[1]);
     assert_eq!((stored[1].batch, stored[1].ticket), (i64::MAX as u64, Some(i64::MAX as u64)));
-    assert!(!stored[1].baseline);
+    assert!(!stored[1].baseline && !stored[1].confirm);
 }
 
 /// Metrics and elapsed time read back bit for bit (subnormals, -0.0, long fractions).

@@ -92,6 +92,7 @@ pub fn queued_configurations_are_handed_out_once_in_order(s: &dyn Storage) {
                     x: q.x.clone(),
                     config: q.config.clone(),
                     baseline: false,
+                    confirm: false,
                 }],
                 dequeued: vec![q.id],
                 ..ClaimPlan::default()

@@ -134,7 +134,7 @@ pub fn spec(tag: &str) -> SpecDocument {
 pub fn new_trial(batch: u64, x: f64) -> NewTrial {
     let mut config = Config::new();
     config.insert("x".into(), Value::Float(x));
-    NewTrial { batch, ticket: Some(batch * 100), x: vec![x], config, baseline: false }
+    NewTrial { batch, ticket: Some(batch * 100), x: vec![x], config, baseline: false, confirm: false }
 }
 
 /// An optimizer snapshot told apart by `tag`.

@@ -70,7 +70,7 @@ pub(super) const SNAPSHOTS_KEPT: i64 = 3;
 const MIGRATION_LOCK: i32 = 0x6b6e_6f62;
 
 pub(super) const TRIAL_COLUMNS: &str =
-    "number, batch, ticket, x, config, state, fail_reason, metrics, elapsed_s, epoch, baseline";
+    "number, batch, ticket, x, config, state, fail_reason, metrics, elapsed_s, epoch, baseline, confirm";
 
 /// A study's record by name (see `study_from_row`).
 pub(super) const STUDY_BY_NAME: &str =

@@ -50,6 +50,7 @@ pub(super) fn trial_from_row(row: &Row, place: &str) -> Result<Trial> {
         elapsed_s: col(row, 8, at, "elapsed_s")?,
         epoch: col(row, 9, at, "epoch")?,
         baseline: col(row, 10, at, "baseline")?,
+        confirm: col(row, 11, at, "confirm")?,
     }
     .decode(at)
 }
@@ -163,15 +164,17 @@ pub(super) async fn insert_trials(
     let xs: Vec<String> = trials.iter().map(|t| common::encode_floats(&t.x)).collect();
     let configs: Vec<String> = trials.iter().map(|t| serde_json::to_string(&t.config)).collect::<Result<_, _>>()?;
     let baselines: Vec<bool> = trials.iter().map(|t| t.baseline).collect();
+    let confirms: Vec<bool> = trials.iter().map(|t| t.confirm).collect();
     exec(
         tx,
         "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
-                             heartbeat_at, started_at, baseline)
+                             heartbeat_at, started_at, baseline, confirm)
          SELECT $1, u.number, u.batch, u.ticket, u.x, u.config, 'running', '{}', $2, 0,
-                clock_timestamp(), clock_timestamp(), u.baseline
-         FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::boolean[])
-              AS u(number, batch, ticket, x, config, baseline)",
-        &[&sid, &worker, &numbers, &batches, &tickets, &xs, &configs, &baselines],
+                clock_timestamp(), clock_timestamp(), u.baseline, u.confirm
+         FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::boolean[],
+                     $9::boolean[])
+              AS u(number, batch, ticket, x, config, baseline, confirm)",
+        &[&sid, &worker, &numbers, &batches, &tickets, &xs, &configs, &baselines, &confirms],
     )
     .await?;
     Ok(out)

@@ -83,6 +83,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX queued_by_study ON queued (study_id, id);
     ALTER TABLE studies ADD COLUMN shared_at TIMESTAMPTZ;
     CREATE INDEX claim_keys_by_age ON claim_keys (study_id, created_at);",
+    // 5: confirmation: trials that re-measure the best candidates and the
+    // baseline side by side.
+    "ALTER TABLE trials ADD COLUMN confirm BOOLEAN NOT NULL DEFAULT false;",
 ];
 
 /// The schema version this binary writes.

@@ -26,7 +26,7 @@ pub(super) fn untold_sql() -> String {
 }
 
 pub(super) const TRIAL_COLUMNS: &str =
-    "number, batch, ticket, x, config, state, fail_reason, metrics, elapsed_s, epoch, baseline";
+    "number, batch, ticket, x, config, state, fail_reason, metrics, elapsed_s, epoch, baseline, confirm";
 
 /// Run a statement through the connection's statement cache: a claim runs a
 /// dozen statements, and parsing them afresh each time was a measurable share
@@ -90,11 +90,12 @@ pub(super) fn trial_from_row(row: &Row<'_>, path: &Path, study: &str) -> Result<
     let number: i64 = col(row, 0, &place, "number")?;
     let at = format!("{place} trial {number}");
     let at = at.as_str();
-    let baseline = match col::<i64>(row, 10, at, "baseline")? {
-        0 => false,
-        1 => true,
-        other => return Err(damaged(at, "column `baseline`", format_args!("{other} is not 0 or 1"))),
+    let flag = |idx: usize, name: &str| match col::<i64>(row, idx, at, name)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(damaged(at, format_args!("column `{name}`"), format_args!("{other} is not 0 or 1"))),
     };
+    let (baseline, confirm) = (flag(10, "baseline")?, flag(11, "confirm")?);
     common::TrialColumns {
         number,
         batch: col(row, 1, at, "batch")?,
@@ -107,6 +108,7 @@ pub(super) fn trial_from_row(row: &Row<'_>, path: &Path, study: &str) -> Result<
         elapsed_s: col(row, 8, at, "elapsed_s")?,
         epoch: col(row, 9, at, "epoch")?,
         baseline,
+        confirm,
     }
     .decode(at)
 }
@@ -156,8 +158,8 @@ pub(super) fn insert_trials(
 ) -> R<Vec<Trial>> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO trials (study_id, number, batch, ticket, x, config, state, metrics, worker, epoch,
-                             heartbeat_at, started_at, baseline)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', '{{}}', ?7, 0, {NOW}, {NOW}, ?8)"
+                             heartbeat_at, started_at, baseline, confirm)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', '{{}}', ?7, 0, {NOW}, {NOW}, ?8, ?9)"
     ))?;
     let mut out = Vec::with_capacity(trials.len());
     for ((t, (x, config)), number) in trials.iter().zip(encoded).zip(first..) {
@@ -169,7 +171,8 @@ pub(super) fn insert_trials(
             x,
             config,
             worker,
-            t.baseline
+            t.baseline,
+            t.confirm
         ])?;
         out.push(t.started(number));
     }

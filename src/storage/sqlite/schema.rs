@@ -92,6 +92,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX queued_by_study ON queued (study_id, id);
     ALTER TABLE studies ADD COLUMN shared_at TEXT;
     CREATE INDEX claim_keys_by_age ON claim_keys (study_id, created_at);",
+    // 5: confirmation: trials that re-measure the best candidates and the
+    // baseline side by side.
+    "ALTER TABLE trials ADD COLUMN confirm INTEGER NOT NULL DEFAULT 0 CHECK (confirm IN (0, 1));",
 ];
 
 /// The schema version this binary writes.
