@@ -1,20 +1,47 @@
 //! Recommendations: the best distinct feasible configurations of a study,
-//! ranked, each with its metrics, how many times it was evaluated, and how
-//! much better it is than the baseline (today's production values).
+//! ranked by an estimate that accounts for measurement noise, each with its
+//! mean over its evaluations, an interval for its value, and how much better
+//! it is than the baseline (today's production values) with the probability
+//! that it really is; plus parameter importance and the warnings a careful
+//! engineer would give.
+//!
+//! - Noise: pooled from configurations measured more than once and from the
+//!   noise the GP fitted (`evidence.rs`). When it matters (above 1% of the
+//!   spread of the study's values), candidates are ranked by the GP's
+//!   posterior mean, which weighs a lucky single measurement against its
+//!   neighbours, instead of by what was observed.
+//! - Distinct: configurations within 5% of each range are one candidate,
+//!   and up to half the list is kept for the best of each categorical choice
+//!   the best does not make (`distinct.rs`).
+//! - Importance: a variance decomposition of a GP fitted on trials that
+//!   cover the space, integrated over the whole space (`model.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::cube::sobol_point;
-use crate::format::fmt_num;
 use crate::objective::Objectives;
-use crate::space::{Config, Space};
-use crate::surrogate::gp::kinds_of;
-use crate::surrogate::importance::main_effects;
-use crate::surrogate::subset::best_and_recent;
-use crate::surrogate::{FitOptions, Gp, OutputTransform};
+use crate::space::{Config, Space, Value};
 use crate::trial::{Trial, TrialState};
+
+mod distinct;
+pub(crate) mod evidence;
+mod model;
+mod table;
+#[cfg(test)]
+mod tests;
+mod warnings;
+
+pub use evidence::{COVERAGE, NoiseSource};
+pub use model::MODEL_MIN_TRIALS;
+pub use warnings::{Warning, WarningKind};
+
+use evidence::{Estimate, NoiseEstimate, difference, estimate};
+use model::{Landscape, Model};
+
+/// A recommendation is called better than the baseline when it is with at least this
+/// probability.
+pub const CONFIDENT: f64 = 0.8;
 
 /// One configuration with the evidence for it.
 #[derive(Debug, Clone, Serialize)]
@@ -25,8 +52,14 @@ pub struct Recommendation {
     pub config: Config,
     /// Mean of each metric over the configuration's evaluations.
     pub metrics: BTreeMap<String, f64>,
-    /// The objective in the user's units (the metric itself for one objective).
+    /// The objective in the user's units (the metric itself for one objective): the mean over
+    /// its evaluations.
     pub value: f64,
+    /// A [`COVERAGE`] interval for the configuration's true value, from the noise of its
+    /// evaluations (pooled with the study's other repeats and the model's noise); absent
+    /// when the noise is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_interval: Option<[f64; 2]>,
     /// Always true: only feasible configurations are recommended.
     pub feasible: bool,
     /// How many complete trials evaluated this configuration.
@@ -35,6 +68,13 @@ pub struct Recommendation {
     pub value_std: Option<f64>,
     /// Numbers of the trials that evaluated it, in the order they were read.
     pub trials: Vec<u64>,
+    /// How many other evaluated configurations were so close to this one (within 5% of
+    /// every range, same choices) that they count as the same candidate.
+    pub similar: usize,
+    /// The categorical choices this is the best configuration with, where the best overall
+    /// makes other choices (e.g. the best with `eviction: lfu`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub best_with: Vec<Choice>,
     /// Better than the baseline by this much (positive = better); `None` without a feasible,
     /// evaluated baseline.
     pub improvement: Option<Improvement>,
@@ -45,6 +85,15 @@ pub struct Recommendation {
     pub predicted: Option<Predicted>,
 }
 
+/// A parameter and one of its values.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    /// The parameter's name.
+    pub param: String,
+    /// The value.
+    pub value: Value,
+}
+
 /// A model prediction in the objective's units.
 #[derive(Debug, Clone, Serialize)]
 pub struct Predicted {
@@ -52,24 +101,36 @@ pub struct Predicted {
     pub mean: f64,
     /// One standard deviation of the model's uncertainty about the mean.
     pub std: f64,
+    /// One standard deviation of the measurement noise the model fitted.
+    pub noise_std: f64,
+    /// A [`COVERAGE`] predictive interval for one new measurement (model uncertainty and
+    /// noise together).
+    pub interval: [f64; 2],
 }
 
-/// How much of the objective's variation one parameter explains, per the
-/// GP (see [`crate::surrogate::importance`]).
+/// How much one parameter explains of the objective's variation over the whole space, per
+/// the GP (see [`crate::surrogate::importance`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Importance {
     /// The parameter's name.
     pub param: String,
-    /// Its share of the explained variation, in [0, 1]; the shares of all parameters sum to 1
-    /// (or are all 0 when the model is flat).
+    /// The share of the variation its main effect explains, in [0, 1]. The shares of all
+    /// parameters sum to at most 1; the rest is explained by interactions.
     pub importance: f64,
+    /// The same share within 10% of each range around the best recommendation (every choice
+    /// of a categorical): what matters when fine-tuning around it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_best: Option<f64>,
 }
 
-/// A GP needs this many complete trials before it is worth reporting.
-pub const MODEL_MIN_TRIALS: usize = 8;
-/// At most this many trials enter the reporting GP (the best half and the
-/// most recent rest), so reports stay fast on long studies.
-const MODEL_MAX_TRIALS: usize = 500;
+/// An interaction between two parameters: variation neither explains alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interaction {
+    /// The two parameters.
+    pub params: [String; 2],
+    /// The share of the variation the pair explains beyond their main effects, in [0, 1].
+    pub importance: f64,
+}
 
 /// How much better a recommendation is than the baseline.
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +139,20 @@ pub struct Improvement {
     pub absolute: f64,
     /// `absolute` relative to the baseline's value, in percent (when the baseline is non-zero).
     pub percent: Option<f64>,
+    /// A [`COVERAGE`] interval for the true `absolute`; absent when the noise is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    /// The same interval in percent of the baseline's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_percent: Option<[f64; 2]>,
+    /// The probability that the configuration is truly better than the baseline; absent when
+    /// the noise is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability_better: Option<f64>,
+    /// How many confirmation rounds measured it beside the baseline. With two or more, the
+    /// figures above compare those side-by-side measurements only (drift in the system
+    /// between rounds cancels); otherwise every measurement of both.
+    pub paired_rounds: usize,
 }
 
 /// The baseline (the space's defaults, today's values) as the study measured it.
@@ -89,8 +164,28 @@ pub struct Baseline {
     pub metrics: BTreeMap<String, f64>,
     /// The objective in the user's units, from the mean score.
     pub value: f64,
+    /// A [`COVERAGE`] interval for its true value, when the noise is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_interval: Option<[f64; 2]>,
+    /// How many complete trials evaluated it.
+    pub evaluations: usize,
     /// False when its trials violated a constraint; recommendations then carry no improvement.
     pub feasible: bool,
+}
+
+/// What the study's measurements say about their noise.
+#[derive(Debug, Clone, Serialize)]
+pub struct Noise {
+    /// One standard deviation of a single measurement, in the objective's units; absent when
+    /// unknown (no configuration measured twice and no model).
+    pub std: Option<f64>,
+    /// Where the figure comes from.
+    pub source: NoiseSource,
+    /// True when the noise is large enough to change the ranking (above 1% of the spread of
+    /// the study's values): candidates are then ranked by the model's estimate.
+    pub noisy: bool,
+    /// How many configurations were measured more than once.
+    pub repeated: usize,
 }
 
 /// Everything `knobs recommend` prints.
@@ -110,61 +205,24 @@ pub struct Recommendations {
     pub failed: usize,
     /// The baseline; `None` when the space has none or it has no complete, scorable trial.
     pub baseline: Option<Baseline>,
+    /// The measurement noise.
+    pub noise: Noise,
     /// The best distinct feasible configurations, best first (at most the `k` asked for).
     pub recommendations: Vec<Recommendation>,
+    /// Whether some recommendation is better than the baseline with at least [`CONFIDENT`]
+    /// probability; `None` when there is nothing to compare.
+    pub better_than_baseline: Option<bool>,
+    /// What deserves a second look before deploying.
+    pub warnings: Vec<Warning>,
     /// Parameter importance, most important first (empty without a model).
     pub importance: Vec<Importance>,
+    /// The largest interactions between pairs of parameters (at least 1% each).
+    pub interactions: Vec<Interaction>,
 }
 
-/// The GP of a study's complete trials, on the scores (lower is better).
-struct Model {
-    gp: Gp,
-    transform: OutputTransform,
-}
-
-impl Model {
-    fn fit(space: &Space, points: &[(Vec<f64>, f64)]) -> Option<Model> {
-        let dims = space.dims();
-        let usable: Vec<&(Vec<f64>, f64)> =
-            points.iter().filter(|(x, v)| x.len() == dims.len() && v.is_finite()).collect();
-        if usable.len() < MODEL_MIN_TRIALS || dims.is_empty() {
-            return None;
-        }
-        let values: Vec<f64> = usable.iter().map(|(_, v)| *v).collect();
-        let chosen: Vec<&(Vec<f64>, f64)> =
-            best_and_recent(&values, MODEL_MAX_TRIALS, MODEL_MAX_TRIALS / 2).into_iter().map(|i| usable[i]).collect();
-        let xs: Vec<Vec<f64>> = chosen.iter().map(|(x, _)| x.clone()).collect();
-        let transform = OutputTransform::fit(&chosen.iter().map(|(_, v)| *v).collect::<Vec<_>>());
-        let ys: Vec<f64> = chosen.iter().map(|(_, v)| transform.forward(*v)).collect();
-        let gp = Gp::fit(&kinds_of(&dims), &xs, &ys, &FitOptions { restarts: 2, ..Default::default() }).ok()?;
-        Some(Model { gp, transform })
-    }
-
-    /// Predicted score and its uncertainty, back on the score's scale.
-    fn predict(&self, x: &[f64]) -> (f64, f64) {
-        let (mu, var) = self.gp.predict(x);
-        let s = var.sqrt();
-        let t = &self.transform;
-        (t.inverse(mu), ((t.inverse(mu + s) - t.inverse(mu - s)) / 2.0).abs())
-    }
-
-    fn importance(&self, space: &Space) -> Vec<Importance> {
-        let base: Vec<Vec<f64>> = (0..64).map(|i| sobol_point(i, space.dim(), 0x1A9)).collect();
-        let effects = main_effects(&self.gp, &base);
-        let mut out: Vec<Importance> = space
-            .params
-            .iter()
-            .zip(effects)
-            .map(|(p, importance)| Importance { param: p.name.clone(), importance })
-            .collect();
-        out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
-        out
-    }
-}
-
-/// The evidence for one distinct configuration (its JSON is the key it is
-/// filed under; the configuration itself is parsed back only when shown).
+/// The evidence for one distinct configuration.
 struct Group {
+    config: Config,
     /// The first trial that evaluated it: ties in score rank by it.
     first: u64,
     trials: Vec<u64>,
@@ -175,13 +233,13 @@ struct Group {
 }
 
 impl Group {
-    fn mean(&self) -> f64 {
-        self.values.iter().sum::<f64>() / self.values.len() as f64
-    }
-
     fn mean_metrics(&self) -> BTreeMap<String, f64> {
         let n = self.values.len() as f64;
         self.metric_sums.iter().map(|(k, v)| (k.clone(), v / n)).collect()
+    }
+
+    fn feasible(&self) -> bool {
+        self.violation <= 0.0
     }
 }
 
@@ -191,26 +249,38 @@ impl Group {
 pub struct Recommender<'a> {
     space: &'a Space,
     objectives: &'a Objectives,
-    groups: HashMap<String, Group>,
+    index: HashMap<String, usize>,
+    groups: Vec<Group>,
     points: Vec<(Vec<f64>, f64)>,
-    trials: usize,
-    complete: usize,
-    failed: usize,
+    /// Confirmation rounds: per batch, the configurations (group indices) measured, their
+    /// scores and trial numbers, in trial order.
+    rounds: BTreeMap<u64, Vec<(usize, f64, u64)>>,
+    /// The highest number of a trial that was not a confirmation (where the latest
+    /// confirmation phase starts).
+    last_search: Option<u64>,
+    seen: warnings::Seen,
 }
 
 impl<'a> Recommender<'a> {
     /// An empty recommender for trials of `space` scored by `objectives`.
     pub fn new(space: &'a Space, objectives: &'a Objectives) -> Self {
-        Recommender { space, objectives, groups: HashMap::new(), points: Vec::new(), trials: 0, complete: 0, failed: 0 }
+        Recommender {
+            space,
+            objectives,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            points: Vec::new(),
+            rounds: BTreeMap::new(),
+            last_search: None,
+            seen: warnings::Seen::default(),
+        }
     }
 
     /// Take one trial into account (any state).
     pub fn add(&mut self, t: &Trial) {
-        self.trials += 1;
-        match t.state {
-            TrialState::Complete => self.complete += 1,
-            TrialState::Failed { .. } => self.failed += 1,
-            _ => {}
+        self.seen.trial(t, self.objectives);
+        if !t.confirm {
+            self.last_search = self.last_search.max(Some(t.number));
         }
         if t.state != TrialState::Complete {
             return;
@@ -218,90 +288,286 @@ impl<'a> Recommender<'a> {
         let Ok(outcome) = self.objectives.score(&t.metrics) else { return };
         self.points.push((t.x.clone(), outcome.score));
         let key = serde_json::to_string(&t.config).unwrap_or_default();
-        let g = self.groups.entry(key).or_insert_with(|| Group {
-            first: t.number,
-            trials: vec![],
-            metric_sums: BTreeMap::new(),
-            values: vec![],
-            violation: 0.0,
-        });
+        let next = self.groups.len();
+        let i = *self.index.entry(key).or_insert(next);
+        if i == next {
+            self.groups.push(Group {
+                config: t.config.clone(),
+                first: t.number,
+                trials: vec![],
+                metric_sums: BTreeMap::new(),
+                values: vec![],
+                violation: 0.0,
+            });
+        }
+        let g = &mut self.groups[i];
         g.trials.push(t.number);
         for (k, v) in &t.metrics {
             *g.metric_sums.entry(k.clone()).or_default() += v;
         }
         g.values.push(outcome.score);
         g.violation += outcome.violation;
+        if t.confirm {
+            self.rounds.entry(t.batch).or_default().push((i, outcome.score, t.number));
+        }
+    }
+
+    /// Side-by-side scores (of `b`, of `c`) of two groups in the confirmation rounds that
+    /// measured both.
+    fn pairs(&self, b: usize, c: usize) -> Vec<(f64, f64)> {
+        let score = |r: &Vec<(usize, f64, u64)>, g: usize| r.iter().find(|m| m.0 == g).map(|m| m.1);
+        self.rounds.values().filter_map(|r| Some((score(r, b)?, score(r, c)?))).collect()
+    }
+
+    /// The search's best candidate as the latest confirmation phase took it (the first
+    /// configuration of its first round that is not the baseline).
+    fn search_leader(&self, baseline: Option<usize>) -> Option<usize> {
+        let after = self.last_search.map_or(0, |n| n + 1);
+        let first = self.rounds.values().find(|r| r.iter().all(|m| m.2 >= after))?;
+        first.iter().map(|m| m.0).find(|&g| Some(g) != baseline)
     }
 
     /// Rank the distinct complete configurations; keep the top `k`.
     pub fn finish(self, study: &str, k: usize) -> Recommendations {
         let (space, objectives) = (self.space, self.objectives);
-        let config_of = |key: &str| serde_json::from_str::<Config>(key).unwrap_or_default();
-        let baseline = space.baseline().and_then(|b| {
-            let key = serde_json::to_string(&b).unwrap_or_default();
-            let g = self.groups.get(&key)?;
-            let baseline = Baseline {
-                config: config_of(&key),
-                metrics: g.mean_metrics(),
-                value: objectives.display_value(g.mean()),
-                feasible: g.violation <= 0.0,
-            };
-            Some((g.mean(), baseline))
-        });
+        let any_feasible = self.groups.iter().any(Group::feasible);
+        let model = if any_feasible { Model::predicting(space, &self.points) } else { None };
+        let scores: Vec<f64> = self.points.iter().map(|p| p.1).collect();
+        let spread = (evidence::sum_squares(&scores).0 / scores.len().max(1) as f64).sqrt();
+        let base_index = space.baseline().and_then(|b| self.groups.iter().position(|g| g.config == b));
+        let (ranked, noise) = self.rank(model.as_ref(), spread, base_index);
+        let noisy = noise.noisy(spread);
+        let configs: Vec<&Config> = ranked.iter().map(|&g| &self.groups[g].config).collect();
+        // Each candidate is shown by its most measured configuration (the best of those).
+        let clusters: Vec<(usize, usize)> = distinct::cluster(space, &configs)
+            .iter()
+            .map(|c| {
+                let most =
+                    c.members.iter().copied().max_by_key(|&m| (self.groups[ranked[m]].values.len(), usize::MAX - m));
+                (ranked[most.unwrap_or(c.members[0])], c.members.len() - 1)
+            })
+            .collect();
+        let representatives: Vec<&Config> = clusters.iter().map(|&(g, _)| &self.groups[g].config).collect();
+        let picks = distinct::select(space, &representatives, k);
 
-        // Only feasible configurations are recommended, best score first
-        // (ties: the one evaluated first).
-        let mut ranked: Vec<(f64, &String, &Group)> =
-            self.groups.iter().filter(|(_, g)| g.violation <= 0.0).map(|(key, g)| (g.mean(), key, g)).collect();
-        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.first.cmp(&b.2.first)));
-        ranked.truncate(k);
-        let model = if ranked.is_empty() { None } else { Model::fit(space, &self.points) };
-        let recommendations = ranked
-            .into_iter()
+        let base_estimate = base_index.map(|b| estimate(&self.groups[b].values, &noise));
+        let recommendations: Vec<Recommendation> = picks
+            .iter()
             .enumerate()
-            .map(|(i, (score, key, g))| {
-                let config = config_of(key);
-                let n = g.values.len() as f64;
-                let value_std = (g.values.len() > 1).then(|| {
-                    let var = g.values.iter().map(|v| (v - score).powi(2)).sum::<f64>() / (n - 1.0);
-                    objectives.display_value(var.sqrt()).abs()
-                });
-                let improvement = baseline.as_ref().filter(|(_, b)| b.feasible).map(|(bs, b)| {
-                    // Positive = better, in the user's units (display_value is linear).
-                    let absolute = (bs - score).signum() * objectives.display_value(bs - score).abs();
-                    let percent = (b.value != 0.0).then(|| 100.0 * absolute / b.value.abs());
-                    Improvement { absolute, percent }
-                });
-                let predicted = model.as_ref().and_then(|m| {
-                    let (mean, std) = m.predict(&space.encode(&config).ok()?);
-                    Some(Predicted { mean: objectives.display_value(mean), std: objectives.display_value(std).abs() })
-                });
-                Recommendation {
-                    rank: i + 1,
-                    config,
-                    metrics: g.mean_metrics(),
-                    value: objectives.display_value(score),
-                    feasible: true,
-                    evaluations: g.values.len(),
-                    value_std,
-                    trials: g.trials.clone(),
-                    improvement,
-                    predicted,
-                }
+            .map(|(i, pick)| {
+                let (g, similar) = clusters[pick.index];
+                let mut r = self.recommendation(g, &noise, model.as_ref(), base_index.zip(base_estimate));
+                r.rank = i + 1;
+                r.similar = similar;
+                r.best_with =
+                    pick.best_with.iter().map(|(p, v)| Choice { param: p.clone(), value: v.clone() }).collect();
+                r
             })
             .collect();
 
+        let baseline = base_index.zip(base_estimate).map(|(b, est)| {
+            let g = &self.groups[b];
+            Baseline {
+                config: g.config.clone(),
+                metrics: g.mean_metrics(),
+                value: objectives.display_value(est.mean),
+                value_interval: est.interval.map(|i| self.display_interval(i)),
+                evaluations: g.values.len(),
+                feasible: g.feasible(),
+            }
+        });
+        let better_than_baseline = baseline.as_ref().filter(|b| b.feasible).and_then(|_| {
+            let probabilities: Vec<f64> =
+                recommendations.iter().filter_map(|r| r.improvement.as_ref()?.probability_better).collect();
+            (!probabilities.is_empty()).then(|| probabilities.iter().any(|&p| p >= CONFIDENT))
+        });
+        let (importance, interactions) = self.importance(model.as_ref(), recommendations.first());
+        let noise_summary = Noise {
+            std: noise.known().then(|| noise.var.sqrt() * objectives.display_value(1.0).abs()),
+            source: noise.source,
+            noisy,
+            repeated: self.groups.iter().filter(|g| g.values.len() > 1).count(),
+        };
+        let mut warnings = self.seen.warnings(objectives, space, &baseline, &noise_summary, &recommendations);
+        warnings.extend(self.reversed(base_index, &recommendations, &noise));
         Recommendations {
             study: study.to_string(),
             objective: objectives.describe(),
             constraints: objectives.constraints.iter().map(|c| c.to_string()).collect(),
-            trials: self.trials,
-            complete: self.complete,
-            failed: self.failed,
-            baseline: baseline.map(|(_, b)| b),
+            trials: self.seen.trials,
+            complete: self.seen.complete,
+            failed: self.seen.failed,
+            baseline,
+            noise: noise_summary,
             recommendations,
-            importance: model.map(|m| m.importance(space)).unwrap_or_default(),
+            better_than_baseline,
+            warnings,
+            importance,
+            interactions,
         }
+    }
+
+    /// The feasible groups, best first, and the noise. Noise pools every repeated
+    /// configuration with the model's; when it matters, groups rank by the model's estimate
+    /// (which weighs a lucky single measurement against its neighbours), else by their mean.
+    /// Configurations confirmed in two rounds or more come first, by their gain over the
+    /// baseline measured beside them (by their confirmed mean without a baseline): the
+    /// evidence for them is what drift cannot fake.
+    fn rank(&self, model: Option<&Model>, spread: f64, baseline: Option<usize>) -> (Vec<usize>, NoiseEstimate) {
+        let mean = |g: usize| evidence::sum_squares(&self.groups[g].values).1;
+        let x_of = |g: usize| self.space.encode(&self.groups[g].config).ok();
+        let mut ranked: Vec<usize> = (0..self.groups.len()).filter(|&g| self.groups[g].feasible()).collect();
+        let by = |key: &dyn Fn(usize) -> f64, ranked: &mut Vec<usize>| {
+            let keys: Vec<f64> = ranked.iter().map(|&g| key(g)).collect();
+            let mut order: Vec<usize> = (0..ranked.len()).collect();
+            order.sort_by(|&a, &b| {
+                keys[a].total_cmp(&keys[b]).then(self.groups[ranked[a]].first.cmp(&self.groups[ranked[b]].first))
+            });
+            *ranked = order.into_iter().map(|i| ranked[i]).collect();
+        };
+        by(&mean, &mut ranked);
+        let model_var = model.zip(ranked.first().and_then(|&g| x_of(g))).map(|(m, x)| m.predict(&x).noise.powi(2));
+        let all: Vec<&[f64]> = self.groups.iter().map(|g| g.values.as_slice()).collect();
+        let noise = NoiseEstimate::pool(&all, model_var, spread);
+        if let (Some(m), true) = (model, noise.noisy(spread)) {
+            by(&|g| x_of(g).map_or(mean(g), |x| m.predict(&x).mean), &mut ranked);
+        }
+        let confirmed = |g: usize| -> Option<f64> {
+            match baseline {
+                Some(b) if g != b => Some(-evidence::paired_difference(&self.pairs(b, g))?.gain),
+                Some(_) => None,
+                None => {
+                    let v: Vec<f64> = self.rounds.values().flatten().filter(|m| m.0 == g).map(|m| m.1).collect();
+                    (v.len() >= 2).then(|| evidence::sum_squares(&v).1)
+                }
+            }
+        };
+        let (mut first, rest): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(|&g| confirmed(g).is_some());
+        by(&|g| confirmed(g).unwrap_or(f64::INFINITY), &mut first);
+        first.extend(rest);
+        (first, noise)
+    }
+
+    /// A score interval in the user's units, low end first.
+    fn display_interval(&self, (lo, hi): (f64, f64)) -> [f64; 2] {
+        let (a, b) = (self.objectives.display_value(lo), self.objectives.display_value(hi));
+        [a.min(b), a.max(b)]
+    }
+
+    /// The evidence for group `g` (rank, `similar` and `best_with` left for the caller):
+    /// its mean, interval, model prediction and improvement over the baseline (`base`: its
+    /// group and estimate), from the side-by-side confirmation rounds when there are two.
+    fn recommendation(
+        &self,
+        g: usize,
+        noise: &NoiseEstimate,
+        model: Option<&Model>,
+        base: Option<(usize, Estimate)>,
+    ) -> Recommendation {
+        let objectives = self.objectives;
+        let scale = objectives.display_value(1.0).abs();
+        let group = &self.groups[g];
+        let est = estimate(&group.values, noise);
+        let improvement = base.filter(|(b, _)| self.groups[*b].feasible()).map(|(b, base_est)| {
+            let pairs = self.pairs(b, g);
+            let d = evidence::paired_difference(&pairs).unwrap_or_else(|| difference(&est, &base_est));
+            improvement(
+                &d,
+                scale,
+                objectives.display_value(base_est.mean),
+                if pairs.len() >= 2 { pairs.len() } else { 0 },
+            )
+        });
+        let predicted = model.zip(self.space.encode(&group.config).ok()).map(|(m, x)| {
+            let p = m.predict(&x);
+            let h = evidence::normal_half_width(p.std.hypot(p.noise));
+            Predicted {
+                mean: objectives.display_value(p.mean),
+                std: p.std * scale,
+                noise_std: p.noise * scale,
+                interval: self.display_interval((p.mean - h, p.mean + h)),
+            }
+        });
+        let n = group.values.len();
+        Recommendation {
+            rank: 0,
+            config: group.config.clone(),
+            metrics: group.mean_metrics(),
+            value: objectives.display_value(est.mean),
+            value_interval: est.interval.map(|i| self.display_interval(i)),
+            feasible: true,
+            evaluations: n,
+            value_std: (n > 1).then(|| (evidence::sum_squares(&group.values).0 / (n - 1) as f64).sqrt() * scale),
+            trials: group.trials.clone(),
+            similar: 0,
+            best_with: vec![],
+            improvement,
+            predicted,
+        }
+    }
+
+    /// Importance over the whole space, with the share near the best recommendation.
+    fn importance(&self, model: Option<&Model>, best: Option<&Recommendation>) -> (Vec<Importance>, Vec<Interaction>) {
+        let (mut importance, interactions) =
+            Landscape::fit(self.space, &self.points).map(|m| m.importance(self.space)).unwrap_or_default();
+        if let (Some(m), Some(x)) = (model, best.and_then(|r| self.space.encode(&r.config).ok())) {
+            let near = m.importance_near(self.space, &x);
+            for imp in &mut importance {
+                imp.near_best = self.space.params.iter().position(|p| p.name == imp.param).map(|i| near[i]);
+            }
+        }
+        (importance, interactions)
+    }
+
+    /// A warning when the latest confirmation phase's leader (the search's best) is now
+    /// beaten by another candidate with at least [`CONFIDENT`] probability (side by side when
+    /// confirmation measured both twice, else from all their measurements).
+    fn reversed(
+        &self,
+        baseline: Option<usize>,
+        recommendations: &[Recommendation],
+        noise: &NoiseEstimate,
+    ) -> Option<Warning> {
+        let l = self.search_leader(baseline)?;
+        let leader = &self.groups[l];
+        let top = recommendations.first()?;
+        let t = self.groups.iter().position(|g| g.config == top.config)?;
+        let beaten = evidence::paired_difference(&self.pairs(l, t))
+            .unwrap_or_else(|| difference(&estimate(&self.groups[t].values, noise), &estimate(&leader.values, noise)))
+            .probability_better
+            .is_some_and(|p| p >= CONFIDENT);
+        if t == l || !beaten {
+            return None;
+        }
+        let confirmed: Vec<f64> =
+            self.rounds.values().flatten().filter(|m| self.groups[m.0].config == leader.config).map(|m| m.1).collect();
+        let mean = self.objectives.display_value(evidence::sum_squares(&confirmed).1);
+        Some(Warning {
+            kind: WarningKind::ConfirmationReversed,
+            message: format!(
+                "confirmation changed the ranking: the search's best candidate (trial {}) re-measured at {} over {} \
+                 confirmation rounds, and is no longer first",
+                leader.first,
+                crate::format::fmt_num(mean),
+                confirmed.len()
+            ),
+        })
+    }
+}
+
+/// An improvement over the baseline in the user's units (`scale`: user units per score unit;
+/// `base_value`: the baseline's value in the user's units), from `paired_rounds` side-by-side
+/// rounds (0: from all measurements).
+fn improvement(d: &evidence::Difference, scale: f64, base_value: f64, paired_rounds: usize) -> Improvement {
+    let percent = |v: f64| (base_value != 0.0).then(|| 100.0 * v / base_value.abs());
+    let interval = d.interval.map(|(lo, hi)| [lo * scale, hi * scale]);
+    Improvement {
+        absolute: d.gain * scale,
+        percent: percent(d.gain * scale),
+        interval,
+        interval_percent: interval.and_then(|[lo, hi]| Some([percent(lo)?, percent(hi)?])),
+        probability_better: d.probability_better,
+        paired_rounds,
     }
 }
 
@@ -312,197 +578,4 @@ pub fn recommend(study: &str, space: &Space, objectives: &Objectives, trials: &[
         r.add(t);
     }
     r.finish(study, k)
-}
-
-impl Recommendations {
-    /// A plain-text table for terminals.
-    pub fn table(&self, space: &Space) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "study {}: {} trials ({} complete, {} failed); objective: {}\n",
-            self.study, self.trials, self.complete, self.failed, self.objective
-        ));
-        if !self.constraints.is_empty() {
-            out.push_str(&format!("constraints: {}\n", self.constraints.join(", ")));
-        }
-        let params: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
-        let model = self.recommendations.iter().any(|r| r.predicted.is_some());
-        let mut header = vec!["rank".to_string(), "value".into(), "vs baseline".into(), "evals".into()];
-        if model {
-            header.push("model".into());
-        }
-        header.extend(params.iter().map(|p| p.to_string()));
-        let mut rows: Vec<Vec<String>> = vec![header];
-        if let Some(b) = &self.baseline {
-            let mut row = vec![
-                "base".to_string(),
-                format!("{}{}", fmt_num(b.value), if b.feasible { "" } else { " (infeasible)" }),
-                "-".into(),
-                "".into(),
-            ];
-            if model {
-                row.push("".into());
-            }
-            row.extend(params.iter().map(|p| b.config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())));
-            rows.push(row);
-        }
-        for r in &self.recommendations {
-            let vs = match &r.improvement {
-                Some(Improvement { percent: Some(p), .. }) => format!("{:+.1}%", p),
-                Some(Improvement { absolute, .. }) => format!("{:+}", fmt_num(*absolute)),
-                None => "-".into(),
-            };
-            let value = match r.value_std {
-                Some(s) => format!("{} ±{}", fmt_num(r.value), fmt_num(s)),
-                None => fmt_num(r.value),
-            };
-            let mut row = vec![r.rank.to_string(), value, vs, r.evaluations.to_string()];
-            if model {
-                row.push(
-                    r.predicted.as_ref().map_or("-".into(), |p| format!("{} ±{}", fmt_num(p.mean), fmt_num(p.std))),
-                );
-            }
-            row.extend(params.iter().map(|p| r.config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())));
-            rows.push(row);
-        }
-        let widths: Vec<usize> =
-            (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-        for (i, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-            if i == 0 {
-                out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
-                out.push('\n');
-            }
-        }
-        if self.recommendations.is_empty() {
-            out.push_str("no feasible configuration found yet\n");
-        }
-        out.push_str("vs baseline: positive = better than today's values (the defaults in the spec)\n");
-        if model {
-            out.push_str("model: the Gaussian process's prediction for the configuration, ± one standard deviation\n");
-        }
-        if !self.importance.is_empty() {
-            let parts: Vec<String> =
-                self.importance.iter().map(|i| format!("{} {:.0}%", i.param, 100.0 * i.importance)).collect();
-            out.push_str(&format!("parameter importance (GP main effects): {}\n", parts.join(", ")));
-        }
-        out
-    }
-}
-
-fn fmt_value(v: &crate::space::Value) -> String {
-    match v {
-        crate::space::Value::Float(f) => fmt_num(*f),
-        other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::objective::{Constraint, Direction, Objective};
-    use crate::space::{Domain, Param, Value};
-
-    fn space() -> Space {
-        Space {
-            params: vec![Param {
-                name: "n".into(),
-                domain: Domain::Int { low: 1, high: 10, log: false, step: 1 },
-                default: Some(Value::Int(5)),
-                when: vec![],
-            }],
-        }
-    }
-
-    fn trial(number: u64, n: i64, metrics: &[(&str, f64)]) -> Trial {
-        Trial {
-            number,
-            batch: number,
-            ticket: None,
-            x: vec![0.5],
-            config: Config::from([("n".to_string(), Value::Int(n))]),
-            state: TrialState::Complete,
-            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            elapsed_s: None,
-            epoch: 0,
-            baseline: n == 5,
-            confirm: false,
-        }
-    }
-
-    fn objectives(direction: Direction) -> Objectives {
-        Objectives {
-            objectives: vec![Objective { metric: "lat".into(), direction, weight: 2.0 }],
-            constraints: vec![Constraint::parse("err <= 0.1").unwrap()],
-        }
-    }
-
-    #[test]
-    fn ranks_distinct_feasible_configs_with_improvement_over_the_baseline() {
-        let trials = vec![
-            trial(0, 5, &[("lat", 10.0), ("err", 0.0)]), // baseline
-            trial(1, 3, &[("lat", 7.0), ("err", 0.0)]),
-            trial(2, 3, &[("lat", 9.0), ("err", 0.0)]), // same config again: mean 8
-            trial(3, 1, &[("lat", 1.0), ("err", 0.5)]), // best latency but infeasible
-            trial(4, 8, &[("lat", 12.0), ("err", 0.0)]),
-        ];
-        let r = recommend("s", &space(), &objectives(Direction::Minimize), &trials, 10);
-        let order: Vec<i64> = r.recommendations.iter().map(|x| x.config["n"].as_f64().unwrap() as i64).collect();
-        assert_eq!(order, vec![3, 5, 8], "infeasible n=1 must not be recommended");
-        let best = &r.recommendations[0];
-        assert_eq!((best.value, best.evaluations, best.trials.clone()), (8.0, 2, vec![1, 2]));
-        assert_eq!(best.value_std, Some(2f64.sqrt()));
-        let imp = best.improvement.as_ref().unwrap();
-        assert_eq!((imp.absolute, imp.percent), (2.0, Some(20.0)));
-        let worse = r.recommendations[2].improvement.as_ref().unwrap();
-        assert_eq!((worse.absolute, worse.percent), (-2.0, Some(-20.0)));
-        assert_eq!(r.baseline.as_ref().unwrap().value, 10.0);
-    }
-
-    #[test]
-    fn maximized_metrics_improve_upwards() {
-        let trials = vec![trial(0, 5, &[("lat", 100.0), ("err", 0.0)]), trial(1, 2, &[("lat", 150.0), ("err", 0.0)])];
-        let r = recommend("s", &space(), &objectives(Direction::Maximize), &trials, 1);
-        assert_eq!(r.recommendations.len(), 1);
-        let top = &r.recommendations[0];
-        assert_eq!(top.value, 150.0);
-        let imp = top.improvement.as_ref().unwrap();
-        assert_eq!((imp.absolute, imp.percent), (50.0, Some(50.0)));
-    }
-
-    #[test]
-    fn the_model_predicts_recommendations_and_ranks_parameter_importance() {
-        // Two ints; only `a` matters: lat = (a - 7)^2.
-        let int = |name: &str| Param {
-            name: name.into(),
-            domain: Domain::Int { low: 1, high: 10, log: false, step: 1 },
-            default: None,
-            when: vec![],
-        };
-        let space = Space { params: vec![int("a"), int("b")] };
-        let mut trials = Vec::new();
-        for i in 0..30u64 {
-            let (a, b) = (1 + (i * 7 % 10) as i64, 1 + (i * 3 % 10) as i64);
-            let config = Config::from([("a".to_string(), Value::Int(a)), ("b".to_string(), Value::Int(b))]);
-            let lat = ((a - 7) * (a - 7)) as f64;
-            let mut t = trial(i, 0, &[("lat", lat), ("err", 0.0)]);
-            t.x = space.encode(&config).unwrap();
-            t.config = config;
-            t.baseline = false;
-            trials.push(t);
-        }
-        let recs = recommend("s", &space, &objectives(Direction::Minimize), &trials, 3);
-        assert_eq!(recs.importance[0].param, "a", "{:?}", recs.importance);
-        assert!(recs.importance[0].importance > 0.9, "{:?}", recs.importance);
-        let best = &recs.recommendations[0];
-        let p = best.predicted.as_ref().expect("a model with 30 trials");
-        // The objective is 2·lat (weight 2); the best configs have lat = 0.
-        assert!((p.mean - best.value).abs() < 0.5, "{p:?} vs {}", best.value);
-        assert!(recs.table(&space).contains("parameter importance"));
-        // Too few trials: no model, no importance.
-        let few = recommend("s", &space, &objectives(Direction::Minimize), &trials[..4], 3);
-        assert!(few.importance.is_empty() && few.recommendations[0].predicted.is_none());
-    }
 }

@@ -13,6 +13,7 @@ mod forecast;
 mod gradient;
 mod optimizers;
 mod pg;
+mod recommend;
 mod server;
 mod shared;
 mod storage;
