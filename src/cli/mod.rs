@@ -16,7 +16,9 @@ use crate::report::{self, Convergence, PlotFormat};
 use crate::spec::Spec;
 use crate::storage::{self, Storage};
 use crate::study::{RunOptions, StopReason, Study};
+use crate::trial::Trial;
 
+pub mod confirm;
 pub mod evaluate;
 pub mod forecast;
 pub mod serve;
@@ -95,6 +97,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-measure a stored study's best distinct candidates beside the baseline, round by round
+    /// (baseline, A, B, … side by side, so that drift in the system hits them alike), until the
+    /// ranking of the top is settled; then print the recommendations with the improvement each
+    /// confirmed. A run does this by itself when its evaluator is not deterministic (the spec's
+    /// `confirm`); this is for a study that was not, or that needs more.
+    ///
+    /// Examples:
+    ///   knobs confirm configs/sqlite-inserts.yaml
+    ///   knobs confirm my-study --storage tuning.db --top 2 --repeats 8
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Confirm(confirm::ConfirmArgs),
     /// Forecast a recorded series (`knobs forecast series.csv --horizon 1d`), or backtest the models
     /// (`knobs forecast backtest a.csv b.csv`).
     ///
@@ -273,6 +286,7 @@ pub fn main() -> i32 {
         Command::Recommend { study, store, top, out, plots, json } => {
             recommend_cmd(&study, store, top, out.as_deref(), plots.plots, json)
         }
+        Command::Confirm(args) => confirm::confirm_cmd(args, cli.quiet),
         Command::Forecast(f) => match f.backtest {
             Some(forecast::ForecastSub::Backtest(b)) => forecast::backtest_cmd(b),
             None => forecast::forecast_cmd(f.args),
@@ -422,15 +436,45 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
         progress: !args.no_progress && !args.json && !quiet,
     };
     let report = study.run(&opts)?;
-    let top = args.top.unwrap_or(spec.top_k);
-    let recs = recommend(&spec.name, &spec.space, &spec.objectives, study.trials(), top);
-    let dir = output_dir(args.out.as_deref(), &spec);
+    let mut said = report.stop.describe();
+    if let Some(c) = &report.confirmation {
+        said.push_str(&format!("; {} trials confirmed the best beside the baseline ({})", c.trials, c.stop.describe()));
+    }
+    let out = Outputs { out: args.out.as_deref(), top: args.top, plots: args.plots.plots, json: args.json };
+    let summary = format!("{} new trials in {:.1}s ({said})", report.new_trials, report.elapsed_s);
+    emit(&spec, study.trials(), &out, ("run", serde_json::to_value(&report).map_err(Error::json)?), &summary)?;
+    Ok(match report.stop {
+        StopReason::Failures { .. } => 4,
+        StopReason::Interrupted => 130,
+        _ => 0,
+    })
+}
+
+/// Where and how a command that ran trials reports its recommendations.
+struct Outputs<'a> {
+    out: Option<&'a Path>,
+    top: Option<usize>,
+    plots: Plots,
+    json: bool,
+}
+
+/// Rank `trials`, write recommendations.{yaml,json} and the plots, and print the table with
+/// `summary` (or, with `--json`, one object with `report` under its key and the files).
+fn emit(
+    spec: &Spec,
+    trials: &[Trial],
+    o: &Outputs<'_>,
+    report: (&str, serde_json::Value),
+    summary: &str,
+) -> crate::Result<()> {
+    let recs = recommend(&spec.name, &spec.space, &spec.objectives, trials, o.top.unwrap_or(spec.top_k));
+    let dir = output_dir(o.out, spec);
     let (yaml_path, json_path) = write_outputs(&dir, &recs)?;
-    let plots = write_plots(&dir, &spec, study.trials(), &recs, args.plots.plots)?;
-    if args.json {
+    let plots = write_plots(&dir, spec, trials, &recs, o.plots)?;
+    if o.json {
         let mut v = serde_json::to_value(&recs).map_err(Error::json)?;
         if let serde_json::Value::Object(m) = &mut v {
-            m.insert("run".into(), serde_json::to_value(&report).map_err(Error::json)?);
+            m.insert(report.0.into(), report.1);
             let mut files =
                 serde_json::json!({"yaml": yaml_path.display().to_string(), "json": json_path.display().to_string()});
             for (name, path) in &plots {
@@ -446,19 +490,9 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
             .chain(plots.iter().map(|(_, p)| p))
             .map(|p| p.display().to_string())
             .collect();
-        println!(
-            "{} new trials in {:.1}s ({}); written to {}",
-            report.new_trials,
-            report.elapsed_s,
-            report.stop.describe(),
-            and_list(&written)
-        );
+        println!("{summary}; written to {}", and_list(&written));
     }
-    Ok(match report.stop {
-        StopReason::Failures { .. } => 4,
-        StopReason::Interrupted => 130,
-        _ => 0,
-    })
+    Ok(())
 }
 
 fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
@@ -502,14 +536,9 @@ fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
     Ok(if bad > 0 { 2 } else { 0 })
 }
 
-fn recommend_cmd(
-    study: &str,
-    store: StoreArgs,
-    top: Option<usize>,
-    out: Option<&Path>,
-    plots: Plots,
-    json: bool,
-) -> crate::Result<i32> {
+/// A stored study named on the command line (by name, or by the spec file it was run from)
+/// with its spec (the file's, else the stored one) and its storage.
+fn stored_study(study: &str, store: &StoreArgs) -> crate::Result<(Spec, Arc<dyn Storage>)> {
     let as_file = Path::new(study);
     let from_file = (study.ends_with(".yaml") || study.ends_with(".yml")) && as_file.is_file();
     let file_spec = if from_file { Some(Spec::load(as_file)?) } else { None };
@@ -526,6 +555,19 @@ fn recommend_cmd(
         Some(s) => s,
         None => crate::study::read_spec(&record, std::env::current_dir().map_err(|e| Error::io(".", e))?)?,
     };
+    Ok((spec, storage))
+}
+
+fn recommend_cmd(
+    study: &str,
+    store: StoreArgs,
+    top: Option<usize>,
+    out: Option<&Path>,
+    plots: Plots,
+    json: bool,
+) -> crate::Result<i32> {
+    let (spec, storage) = stored_study(study, &store)?;
+    let name = spec.name.clone();
     let trials = storage.trials(&name)?;
     let recs = recommend(&name, &spec.space, &spec.objectives, &trials, top.unwrap_or(spec.top_k));
     let plots = write_plots(&output_dir(out, &spec), &spec, &trials, &recs, plots)?;

@@ -682,4 +682,8 @@ impl Evaluator for FunctionEvaluator {
     fn metrics(&self) -> Vec<String> {
         vec![METRIC.to_string()]
     }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
 }

@@ -120,4 +120,10 @@ pub trait Evaluator: Send + Sync {
     fn metrics(&self) -> Vec<String> {
         Vec::new()
     }
+    /// True when measuring a configuration again gives the same metrics (a model, a test
+    /// function). A study's confirmation phase (`confirm: {when: auto}`) re-measures the best
+    /// candidates only when this is false, as it is for real systems.
+    fn deterministic(&self) -> bool {
+        false
+    }
 }

@@ -287,6 +287,26 @@ impl Domain {
         }
     }
 
+    /// `v` rounded to the precision that matters for this domain, as recommendations show and
+    /// confirmation re-measures it: a float without a step to four significant digits of its
+    /// range (of its value, on a log scale), kept within the bounds; every other value as is.
+    pub fn round(&self, v: &Value) -> Value {
+        let (Domain::Float { low, high, log, step: None }, Some(x)) = (self, v.as_f64()) else { return v.clone() };
+        let magnitude = if *log { x.abs() } else { high - low };
+        if magnitude.is_nan() || magnitude <= 0.0 || !x.is_finite() {
+            return v.clone();
+        }
+        // Decimal places that keep four significant digits (negative: round to tens, ...).
+        let places = 3 - magnitude.log10().floor() as i32;
+        let rounded = if places >= 0 {
+            format!("{x:.0$}", places.min(17) as usize).parse().unwrap_or(x)
+        } else {
+            let grain = 10f64.powi(-places);
+            (x / grain).round() * grain
+        };
+        Value::Float(rounded.clamp(*low, *high))
+    }
+
     /// What a valid value looks like, for error messages.
     pub fn describe(&self) -> String {
         match self {
@@ -416,6 +436,14 @@ impl Space {
                 Some(v) => p.domain.encode(v).ok_or_else(|| format!("{}: {v} is not {}", p.name, p.domain.describe())),
                 None => Ok(p.default.as_ref().and_then(|d| p.domain.encode(d)).unwrap_or(0.5)),
             })
+            .collect()
+    }
+
+    /// `config` with every value rounded to the precision that matters ([`Domain::round`]).
+    pub fn round(&self, config: &Config) -> Config {
+        config
+            .iter()
+            .map(|(name, v)| (name.clone(), self.param(name).map_or_else(|| v.clone(), |p| p.domain.round(v))))
             .collect()
     }
 

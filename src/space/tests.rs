@@ -178,3 +178,28 @@ fn yaml_bombs_and_deep_nesting_are_refused() {
     let big = "a: 1\n".repeat(crate::yaml::MAX_BYTES / 5 + 1);
     assert!(crate::yaml::load(&big, "big.yaml").unwrap_err().to_string().contains("limit"));
 }
+
+#[test]
+fn rounding_keeps_what_matters() {
+    let float = |low: f64, high: f64, log: bool| Domain::Float { low, high, log, step: None };
+    let r = |d: &Domain, x: f64| d.round(&Value::Float(x)).as_f64().unwrap();
+    // Four significant digits of the range: 1..3600 to whole units, 0..1 to thousandths.
+    assert_eq!(r(&float(1.0, 3600.0, false), 432.8855572281266), 433.0);
+    assert_eq!(r(&float(-32.768, 32.768, false), 0.017832), 0.02);
+    assert_eq!(r(&float(0.0, 1.0, false), 0.123456), 0.123);
+    assert_eq!(r(&float(0.0, 100000.0, false), 12345.6), 12300.0);
+    // Log scale: four significant digits of the value itself.
+    assert_eq!(r(&float(1e-6, 1.0, true), 0.000123456), 0.0001235);
+    // Never outside the bounds; ints, steps and choices unchanged.
+    assert_eq!(r(&float(0.0, 0.99999, false), 0.99999), 0.99999);
+    let int = Domain::Int { low: 1, high: 10, log: false, step: 1 };
+    assert_eq!(int.round(&Value::Int(7)), Value::Int(7));
+    let space = Space::parse(
+        "- {name: ttl, type: float, low: 1, high: 3600}\n- {name: mode, type: categorical, choices: [a, b]}\n",
+        "t",
+    )
+    .unwrap();
+    let c = Config::from([("ttl".to_string(), Value::Float(432.886)), ("mode".to_string(), Value::Str("a".into()))]);
+    let rounded = space.round(&c);
+    assert_eq!((rounded["ttl"].as_f64(), &rounded["mode"]), (Some(433.0), &Value::Str("a".into())));
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer};
 use serde_yaml::{Mapping, Value as Yaml};
 
-use super::sections::{parse_budget, parse_objectives, parse_optimizer};
+use super::sections::{parse_budget, parse_confirm, parse_objectives, parse_optimizer};
 use super::{Checked, KEYS, Spec};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvaluatorSpec;
@@ -81,6 +81,7 @@ impl SpecFile {
         let storage = yaml::get(m, "storage").and_then(|v| yaml::as_str(v, "storage", &mut p)).map(str::to_string);
         let output = yaml::get(m, "output").and_then(|v| yaml::as_str(v, "output", &mut p)).map(str::to_string);
         let top_k = check_recommend(m, &mut p);
+        let confirm = parse_confirm(yaml::get(m, "confirm"), &mut p);
         if !p.is_empty() {
             return Err(fail(p));
         }
@@ -102,6 +103,7 @@ impl SpecFile {
             storage,
             output,
             top_k,
+            confirm: confirm.unwrap_or_default(),
             base_dir,
             checked: Checked,
         }

@@ -38,8 +38,46 @@ const KEYS: &[&str] = &[
     "storage",
     "output",
     "recommend",
+    "confirm",
 ];
 const BUDGET_KEYS: &[&str] = &["trials", "time", "target", "patience", "max_consecutive_failures"];
+const CONFIRM_KEYS: &[&str] = &["when", "top", "repeats", "budget_share"];
+
+/// When the confirmation phase runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmWhen {
+    /// When the evaluator is not known to be deterministic (a command, a real system).
+    #[default]
+    Auto,
+    /// Always, even for a deterministic evaluator.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The confirmation phase: before a study reports its final ranking, its best distinct
+/// candidates and the baseline are measured again side by side, round by round (baseline, A,
+/// B, … in one batch, so that drift in the system hits them alike), until the ranking of the
+/// top is settled or the phase's budget is spent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Confirm {
+    /// When it runs.
+    pub when: ConfirmWhen,
+    /// How many distinct candidates are re-measured beside the baseline.
+    pub top: usize,
+    /// At most this many confirmation measurements of each.
+    pub repeats: usize,
+    /// At most this share of the run's trial budget goes to it (reserved at the end).
+    pub budget_share: f64,
+}
+
+impl Default for Confirm {
+    fn default() -> Self {
+        Confirm { when: ConfirmWhen::Auto, top: 3, repeats: 5, budget_share: 0.25 }
+    }
+}
 
 /// When a run stops (whichever comes first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +133,8 @@ pub struct Spec {
     pub output: Option<String>,
     /// How many recommendations to emit.
     pub top_k: usize,
+    /// The confirmation phase.
+    pub confirm: Confirm,
     /// Directory of the spec file: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,

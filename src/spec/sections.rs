@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_yaml::Value as Yaml;
 
-use super::{BUDGET_KEYS, Budget, parse_duration};
+use super::{BUDGET_KEYS, Budget, CONFIRM_KEYS, Confirm, ConfirmWhen, parse_duration};
 use crate::error::Problem;
 use crate::objective::{Bound, Constraint, Direction, Objective, Objectives};
 use crate::optim::{self, OptimizerOptions, OptimizerSpec};
@@ -182,4 +182,46 @@ pub(super) fn parse_budget(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<Bud
         b.max_consecutive_failures = n;
     }
     (p.len() == before).then_some(b)
+}
+
+/// `confirm: false | true | {when, top, repeats, budget_share}`.
+pub(super) fn parse_confirm(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<Confirm> {
+    let mut c = Confirm::default();
+    let Some(v) = v else { return Some(c) };
+    if let Yaml::Bool(on) = v {
+        c.when = if *on { ConfirmWhen::Always } else { ConfirmWhen::Never };
+        return Some(c);
+    }
+    let before = p.len();
+    let m = yaml::mapping(v, "confirm", p)?;
+    yaml::check_keys(m, "confirm", CONFIRM_KEYS, p);
+    if let Some(w) = yaml::get(m, "when").and_then(|v| yaml::as_str(v, "confirm.when", p)) {
+        match w {
+            "auto" => c.when = ConfirmWhen::Auto,
+            "always" => c.when = ConfirmWhen::Always,
+            "never" => c.when = ConfirmWhen::Never,
+            other => p.push(Problem::new("confirm.when", format!("must be auto, always or never (got `{other}`)"))),
+        }
+    }
+    let mut count = |key: &str, low: u64, high: u64| {
+        let path = format!("confirm.{key}");
+        let n = yaml::get(m, key).and_then(|v| yaml::as_u64(v, &path, p))?;
+        if !(low..=high).contains(&n) {
+            p.push(Problem::new(&path, format!("must be {low} to {high} (got {n})")));
+        }
+        Some(n as usize)
+    };
+    if let Some(n) = count("top", 1, 20) {
+        c.top = n;
+    }
+    if let Some(n) = count("repeats", 2, 100) {
+        c.repeats = n;
+    }
+    if let Some(s) = yaml::get(m, "budget_share").and_then(|v| yaml::as_f64(v, "confirm.budget_share", p)) {
+        if !(s > 0.0 && s <= 0.9) {
+            p.push(Problem::new("confirm.budget_share", format!("must be more than 0 and at most 0.9 (got {s})")));
+        }
+        c.budget_share = s;
+    }
+    (p.len() == before).then_some(c)
 }

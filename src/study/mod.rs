@@ -12,6 +12,7 @@
 //!   caught, results judged) all of them use;
 //! - `stored.rs`: a study's spec as storage keeps it, read and checked in one place.
 
+mod confirm;
 mod evaluation;
 mod progress;
 mod run;
@@ -20,6 +21,7 @@ mod shared;
 mod stored;
 mod worker;
 
+pub use confirm::{ConfirmReport, ConfirmStop, Next, next_round};
 pub use evaluation::{Evaluations, Judged, evaluate};
 pub(crate) use run::observed;
 pub use run::{RunOptions, RunReport, StopReason, Study};

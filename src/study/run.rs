@@ -12,10 +12,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::confirm::{ConfirmReport, ConfirmStop};
 use super::evaluation::{Evaluations, Judged};
 use super::progress::{self, Progress};
 use super::stored::{check_identity, stored_spec};
@@ -67,6 +68,11 @@ impl StopReason {
             StopReason::OptimizerDone => "the optimizer has converged and proposes nothing more".into(),
         }
     }
+
+    /// Whether the search ended as planned, so that its best candidates are worth confirming.
+    fn confirms(&self) -> bool {
+        !matches!(self, StopReason::Failures { .. } | StopReason::Interrupted)
+    }
 }
 
 /// Options of one run (not part of the study's identity).
@@ -95,18 +101,21 @@ pub struct RunReport {
     pub elapsed_s: f64,
     /// True when the run continued a study that already had trials.
     pub resumed: bool,
+    /// The confirmation phase, when the run had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<ConfirmReport>,
 }
 
 /// Running summaries of the finished trials, kept up to date as each one
 /// finishes so that a check per trial costs O(1), not O(trials).
 #[derive(Debug, Clone, Default)]
-struct Tally {
+pub(super) struct Tally {
     best: Option<(f64, u64)>,
     since_improvement: u64,
     consecutive_failures: u64,
     last_failure: String,
-    next_batch: u64,
-    finished: u64,
+    pub(super) next_batch: u64,
+    pub(super) finished: u64,
 }
 
 impl Tally {
@@ -160,16 +169,16 @@ pub(crate) fn observed(
 
 /// An open study held by this process.
 pub struct Study {
-    tally: Tally,
+    pub(super) tally: Tally,
     /// The evaluator on `parallelism` threads, for the study's lifetime.
-    evals: Evaluations,
-    spec: Spec,
+    pub(super) evals: Evaluations,
+    pub(super) spec: Spec,
     storage: Arc<dyn Storage>,
     optimizer: Box<dyn Optimizer>,
     owner: Owner,
-    trials: Vec<Trial>,
+    pub(super) trials: Vec<Trial>,
     /// A batch whose candidates were asked but not yet told (after resume).
-    pending_batch: Option<u64>,
+    pub(super) pending_batch: Option<u64>,
     resumed: bool,
     stop_flag: Arc<AtomicBool>,
     /// Score gradients (unit-cube coordinates) of evaluated trials not yet
@@ -477,7 +486,9 @@ impl Study {
         }
     }
 
-    /// Run until a stop condition holds.
+    /// Run until a stop condition holds; then, unless the run was interrupted or failing,
+    /// confirm the best candidates (see [`crate::study`]'s confirmation phase) with the share of
+    /// the budget `confirm.budget_share` reserved for it.
     pub fn run(&mut self, opts: &RunOptions) -> Result<RunReport> {
         let start = Instant::now();
         let before = self.trials.len() as u64;
@@ -486,10 +497,50 @@ impl Study {
             (None, Some(t)) => t,
             (None, None) => self.spec.budget.trials,
         };
+        let reserve = self.confirm_reserve(opts.add_trials.unwrap_or(total));
+        let search_total = total.saturating_sub(reserve);
+        let time = self.spec.budget.time;
+        let search_time = time.map(|t| if reserve > 0 { t.mul_f64(1.0 - self.spec.confirm.budget_share) } else { t });
         let progress = Progress::new(opts.progress, total, before, &self.spec);
         progress.update(self.tally.finished, self.best_shown(), None);
-        let stop = loop {
-            if let Some(stop) = self.should_stop(total, start) {
+        let mut stop = self.search(search_total, start, search_time, &progress)?;
+        let confirmation = if reserve > 0 && stop.confirms() {
+            let c = self.confirm_rounds(total, start, time, &progress)?;
+            if c.stop == ConfirmStop::Deterministic {
+                // Nothing to confirm after all: the rest of the budget goes back to the search.
+                stop = self.search(total, start, time, &progress)?;
+            }
+            Some(c)
+        } else {
+            None
+        };
+        let mut said = stop.describe();
+        if let Some(c) = &confirmation {
+            said.push_str(&format!("; confirmed in {} trials ({})", c.trials, c.stop.describe()));
+        }
+        progress.finish(self.tally.finished, self.best_shown(), &said);
+        Ok(RunReport {
+            study: self.spec.name.clone(),
+            stop,
+            new_trials: self.trials.len() as u64 - before,
+            total_trials: self.trials.len() as u64,
+            elapsed_s: start.elapsed().as_secs_f64(),
+            resumed: self.resumed,
+            confirmation,
+        })
+    }
+
+    /// Ask, evaluate and tell batches until a stop condition holds (at most `total` trials
+    /// in the study, at most `time` since `start`).
+    fn search(
+        &mut self,
+        total: u64,
+        start: Instant,
+        time: Option<Duration>,
+        progress: &Progress,
+    ) -> Result<StopReason> {
+        Ok(loop {
+            if let Some(stop) = self.should_stop(total, start, time) {
                 break stop;
             }
             let trials = if let Some(batch) = self.pending_batch.take() {
@@ -509,23 +560,33 @@ impl Study {
                     None => break StopReason::OptimizerDone,
                 }
             };
-            self.evaluate_batch(trials, &progress)?;
-        };
-        progress.finish(self.tally.finished, self.best_shown(), &stop.describe());
-        Ok(RunReport {
-            study: self.spec.name.clone(),
-            stop,
-            new_trials: self.trials.len() as u64 - before,
-            total_trials: self.trials.len() as u64,
-            elapsed_s: start.elapsed().as_secs_f64(),
-            resumed: self.resumed,
+            self.evaluate_batch(trials, progress)?;
         })
     }
 
-    fn should_stop(&self, total: u64, start: Instant) -> Option<StopReason> {
-        if self.pending_batch.is_some() {
-            return None; // always finish what a killed run started
+    /// The trials a run of `new` trials keeps for confirmation: none when confirmation is
+    /// off (`when: never`, or `auto` with a deterministic evaluator); else
+    /// `budget_share` of them rounded up to whole rounds (the baseline and `top` candidates),
+    /// at least three rounds, at most half.
+    fn confirm_reserve(&self, new: u64) -> u64 {
+        use crate::spec::ConfirmWhen;
+        let c = &self.spec.confirm;
+        let on = match c.when {
+            ConfirmWhen::Never => false,
+            ConfirmWhen::Always => true,
+            ConfirmWhen::Auto => !self.evals.evaluator().deterministic(),
+        };
+        if !on {
+            return 0;
         }
+        let round = c.top as u64 + 1;
+        let rounds = ((new as f64 * c.budget_share / round as f64).ceil() as u64).max(3);
+        (rounds * round).min(new / 2)
+    }
+
+    /// Why the confirmation phase must stop early: interrupted, failing, out of trials or
+    /// time.
+    pub(super) fn must_stop(&self, total: u64, start: Instant, time: Option<Duration>) -> Option<StopReason> {
         if self.stop_flag.load(AtomicOrdering::SeqCst) {
             return Some(StopReason::Interrupted);
         }
@@ -536,20 +597,28 @@ impl Study {
         if self.trials.len() as u64 >= total {
             return Some(StopReason::Trials);
         }
-        if self.target_reached() {
-            return Some(StopReason::Target);
-        }
-        if let Some(p) = self.spec.budget.patience
-            && self.tally.since_improvement >= p
-        {
-            return Some(StopReason::Patience);
-        }
-        if let Some(t) = self.spec.budget.time
+        if let Some(t) = time
             && start.elapsed() >= t
         {
             return Some(StopReason::Time);
         }
         None
+    }
+
+    fn should_stop(&self, total: u64, start: Instant, time: Option<Duration>) -> Option<StopReason> {
+        if self.pending_batch.is_some() {
+            return None; // always finish what a killed run started
+        }
+        if let Some(stop) = self.must_stop(total, start, time) {
+            return Some(stop);
+        }
+        if self.target_reached() {
+            return Some(StopReason::Target);
+        }
+        match self.spec.budget.patience {
+            Some(p) if self.tally.since_improvement >= p => Some(StopReason::Patience),
+            _ => None,
+        }
     }
 
     fn start_baseline(&mut self) -> Result<Vec<Trial>> {
@@ -562,7 +631,7 @@ impl Study {
     }
 
     /// Start points the optimizer did not propose (warm-start configurations) as one batch.
-    fn start_foreign(&mut self, mut new: Vec<NewTrial>) -> Result<Vec<Trial>> {
+    pub(super) fn start_foreign(&mut self, mut new: Vec<NewTrial>) -> Result<Vec<Trial>> {
         let batch = self.tally.next_batch;
         self.tally.next_batch += 1;
         for t in &mut new {
@@ -597,7 +666,7 @@ impl Study {
 
     /// Evaluate a batch in parallel; store each trial as it finishes; tell
     /// the optimizer the whole batch and store its snapshot with the last trial.
-    fn evaluate_batch(&mut self, batch: Vec<Trial>, progress: &Progress) -> Result<()> {
+    pub(super) fn evaluate_batch(&mut self, batch: Vec<Trial>, progress: &Progress) -> Result<()> {
         let to_run: Vec<(u64, crate::space::Config)> =
             batch.iter().filter(|t| t.state == TrialState::Running).map(|t| (t.number, t.config.clone())).collect();
         let numbers: Vec<u64> = batch.iter().map(|t| t.number).collect();

@@ -35,6 +35,9 @@ struct StoredSpec {
     storage: Option<String>,
     output: Option<String>,
     top_k: usize,
+    /// Absent from studies stored before confirmation existed.
+    #[serde(default)]
+    confirm: crate::spec::Confirm,
 }
 
 /// The spec a study was created with, checked again as a spec file is
@@ -71,6 +74,7 @@ pub fn read_spec(record: &StudyRecord, base_dir: PathBuf) -> Result<Spec> {
         storage: s.storage,
         output: s.output,
         top_k: s.top_k,
+        confirm: s.confirm,
         base_dir,
         checked: Checked,
     }

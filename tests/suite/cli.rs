@@ -100,6 +100,7 @@ space:
 optimizer: simulated_annealing
 evaluator: {type: function, name: branin}
 budget: {trials: 0, tim: 5m}
+confirm: {top: 0, repeats: 1, budget_share: 2, when: maybe, rounds: 3}
 "#,
     )
     .unwrap();
@@ -120,6 +121,11 @@ budget: {trials: 0, tim: 5m}
         "optimizer.name",
         "budget.trials",
         "budget.tim",
+        "confirm.top",
+        "confirm.repeats",
+        "confirm.budget_share",
+        "confirm.when",
+        "confirm.rounds",
     ] {
         assert!(paths.iter().any(|p| p == expected), "missing problem at {expected}; got {paths:?}");
     }

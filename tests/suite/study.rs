@@ -84,6 +84,10 @@ impl Evaluator for Bowl {
         let metrics = BTreeMap::from([("value".to_string(), v), ("p99".to_string(), 10.0 + 5.0 * x(config, "x"))]);
         Ok(Measurement::new(metrics, Duration::from_millis(1)))
     }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
 }
 
 fn memory() -> Arc<dyn Storage> {

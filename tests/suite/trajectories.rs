@@ -52,6 +52,10 @@ impl Evaluator for Landscape {
         let p99 = 10.0 + 4.0 * x;
         Ok(Measurement::new(BTreeMap::from([("value".into(), value), ("p99".into(), p99)]), Duration::ZERO))
     }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
 }
 
 fn spec(optimizer: &str, trials: u64) -> Spec {
@@ -97,6 +101,10 @@ impl Evaluator for Bowl2 {
         let (a, b) = (num(c, "a"), num(c, "b"));
         let v = (a - 0.3).powi(2) + 10.0 * (b - a * a).powi(2);
         Ok(Measurement::new(BTreeMap::from([("value".into(), v)]), Duration::ZERO))
+    }
+
+    fn deterministic(&self) -> bool {
+        true
     }
 }
 

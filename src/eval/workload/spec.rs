@@ -285,4 +285,8 @@ impl Evaluator for WorkloadEvaluator {
     fn metrics(&self) -> Vec<String> {
         self.metrics.clone()
     }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
 }

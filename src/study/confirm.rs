@@ -1,0 +1,267 @@
+//! The confirmation phase: before a study reports its final ranking, its
+//! best distinct candidates (rounded to the precision that matters, so that
+//! what is printed is what was measured) and the baseline are measured
+//! again, one round per batch — baseline, A, B, … side by side, so that
+//! drift in the system hits them alike — until the ranking of the top is
+//! settled or the phase's budget is spent.
+//!
+//! The plan is a pure function of the stored trials ([`next_round`]): a run
+//! killed mid-phase resumes where it was, and a later run (a cron job adding
+//! trials) starts a new phase with the candidates it finds best then.
+//! Confirmation trials are ordinary trials marked `confirm`; the
+//! recommendations compare each candidate with the baseline measured in the
+//! same rounds ([`crate::recommend`]).
+
+use std::collections::BTreeMap;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::progress::Progress;
+use super::run::{StopReason, Study};
+use crate::error::{Error, Result};
+use crate::recommend::evidence::paired_difference;
+use crate::recommend::recommend;
+use crate::space::Config;
+use crate::spec::Spec;
+use crate::storage::NewTrial;
+use crate::trial::{Trial, TrialState};
+
+/// A candidate is dropped from further rounds, and the top called settled, at this
+/// probability of being worse than the leader (or of the leader beating the baseline, or not).
+const SETTLED: f64 = 0.95;
+/// Rounds measured before the ranking can be called settled.
+const MIN_ROUNDS: usize = 3;
+
+/// Why a confirmation phase ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmStop {
+    /// The leader beats the other candidates, and beats or loses to the baseline, with 95%
+    /// probability.
+    Settled,
+    /// Every candidate was measured `repeats` times.
+    Repeats,
+    /// Repeated measurements came out identical: the evaluator is deterministic.
+    Deterministic,
+    /// The phase's share of the budget is spent.
+    Budget,
+    /// There was nothing to confirm (no feasible candidate).
+    NothingToConfirm,
+    /// The run's time budget ran out.
+    Time,
+    /// Interrupted (Ctrl-C / SIGTERM).
+    Interrupted,
+    /// Too many trials failed in a row.
+    Failing,
+}
+
+impl ConfirmStop {
+    /// One line for people.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ConfirmStop::Settled => "the ranking of the top is settled",
+            ConfirmStop::Repeats => "every candidate was measured the most times allowed",
+            ConfirmStop::Deterministic => "repeated measurements were identical (deterministic evaluator)",
+            ConfirmStop::Budget => "its budget was spent",
+            ConfirmStop::NothingToConfirm => "no feasible candidate to confirm",
+            ConfirmStop::Time => "the time budget ran out",
+            ConfirmStop::Interrupted => "interrupted",
+            ConfirmStop::Failing => "too many trials failed in a row",
+        }
+    }
+}
+
+/// What the confirmation phase of a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfirmReport {
+    /// Rounds run by this run.
+    pub rounds: u64,
+    /// Trials those rounds took.
+    pub trials: u64,
+    /// Why the phase ended.
+    pub stop: ConfirmStop,
+}
+
+/// The next round: configurations to measure side by side, each with whether it is the
+/// baseline; or why the phase is over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Measure these (the baseline first), one batch.
+    Round(Vec<(Config, bool)>),
+    /// The phase is over.
+    Done(ConfirmStop),
+}
+
+fn key(c: &Config) -> String {
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+/// The trials of the current phase: the confirmation trials after the last search trial.
+fn current_phase(trials: &[Trial]) -> &[Trial] {
+    let start = trials.iter().rposition(|t| !t.confirm).map_or(0, |i| i + 1);
+    &trials[start..]
+}
+
+/// Whether every configuration measured more than once got the same score each time (and
+/// at least one was).
+fn deterministic(spec: &Spec, trials: &[Trial]) -> bool {
+    let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for t in trials.iter().filter(|t| t.state == TrialState::Complete) {
+        if let Ok(o) = spec.objectives.score(&t.metrics) {
+            scores.entry(key(&t.config)).or_default().push(o.score);
+        }
+    }
+    let repeated: Vec<&Vec<f64>> = scores.values().filter(|v| v.len() > 1).collect();
+    !repeated.is_empty() && repeated.iter().all(|v| v.iter().all(|&s| s == v[0]))
+}
+
+/// Probability that `a` is better (lower) than `b` from their scores in the same rounds;
+/// `None` with fewer than two such rounds.
+fn paired_better(rounds: &[BTreeMap<String, f64>], a: &str, b: &str) -> Option<f64> {
+    let pairs: Vec<(f64, f64)> = rounds.iter().filter_map(|r| Some((*r.get(b)?, *r.get(a)?))).collect();
+    paired_difference(&pairs)?.probability_better
+}
+
+/// What the confirmation phase measures next, given every trial of the study and how many
+/// trials it may still take.
+pub fn next_round(spec: &Spec, trials: &[Trial], budget_left: u64) -> Next {
+    let settings = &spec.confirm;
+    let phase = current_phase(trials);
+    if !phase.is_empty() && deterministic(spec, trials) {
+        return Next::Done(ConfirmStop::Deterministic);
+    }
+    let baseline = spec.space.baseline();
+    let base_key = baseline.as_ref().map(key);
+    // The candidates: those of the phase under way, else the best distinct ones now.
+    let mut candidates: Vec<Config> = Vec::new();
+    let push = |c: Config, list: &mut Vec<Config>| {
+        if Some(key(&c)) != base_key && !list.iter().any(|x| key(x) == key(&c)) {
+            list.push(c);
+        }
+    };
+    if phase.is_empty() {
+        let recs = recommend(&spec.name, &spec.space, &spec.objectives, trials, settings.top);
+        for r in recs.recommendations {
+            push(spec.space.round(&r.config), &mut candidates);
+        }
+    } else {
+        for t in phase.iter().filter(|t| !t.baseline) {
+            push(t.config.clone(), &mut candidates);
+        }
+    }
+    if candidates.is_empty() {
+        return Next::Done(ConfirmStop::NothingToConfirm);
+    }
+    // Each round's scores by configuration, and how often each was tried.
+    let mut rounds: BTreeMap<u64, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut tried: BTreeMap<String, usize> = BTreeMap::new();
+    for t in phase {
+        *tried.entry(key(&t.config)).or_default() += 1;
+        if t.state == TrialState::Complete
+            && let Ok(o) = spec.objectives.score(&t.metrics)
+        {
+            rounds.entry(t.batch).or_default().insert(key(&t.config), o.score);
+        }
+    }
+    let rounds: Vec<BTreeMap<String, f64>> = rounds.into_values().collect();
+    let keys: Vec<String> = candidates.iter().map(key).collect();
+    let mean = |k: &str| {
+        let v: Vec<f64> = rounds.iter().filter_map(|r| r.get(k).copied()).collect();
+        if v.is_empty() { f64::INFINITY } else { v.iter().sum::<f64>() / v.len() as f64 }
+    };
+    let leader = keys.iter().min_by(|a, b| mean(a).total_cmp(&mean(b))).cloned().unwrap_or_default();
+    // Candidates clearly worse than the leader need no more rounds.
+    let open: Vec<usize> = (0..keys.len())
+        .filter(|&i| keys[i] == leader || paired_better(&rounds, &leader, &keys[i]).is_none_or(|p| p < SETTLED))
+        .collect();
+    let vs_base = base_key.as_ref().and_then(|b| paired_better(&rounds, &leader, b));
+    let base_settled = base_key.is_none() || vs_base.is_some_and(|p| !(1.0 - SETTLED..SETTLED).contains(&p));
+    if rounds.len() >= MIN_ROUNDS && open.len() == 1 && base_settled {
+        return Next::Done(ConfirmStop::Settled);
+    }
+    let due: Vec<&Config> = open
+        .iter()
+        .filter(|&&i| tried.get(&keys[i]).copied().unwrap_or(0) < settings.repeats)
+        .map(|&i| &candidates[i])
+        .collect();
+    if due.is_empty() {
+        return Next::Done(ConfirmStop::Repeats);
+    }
+    let mut round: Vec<(Config, bool)> = baseline.into_iter().map(|b| (b, true)).collect();
+    round.extend(due.into_iter().map(|c| (c.clone(), false)));
+    // A round is worth running only with the baseline and one candidate (or one candidate
+    // when there is no baseline).
+    let least = if base_key.is_some() { 2 } else { 1 };
+    if (budget_left as usize) < least {
+        return Next::Done(ConfirmStop::Budget);
+    }
+    round.truncate(budget_left as usize);
+    Next::Round(round)
+}
+
+impl Study {
+    /// Run confirmation rounds until the phase is over or the study has `total` trials (or
+    /// `time` has passed since `start`).
+    pub(super) fn confirm_rounds(
+        &mut self,
+        total: u64,
+        start: Instant,
+        time: Option<Duration>,
+        progress: &Progress,
+    ) -> Result<ConfirmReport> {
+        let mut report = ConfirmReport { rounds: 0, trials: 0, stop: ConfirmStop::Budget };
+        loop {
+            if let Some(stop) = self.must_stop(total, start, time) {
+                report.stop = match stop {
+                    StopReason::Interrupted => ConfirmStop::Interrupted,
+                    StopReason::Failures { .. } => ConfirmStop::Failing,
+                    StopReason::Time => ConfirmStop::Time,
+                    _ => ConfirmStop::Budget,
+                };
+                break;
+            }
+            let left = total - self.trials.len() as u64;
+            let round = match next_round(&self.spec, &self.trials, left) {
+                Next::Done(stop) => {
+                    report.stop = stop;
+                    break;
+                }
+                Next::Round(round) => round,
+            };
+            let new = round
+                .into_iter()
+                .map(|(config, baseline)| {
+                    let x = self.spec.space.encode(&config).map_err(Error::Config)?;
+                    Ok(NewTrial { batch: 0, ticket: None, x, config, baseline, confirm: true })
+                })
+                .collect::<Result<Vec<NewTrial>>>()?;
+            report.rounds += 1;
+            report.trials += new.len() as u64;
+            tracing::info!(study = %self.spec.name, round = report.rounds, trials = new.len(), "confirming the best candidates beside the baseline");
+            let started = self.start_foreign(new)?;
+            self.evaluate_batch(started, progress)?;
+        }
+        tracing::info!(study = %self.spec.name, rounds = report.rounds, trials = report.trials, "confirmation over: {}", report.stop.describe());
+        Ok(report)
+    }
+
+    /// Confirm the best candidates of the study as it is now, in at most `trials` more trials
+    /// (what `knobs confirm` does): the same rounds a run ends with, whatever `confirm.when`
+    /// says.
+    pub fn confirm(&mut self, trials: u64, progress: bool) -> Result<ConfirmReport> {
+        let start = Instant::now();
+        let before = self.trials.len() as u64;
+        let total = before + trials;
+        let progress = Progress::new(progress, total, before, &self.spec);
+        if let Some(batch) = self.pending_batch.take() {
+            // What a killed run started is finished first.
+            let trials: Vec<Trial> = self.trials.iter().filter(|t| t.batch == batch).cloned().collect();
+            self.evaluate_batch(trials, &progress)?;
+        }
+        let report = self.confirm_rounds(total, start, None, &progress)?;
+        progress.finish(self.tally.finished, None, report.stop.describe());
+        Ok(report)
+    }
+}

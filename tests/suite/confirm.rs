@@ -1,0 +1,174 @@
+//! The confirmation phase through the library and the CLI: the best
+//! candidates and the baseline re-measured side by side on a system that
+//! drifts, rounded configurations, pairing that cancels the drift, and a
+//! deterministic evaluator that gets its budget back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use knobs::eval::{EvalContext, EvalError, Evaluator, Measurement};
+use knobs::recommend::recommend;
+use knobs::space::{Config, Value};
+use knobs::spec::Spec;
+use knobs::storage::{MemoryStorage, Storage};
+use knobs::study::{ConfirmStop, RunOptions, Study};
+
+fn spec(extra: &str) -> Spec {
+    let text = format!(
+        r#"
+name: drift
+seed: 4
+space:
+  - {{name: a, type: float, low: 0, high: 1, default: 0.9}}
+  - {{name: b, type: float, low: 0, high: 1, default: 0.5}}
+evaluator: {{type: command, command: ["true"]}}
+optimizer: sobol
+{extra}
+"#
+    );
+    Spec::parse(&text, "test.yaml", "drift", PathBuf::from(".")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn f(c: &Config, k: &str) -> f64 {
+    match c.get(k) {
+        Some(Value::Float(v)) => *v,
+        other => panic!("{k}: {other:?}"),
+    }
+}
+
+/// The true (noise- and drift-free) latency of a configuration.
+fn truth(c: &Config) -> f64 {
+    100.0 * (f(c, "a") - 0.3).powi(2) + 10.0 * (f(c, "b") - 0.5).powi(2) + 20.0
+}
+
+/// A system that slows down by 1 per trial (so later trials look worse than they are), with
+/// measurement noise of sd ≈ 1 drawn from the trial number.
+struct Drifting {
+    deterministic: bool,
+}
+
+impl Evaluator for Drifting {
+    fn evaluate(&self, config: &Config, ctx: &EvalContext) -> Result<Measurement, EvalError> {
+        // A small hash of the trial number → two uniforms → one normal deviate.
+        let h = |k: u64| ((ctx.trial * 2 + k).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+        let noise = (-2.0 * h(1).max(1e-12).ln()).sqrt() * (std::f64::consts::TAU * h(2)).cos();
+        let v = if self.deterministic { truth(config) } else { truth(config) + ctx.trial as f64 + noise };
+        Ok(Measurement::new(BTreeMap::from([("value".to_string(), v)]), Duration::from_millis(1)))
+    }
+}
+
+#[test]
+fn confirmation_measures_the_best_beside_the_baseline_and_pairing_cancels_drift() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let spec = spec("budget: {trials: 40}\nconfirm: {top: 2, repeats: 4}");
+    let mut study =
+        Study::open_with(spec.clone(), storage, Arc::new(Drifting { deterministic: false }), false).unwrap();
+    let report = study.run(&RunOptions::default()).unwrap();
+    let trials = study.trials();
+    let c = report.confirmation.expect("a noisy evaluator is confirmed");
+    // Reserved: 25% of 40 in whole rounds of baseline + 2 candidates: 4 rounds, 12 trials; a
+    // ranking settled sooner leaves the rest unused.
+    assert!(c.rounds >= 3 && c.trials <= 12, "{c:?}");
+    assert!(matches!(c.stop, ConfirmStop::Settled | ConfirmStop::Repeats | ConfirmStop::Budget), "{c:?}");
+    assert_eq!(trials.len() as u64, 28 + c.trials);
+    let confirm: Vec<_> = trials.iter().filter(|t| t.confirm).collect();
+    assert_eq!(confirm.len() as u64, c.trials);
+    assert!(trials[..28].iter().all(|t| !t.confirm), "the search comes first");
+    let mut batches: BTreeMap<u64, Vec<&knobs::trial::Trial>> = BTreeMap::new();
+    for t in &confirm {
+        batches.entry(t.batch).or_default().push(t);
+    }
+    for round in batches.values() {
+        assert!(round[0].baseline, "each round measures the baseline first");
+        for t in &round[1..] {
+            for k in ["a", "b"] {
+                let v = f(&t.config, k);
+                assert_eq!((v * 1000.0).round() / 1000.0, v, "confirmed values are rounded: {v}");
+            }
+        }
+    }
+    let recs = recommend("drift", &spec.space, &spec.objectives, trials, 3);
+    let base = recs.baseline.as_ref().unwrap();
+    let best = &recs.recommendations[0];
+    let imp = best.improvement.as_ref().unwrap();
+    assert!(imp.paired_rounds >= 3, "{imp:?}");
+    let true_gain = truth(&base.config) - truth(&best.config);
+    assert!((imp.absolute - true_gain).abs() < 4.0, "paired estimate {} vs true {true_gain}", imp.absolute);
+    let [lo, hi] = imp.interval.unwrap();
+    assert!(lo < true_gain + 4.0 && hi > true_gain - 4.0 && lo > 0.0, "[{lo}, {hi}] vs {true_gain}");
+    assert!(imp.probability_better.unwrap() > 0.99);
+    // The plain difference of means carries the drift (the baseline was first measured at
+    // trial 0, the candidate only later): pairing is what removes it.
+    let unpaired = base.value - best.value;
+    assert!((unpaired - true_gain).abs() > 4.0, "the test needs drift: {unpaired} vs {true_gain}");
+    assert!(recs.noise.noisy && recs.noise.repeated >= 3, "{:?}", recs.noise);
+}
+
+#[test]
+fn a_deterministic_evaluator_gets_its_confirmation_budget_back() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let spec = spec("budget: {trials: 30}");
+    let mut study = Study::open_with(spec.clone(), storage, Arc::new(Drifting { deterministic: true }), false).unwrap();
+    let report = study.run(&RunOptions::default()).unwrap();
+    let c = report.confirmation.expect("an evaluator that does not say it is deterministic is confirmed");
+    assert_eq!((c.rounds, c.stop), (1, ConfirmStop::Deterministic));
+    assert_eq!(study.trials().len(), 30, "the search gets the rest of the budget back");
+    assert_eq!(study.trials().iter().filter(|t| t.confirm).count(), 4);
+    let recs = recommend("drift", &spec.space, &spec.objectives, study.trials(), 3);
+    assert_eq!(recs.noise.std, Some(0.0), "identical repeats mean no noise: {:?}", recs.noise);
+    assert!(!recs.noise.noisy);
+}
+
+#[test]
+fn confirmation_can_be_turned_off_and_a_stored_study_confirmed_later() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let spec = spec("budget: {trials: 24}\nconfirm: false");
+    let evaluator = Arc::new(Drifting { deterministic: false });
+    let mut study = Study::open_with(spec.clone(), storage.clone(), evaluator.clone(), false).unwrap();
+    let report = study.run(&RunOptions::default()).unwrap();
+    assert!(report.confirmation.is_none());
+    assert!(study.trials().iter().all(|t| !t.confirm));
+    drop(study);
+    let mut study = Study::open_with(spec.clone(), storage, evaluator, true).unwrap();
+    let c = study.confirm(12, false).unwrap();
+    assert!(c.rounds >= 3 && c.trials <= 12, "{c:?}");
+    let recs = recommend("drift", &spec.space, &spec.objectives, study.trials(), 3);
+    assert!(recs.recommendations[0].improvement.as_ref().unwrap().paired_rounds >= 2);
+}
+
+#[test]
+fn knobs_confirm_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quickstart.yaml");
+    let db = tmp.path().join("k.db");
+    let knobs = || std::process::Command::new(env!("CARGO_BIN_EXE_knobs"));
+    let run = knobs()
+        .args(["-q", "run"])
+        .arg(&spec)
+        .args(["--trials", "30", "--plots", "none", "--json", "--storage"])
+        .arg(&db)
+        .arg("--out")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(v["run"].get("confirmation").is_none(), "a workload model is deterministic: no confirmation");
+    let out = knobs()
+        .args(["-q", "confirm", "quickstart", "--plots", "none", "--json", "--storage"])
+        .arg(&db)
+        .arg("--out")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["confirmation"]["stop"], "deterministic", "{v}");
+    assert_eq!(v["confirmation"]["trials"], 4, "{v}");
+    assert_eq!(v["noise"]["std"], 0.0, "{v}");
+    let bad = knobs().args(["confirm", "quickstart", "--top", "0", "--storage"]).arg(&db).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--top"));
+}
