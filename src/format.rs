@@ -15,3 +15,30 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:.5e}")
     }
 }
+
+/// A spread (a standard deviation, half an interval) to two significant digits, as precisely
+/// as it is worth printing: `26000`, `0.0013`, `3.1e-5`.
+pub fn fmt_spread(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return fmt_num(x);
+    }
+    if !(1e-3..1e7).contains(&x.abs()) {
+        return format!("{x:.1e}");
+    }
+    let grain = 10f64.powi(x.abs().log10().floor() as i32 - 1);
+    fmt_num((x / grain).round() * grain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_get_two_digits() {
+        assert_eq!(fmt_spread(32516.2), "33000");
+        assert_eq!(fmt_spread(0.00123), "0.0012");
+        assert_eq!(fmt_spread(3.1e-4), "3.1e-4");
+        assert_eq!(fmt_spread(1.0), "1");
+        assert_eq!(fmt_spread(0.0), "0");
+    }
+}

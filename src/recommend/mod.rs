@@ -516,6 +516,11 @@ impl<'a> Recommender<'a> {
                 imp.near_best = self.space.params.iter().position(|p| p.name == imp.param).map(|i| near[i]);
             }
         }
+        // Most important first; where the whole space cannot tell (a rounded 0%), near the best.
+        importance.sort_by(|a, b| {
+            let key = |i: &Importance| ((i.importance * 100.0).round(), i.near_best.unwrap_or(0.0));
+            key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal)
+        });
         (importance, interactions)
     }
 

@@ -1,7 +1,7 @@
 //! The recommendations as a plain-text table for terminals, with the notes
 //! that say how to read it, the importance and the warnings.
 
-use crate::format::fmt_num;
+use crate::format::{fmt_num, fmt_spread};
 use crate::space::{Space, Value};
 
 use super::{CONFIDENT, Improvement, NoiseSource, Recommendation, Recommendations};
@@ -35,20 +35,11 @@ fn versus(imp: &Improvement, noisy: bool) -> String {
     }
 }
 
-/// `x` rounded to two significant digits (how precisely a spread is worth printing).
-fn two_digits(x: f64) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let grain = 10f64.powi(x.abs().log10().floor() as i32 - 1);
-    (x / grain).round() * grain
-}
-
 /// `mean ±half-width` of an interval around `mean`.
 fn plus_minus(mean: f64, interval: Option<[f64; 2]>) -> String {
     match interval {
         Some([lo, hi]) if hi > lo && (hi - lo) > 1e-9 * mean.abs() => {
-            format!("{} ±{}", fmt_num(mean), fmt_num(two_digits((hi - lo) / 2.0)))
+            format!("{} ±{}", fmt_num(mean), fmt_spread((hi - lo) / 2.0))
         }
         _ => fmt_num(mean),
     }
@@ -187,7 +178,7 @@ impl Recommendations {
             Some(s) if self.noise.noisy => out.push_str(&format!(
                 "noise: one measurement varies by ±{} (one std, from {source}); ranked by the model's estimate, \
                  not by single lucky values\n",
-                fmt_num(s)
+                fmt_spread(s)
             )),
             Some(0.0) => out.push_str("noise: none (repeated measurements were identical)\n"),
             _ => {}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::format::fmt_num;
+use crate::format::{fmt_num, fmt_spread};
 use crate::objective::Objectives;
 use crate::space::Space;
 use crate::trial::{Trial, TrialState};
@@ -137,7 +137,7 @@ impl Seen {
                     } else {
                         format!("ranks {} were", once.join(", "))
                     },
-                    noise.std.map_or("?".into(), fmt_num)
+                    noise.std.map_or("?".into(), fmt_spread)
                 ),
             );
         }
