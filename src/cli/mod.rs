@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, ErrorKind};
-use crate::recommend::{Recommendations, recommend};
+use crate::recommend::Recommendations;
 use crate::report::{self, Convergence, PlotFormat};
 use crate::spec::Spec;
 use crate::storage::{self, Storage};
@@ -87,6 +87,9 @@ enum Command {
         /// How many configurations to list (default: the spec's recommend.top, else 5).
         #[arg(long)]
         top: Option<usize>,
+        /// List configurations that make choices the spec marks `risky` too.
+        #[arg(long)]
+        allow_risky: bool,
         /// Directory for the plots (default: the spec's `output`, else ./knobs-out; a study named without
         /// its spec file resolves a relative `output` against the current directory).
         #[arg(long)]
@@ -283,8 +286,8 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run(args, cli.quiet),
         Command::Validate { specs, json } => validate(&specs, json),
-        Command::Recommend { study, store, top, out, plots, json } => {
-            recommend_cmd(&study, store, top, out.as_deref(), plots.plots, json)
+        Command::Recommend { study, store, top, allow_risky, out, plots, json } => {
+            recommend_cmd(&study, store, top, allow_risky, out.as_deref(), plots.plots, json)
         }
         Command::Confirm(args) => confirm::confirm_cmd(args, cli.quiet),
         Command::Forecast(f) => match f.backtest {
@@ -467,7 +470,7 @@ fn emit(
     report: (&str, serde_json::Value),
     summary: &str,
 ) -> crate::Result<()> {
-    let recs = recommend(&spec.name, &spec.space, &spec.objectives, trials, o.top.unwrap_or(spec.top_k));
+    let recs = crate::study::recommendations(spec, trials, o.top.unwrap_or(spec.top_k), false);
     let dir = output_dir(o.out, spec);
     let (yaml_path, json_path) = write_outputs(&dir, &recs)?;
     let plots = write_plots(&dir, spec, trials, &recs, o.plots)?;
@@ -562,6 +565,7 @@ fn recommend_cmd(
     study: &str,
     store: StoreArgs,
     top: Option<usize>,
+    allow_risky: bool,
     out: Option<&Path>,
     plots: Plots,
     json: bool,
@@ -569,7 +573,7 @@ fn recommend_cmd(
     let (spec, storage) = stored_study(study, &store)?;
     let name = spec.name.clone();
     let trials = storage.trials(&name)?;
-    let recs = recommend(&name, &spec.space, &spec.objectives, &trials, top.unwrap_or(spec.top_k));
+    let recs = crate::study::recommendations(&spec, &trials, top.unwrap_or(spec.top_k), allow_risky);
     let plots = write_plots(&output_dir(out, &spec), &spec, &trials, &recs, plots)?;
     if json {
         let mut v = serde_json::to_value(&recs).map_err(Error::json)?;

@@ -359,11 +359,23 @@ pub const BENCHMARKS: [&str; 7] =
     ["branin", "hartmann6", "ackley10", "rosenbrock10", "rastrigin10", "styblinski_tang8", "mixed_service"];
 
 fn float_param(name: String, low: f64, high: f64, log: bool) -> Param {
-    Param { name, domain: Domain::Float { low, high, log, step: None }, default: None, when: Vec::new() }
+    Param {
+        name,
+        domain: Domain::Float { low, high, log, step: None },
+        default: None,
+        when: Vec::new(),
+        risky: Vec::new(),
+    }
 }
 
 fn int_param(name: &str, low: i64, high: i64, log: bool) -> Param {
-    Param { name: name.to_string(), domain: Domain::Int { low, high, log, step: 1 }, default: None, when: Vec::new() }
+    Param {
+        name: name.to_string(),
+        domain: Domain::Int { low, high, log, step: 1 },
+        default: None,
+        when: Vec::new(),
+        risky: Vec::new(),
+    }
 }
 
 fn boxed(name: &'static str, function: Function, bounds: &[(f64, f64)], f_star: f64, x_star: &[f64]) -> Benchmark {
@@ -405,6 +417,7 @@ pub fn benchmark(name: &str) -> Option<Benchmark> {
                     },
                     default: None,
                     when: Vec::new(),
+                    risky: Vec::new(),
                 },
             ];
             let x_star = [

@@ -110,7 +110,8 @@ mod tests {
     use crate::space::Param;
 
     fn space() -> Space {
-        let param = |name: &str, domain| Param { name: name.into(), domain, default: None, when: vec![] };
+        let param =
+            |name: &str, domain| Param { name: name.into(), domain, default: None, when: vec![], risky: vec![] };
         Space {
             params: vec![
                 param("ttl", Domain::Float { low: 0.0, high: 1000.0, log: false, step: None }),

@@ -85,6 +85,22 @@ pub struct Recommendation {
     pub predicted: Option<Predicted>,
 }
 
+/// The best configuration left out of the recommendations because it makes risky choices
+/// (see [`crate::space::Param::risky`]): what the safe ones give up.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskyBest {
+    /// Its parameter values.
+    pub config: Config,
+    /// The risky choices it makes.
+    pub risky: Vec<Choice>,
+    /// Its value (mean over its evaluations).
+    pub value: f64,
+    /// How many complete trials evaluated it.
+    pub evaluations: usize,
+    /// Better than the baseline by this much, as for a recommendation.
+    pub improvement: Option<Improvement>,
+}
+
 /// A parameter and one of its values.
 #[derive(Debug, Clone, Serialize)]
 pub struct Choice {
@@ -212,6 +228,10 @@ pub struct Recommendations {
     /// Whether some recommendation is better than the baseline with at least [`CONFIDENT`]
     /// probability; `None` when there is nothing to compare.
     pub better_than_baseline: Option<bool>,
+    /// The best configuration not recommended because it makes risky choices (unless they
+    /// were allowed); absent when none was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risky_best: Option<RiskyBest>,
     /// What deserves a second look before deploying.
     pub warnings: Vec<Warning>,
     /// Parameter importance, most important first (empty without a model).
@@ -258,6 +278,8 @@ pub struct Recommender<'a> {
     /// The highest number of a trial that was not a confirmation (where the latest
     /// confirmation phase starts).
     last_search: Option<u64>,
+    /// Recommend configurations with risky choices too.
+    allow_risky: bool,
     seen: warnings::Seen,
 }
 
@@ -272,8 +294,16 @@ impl<'a> Recommender<'a> {
             points: Vec::new(),
             rounds: BTreeMap::new(),
             last_search: None,
+            allow_risky: false,
             seen: warnings::Seen::default(),
         }
+    }
+
+    /// Whether configurations that make risky choices may be recommended (by default they are
+    /// not: the best of them is reported as [`Recommendations::risky_best`]).
+    pub fn allow_risky(mut self, allow: bool) -> Self {
+        self.allow_risky = allow;
+        self
     }
 
     /// Take one trial into account (any state).
@@ -337,6 +367,8 @@ impl<'a> Recommender<'a> {
         let base_index = space.baseline().and_then(|b| self.groups.iter().position(|g| g.config == b));
         let (ranked, noise) = self.rank(model.as_ref(), spread, base_index);
         let noisy = noise.noisy(spread);
+        let risky = |g: &usize| !self.allow_risky && !space.risky_choices(&self.groups[*g].config).is_empty();
+        let (risky_ranked, ranked): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(risky);
         let configs: Vec<&Config> = ranked.iter().map(|&g| &self.groups[g].config).collect();
         // Each candidate is shown by its most measured configuration (the best of those).
         let clusters: Vec<(usize, usize)> = distinct::cluster(space, &configs)
@@ -381,6 +413,18 @@ impl<'a> Recommender<'a> {
                 recommendations.iter().filter_map(|r| r.improvement.as_ref()?.probability_better).collect();
             (!probabilities.is_empty()).then(|| probabilities.iter().any(|&p| p >= CONFIDENT))
         });
+        let risky_best = risky_ranked.first().map(|&g| {
+            let r = self.recommendation(g, &noise, model.as_ref(), base_index.zip(base_estimate));
+            let risky =
+                space.risky_choices(&r.config).into_iter().map(|(param, value)| Choice { param, value }).collect();
+            RiskyBest {
+                config: r.config,
+                risky,
+                value: r.value,
+                evaluations: r.evaluations,
+                improvement: r.improvement,
+            }
+        });
         let (importance, interactions) = self.importance(model.as_ref(), recommendations.first());
         let noise_summary = Noise {
             std: noise.known().then(|| noise.var.sqrt() * objectives.display_value(1.0).abs()),
@@ -401,6 +445,7 @@ impl<'a> Recommender<'a> {
             noise: noise_summary,
             recommendations,
             better_than_baseline,
+            risky_best,
             warnings,
             importance,
             interactions,

@@ -146,6 +146,19 @@ impl Recommendations {
         if self.recommendations.is_empty() {
             out.push_str("no feasible configuration found yet\n");
         }
+        if let Some(r) = &self.risky_best {
+            let choices: Vec<String> = r.risky.iter().map(|c| format!("{}={}", c.param, fmt_value(&c.value))).collect();
+            let gain = match r.improvement.as_ref().and_then(|i| i.percent) {
+                Some(p) => format!(" ({} vs baseline)", pct(p)),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "not recommended: the best configuration with risky choices ({}) measured {}{gain}; \
+                 `recommend: {{allow_risky: true}}` or `knobs recommend --allow-risky` lists such configurations\n",
+                choices.join(", "),
+                fmt_num(r.value),
+            ));
+        }
         out.push_str(&self.legend(model, odds));
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", w.message));

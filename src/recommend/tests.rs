@@ -11,6 +11,7 @@ fn space() -> Space {
             domain: Domain::Int { low: 1, high: 10, log: false, step: 1 },
             default: Some(Value::Int(5)),
             when: vec![],
+            risky: vec![],
         }],
     }
 }
@@ -79,6 +80,7 @@ fn the_model_predicts_recommendations_and_ranks_parameter_importance() {
         domain: Domain::Int { low: 1, high: 10, log: false, step: 1 },
         default: None,
         when: vec![],
+        risky: vec![],
     };
     let space = Space { params: vec![int("a"), int("b")] };
     let mut trials = Vec::new();
@@ -113,6 +115,7 @@ fn floats(names: &[&str]) -> Space {
             domain: Domain::Float { low: 0.0, high: 1.0, log: false, step: None },
             default: None,
             when: vec![],
+            risky: vec![],
         })
         .collect();
     Space { params }
@@ -262,4 +265,28 @@ fn importance_does_not_depend_on_where_the_trials_crowd() {
             assert!((s - 0.25).abs() < 0.05, "{name}: {:?}", r.importance);
         }
     }
+}
+
+#[test]
+fn risky_choices_are_left_out_unless_allowed() {
+    let mut space = space();
+    space.params[0].risky = vec![Value::Int(9)];
+    // n = 9 is the best by far, and risky.
+    let trials: Vec<Trial> = [5i64, 9, 3, 7]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| trial(i as u64, n, &[("lat", if n == 9 { 1.0 } else { n as f64 }), ("err", 0.0)]))
+        .collect();
+    let objectives = objectives(Direction::Minimize);
+    let safe = recommend("s", &space, &objectives, &trials, 5);
+    let ns: Vec<&Value> = safe.recommendations.iter().map(|r| &r.config["n"]).collect();
+    assert_eq!(ns, vec![&Value::Int(3), &Value::Int(5), &Value::Int(7)]);
+    let risky = safe.risky_best.as_ref().expect("the best risky configuration is reported");
+    assert_eq!((risky.value, risky.risky[0].param.as_str()), (1.0, "n"));
+    assert!(safe.table(&space).contains("not recommended: the best configuration with risky choices (n=9)"));
+    let mut r = Recommender::new(&space, &objectives).allow_risky(true);
+    trials.iter().for_each(|t| r.add(t));
+    let all = r.finish("s", 5);
+    assert_eq!(all.recommendations[0].config["n"], Value::Int(9));
+    assert!(all.risky_best.is_none());
 }

@@ -141,6 +141,10 @@ pub struct Param {
     /// All must hold for the parameter to be active.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub when: Vec<Condition>,
+    /// Choices that are searched and measured but never recommended unless asked for (e.g.
+    /// `synchronous: off`, which can lose data): categorical and bool parameters only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risky: Vec<Value>,
 }
 
 /// An ordered, validated list of parameters.
@@ -444,6 +448,17 @@ impl Space {
         config
             .iter()
             .map(|(name, v)| (name.clone(), self.param(name).map_or_else(|| v.clone(), |p| p.domain.round(v))))
+            .collect()
+    }
+
+    /// The risky choices `config` makes, as `(parameter, value)`.
+    pub fn risky_choices(&self, config: &Config) -> Vec<(String, Value)> {
+        self.params
+            .iter()
+            .filter_map(|p| {
+                let v = config.get(&p.name)?;
+                p.risky.iter().any(|r| r.same(v)).then(|| (p.name.clone(), v.clone()))
+            })
             .collect()
     }
 

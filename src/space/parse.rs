@@ -11,7 +11,8 @@ use crate::yaml::{self, join};
 /// Most parameters a space may declare.
 pub const MAX_PARAMS: usize = 1024;
 
-const KEYS: &[&str] = &["name", "type", "low", "high", "log", "step", "default", "choices", "when", "description"];
+const KEYS: &[&str] =
+    &["name", "type", "low", "high", "log", "step", "default", "choices", "when", "description", "risky"];
 const TYPES: &[&str] = &["float", "int", "categorical", "bool"];
 
 fn valid_name(name: &str) -> bool {
@@ -82,8 +83,9 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
         }
         let when =
             yaml::get(m, "when").map(|w| parse_when(w, &join(&p_path, "when"), &params, problems)).unwrap_or_default();
+        let risky = parse_risky(m, &p_path, domain.as_ref(), problems);
         if let (Some(name), Some(domain)) = (name, domain) {
-            params.push(Param { name, domain, default, when });
+            params.push(Param { name, domain, default, when, risky });
         }
     }
     let with_default = params.iter().filter(|p| p.default.is_some()).count();
@@ -103,6 +105,38 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
         return None;
     }
     Some(Space { params })
+}
+
+/// `risky: [value, ...]`: choices of a categorical or bool parameter, at least one choice
+/// left safe.
+fn parse_risky(
+    m: &serde_yaml::Mapping,
+    path: &str,
+    domain: Option<&Domain>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Value> {
+    let path = join(path, "risky");
+    let Some(list) = yaml::get(m, "risky").and_then(|v| yaml::sequence(v, &path, problems)) else { return vec![] };
+    let values: Vec<Value> =
+        list.iter().enumerate().filter_map(|(i, v)| as_value(v, &format!("{path}[{i}]"), problems)).collect();
+    let Some(domain) = domain else { return values };
+    let choices = match domain {
+        Domain::Categorical { choices } => choices.clone(),
+        Domain::Bool => vec![Value::Bool(false), Value::Bool(true)],
+        _ => {
+            problems.push(Problem::new(&path, "only categorical and bool parameters have risky choices"));
+            return vec![];
+        }
+    };
+    for v in &values {
+        if !choices.iter().any(|c| c.same(v)) {
+            problems.push(Problem::new(&path, format!("{v} is not one of the choices ({})", domain.describe())));
+        }
+    }
+    if choices.iter().all(|c| values.iter().any(|v| v.same(c))) {
+        problems.push(Problem::new(&path, "marks every choice risky; leave at least one safe choice"));
+    }
+    values.iter().map(|v| domain.normalize(v)).collect()
 }
 
 fn parse_domain(m: &serde_yaml::Mapping, path: &str, problems: &mut Vec<Problem>) -> Option<Domain> {

@@ -203,3 +203,25 @@ fn rounding_keeps_what_matters() {
     let rounded = space.round(&c);
     assert_eq!((rounded["ttl"].as_f64(), &rounded["mode"]), (Some(433.0), &Value::Str("a".into())));
 }
+
+#[test]
+fn risky_choices_are_checked_and_found() {
+    let space = parse(
+        "- {name: sync, type: categorical, choices: ['off', normal, full], default: full, risky: ['off']}\n\
+         - {name: fast, type: bool, default: false, risky: [true]}\n",
+    )
+    .unwrap();
+    let c = Config::from([("sync".to_string(), Value::Str("off".into())), ("fast".to_string(), Value::Bool(false))]);
+    assert_eq!(space.risky_choices(&c), vec![("sync".to_string(), Value::Str("off".into()))]);
+    assert!(space.risky_choices(&space.baseline().unwrap()).is_empty());
+    let errs = parse(
+        "- {name: a, type: categorical, choices: [x, y], risky: [z]}\n\
+         - {name: b, type: bool, risky: [true, false]}\n\
+         - {name: c, type: int, low: 1, high: 3, risky: [2]}\n",
+    )
+    .unwrap_err();
+    let text: Vec<String> = errs.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+    assert!(text.iter().any(|t| t.starts_with("space.a.risky: z is not one of the choices")), "{text:?}");
+    assert!(text.iter().any(|t| t.starts_with("space.b.risky: marks every choice risky")), "{text:?}");
+    assert!(text.iter().any(|t| t.starts_with("space.c.risky: only categorical and bool")), "{text:?}");
+}

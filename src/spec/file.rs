@@ -80,7 +80,7 @@ impl SpecFile {
         let parallelism = check_parallelism(m, &mut p);
         let storage = yaml::get(m, "storage").and_then(|v| yaml::as_str(v, "storage", &mut p)).map(str::to_string);
         let output = yaml::get(m, "output").and_then(|v| yaml::as_str(v, "output", &mut p)).map(str::to_string);
-        let top_k = check_recommend(m, &mut p);
+        let (top_k, allow_risky) = check_recommend(m, &mut p);
         let confirm = parse_confirm(yaml::get(m, "confirm"), &mut p);
         if !p.is_empty() {
             return Err(fail(p));
@@ -103,6 +103,7 @@ impl SpecFile {
             storage,
             output,
             top_k,
+            allow_risky,
             confirm: confirm.unwrap_or_default(),
             base_dir,
             checked: Checked,
@@ -192,10 +193,14 @@ fn check_parallelism(m: &Mapping, p: &mut Vec<Problem>) -> usize {
     }
 }
 
-fn check_recommend(m: &Mapping, p: &mut Vec<Problem>) -> usize {
+fn check_recommend(m: &Mapping, p: &mut Vec<Problem>) -> (usize, bool) {
     let mut top_k = 5;
+    let mut allow_risky = false;
     if let Some(r) = yaml::get(m, "recommend").and_then(|v| yaml::mapping(v, "recommend", p)) {
-        yaml::check_keys(r, "recommend", &["top"], p);
+        yaml::check_keys(r, "recommend", &["top", "allow_risky"], p);
+        if let Some(b) = yaml::get(r, "allow_risky").and_then(|v| yaml::as_bool(v, "recommend.allow_risky", p)) {
+            allow_risky = b;
+        }
         if let Some(t) = yaml::get(r, "top").and_then(|v| yaml::as_u64(v, "recommend.top", p)) {
             if t == 0 {
                 p.push(Problem::new("recommend.top", "must be at least 1"));
@@ -203,5 +208,5 @@ fn check_recommend(m: &Mapping, p: &mut Vec<Problem>) -> usize {
             top_k = t.max(1) as usize;
         }
     }
-    top_k
+    (top_k, allow_risky)
 }

@@ -133,6 +133,8 @@ pub struct Spec {
     pub output: Option<String>,
     /// How many recommendations to emit.
     pub top_k: usize,
+    /// Recommend configurations that make risky choices too (`recommend.allow_risky`).
+    pub allow_risky: bool,
     /// The confirmation phase.
     pub confirm: Confirm,
     /// Directory of the spec file: relative paths in it are relative to this.
@@ -200,10 +202,13 @@ impl Spec {
     }
 
     /// What must not change between runs of one study (everything that
-    /// shapes the search); budget, parallelism and paths may change.
+    /// shapes the search); budget, parallelism, paths and which choices are risky (they
+    /// only keep configurations out of the recommendations) may change.
     pub(crate) fn identity(&self) -> serde_json::Value {
+        let mut space = self.space.clone();
+        space.params.iter_mut().for_each(|p| p.risky.clear());
         serde_json::json!({
-            "space": self.space,
+            "space": space,
             "objectives": self.objectives,
             "optimizer": self.optimizer,
             "seed": self.seed,

@@ -22,7 +22,6 @@ use super::progress::Progress;
 use super::run::{StopReason, Study};
 use crate::error::{Error, Result};
 use crate::recommend::evidence::paired_difference;
-use crate::recommend::recommend;
 use crate::space::Config;
 use crate::spec::Spec;
 use crate::storage::NewTrial;
@@ -142,7 +141,7 @@ pub fn next_round(spec: &Spec, trials: &[Trial], budget_left: u64) -> Next {
         }
     };
     if phase.is_empty() {
-        let recs = recommend(&spec.name, &spec.space, &spec.objectives, trials, settings.top);
+        let recs = super::recommendations(spec, trials, settings.top, false);
         for r in recs.recommendations {
             push(spec.space.round(&r.config), &mut candidates);
         }

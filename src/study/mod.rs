@@ -10,7 +10,9 @@
 //!   for a program that evaluates configurations itself;
 //! - `evaluation.rs`: the one evaluation path (threads, retries, panics
 //!   caught, results judged) all of them use;
-//! - `stored.rs`: a study's spec as storage keeps it, read and checked in one place.
+//! - `stored.rs`: a study's spec as storage keeps it, read and checked in one place;
+//! - `confirm.rs`: the confirmation phase a run ends with;
+//! - [`recommendations`]: a study's ranking as its spec asks for it.
 
 mod confirm;
 mod evaluation;
@@ -29,3 +31,19 @@ pub use session::{Session, SessionOptions, Suggestion};
 pub use shared::{Claimed, Leases, Report, SharedStudy};
 pub use stored::read_spec;
 pub use worker::{WorkerOptions, WorkerReport, WorkerStop, run_worker};
+
+/// The top `top` recommendations of a study run from `spec`, with risky configurations
+/// recommended when the spec's `recommend.allow_risky` or `allow_risky` says so.
+pub fn recommendations(
+    spec: &crate::spec::Spec,
+    trials: &[crate::trial::Trial],
+    top: usize,
+    allow_risky: bool,
+) -> crate::recommend::Recommendations {
+    let mut r =
+        crate::recommend::Recommender::new(&spec.space, &spec.objectives).allow_risky(spec.allow_risky || allow_risky);
+    for t in trials {
+        r.add(t);
+    }
+    r.finish(&spec.name, top)
+}

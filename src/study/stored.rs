@@ -35,6 +35,8 @@ struct StoredSpec {
     storage: Option<String>,
     output: Option<String>,
     top_k: usize,
+    #[serde(default)]
+    allow_risky: bool,
     /// Absent from studies stored before confirmation existed.
     #[serde(default)]
     confirm: crate::spec::Confirm,
@@ -74,6 +76,7 @@ pub fn read_spec(record: &StudyRecord, base_dir: PathBuf) -> Result<Spec> {
         storage: s.storage,
         output: s.output,
         top_k: s.top_k,
+        allow_risky: s.allow_risky,
         confirm: s.confirm,
         base_dir,
         checked: Checked,
