@@ -202,6 +202,10 @@ pub struct Noise {
     pub noisy: bool,
     /// How many configurations were measured more than once.
     pub repeated: usize,
+    /// The noise's share of the variance between all the study's measurements, in [0, 1]:
+    /// near 1, the differences between configurations are mostly noise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
 }
 
 /// Everything `knobs recommend` prints.
@@ -368,6 +372,8 @@ impl<'a> Recommender<'a> {
         let (ranked, noise) = self.rank(model.as_ref(), spread, base_index);
         let noisy = noise.noisy(spread);
         let risky = |g: &usize| !self.allow_risky && !space.risky_choices(&self.groups[*g].config).is_empty();
+        // The baseline has its own row: it is what the recommendations are compared with.
+        let ranked: Vec<usize> = ranked.into_iter().filter(|&g| Some(g) != base_index).collect();
         let (risky_ranked, ranked): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(risky);
         let configs: Vec<&Config> = ranked.iter().map(|&g| &self.groups[g].config).collect();
         // Each candidate is shown by its most measured configuration (the best of those).
@@ -431,6 +437,7 @@ impl<'a> Recommender<'a> {
             source: noise.source,
             noisy,
             repeated: self.groups.iter().filter(|g| g.values.len() > 1).count(),
+            share: (noise.known() && spread > 0.0).then(|| (noise.var / (spread * spread)).min(1.0)),
         };
         let mut warnings = self.seen.warnings(objectives, space, &baseline, &noise_summary, &recommendations);
         warnings.extend(self.reversed(base_index, &recommendations, &noise));
@@ -552,11 +559,16 @@ impl<'a> Recommender<'a> {
     }
 
     /// Importance over the whole space, with the share near the best recommendation.
+    /// Near the best, the predicting model (fitted where the search looked hardest) when the
+    /// trials cover the box around it, else the covering one.
     fn importance(&self, model: Option<&Model>, best: Option<&Recommendation>) -> (Vec<Importance>, Vec<Interaction>) {
-        let (mut importance, interactions) =
-            Landscape::fit(self.space, &self.points).map(|m| m.importance(self.space)).unwrap_or_default();
-        if let (Some(m), Some(x)) = (model, best.and_then(|r| self.space.encode(&r.config).ok())) {
-            let near = m.importance_near(self.space, &x);
+        let landscape = Landscape::fit(self.space, &self.points);
+        let (mut importance, interactions) = landscape.as_ref().map(|m| m.importance(self.space)).unwrap_or_default();
+        if let (Some(l), Some(x)) = (&landscape, best.and_then(|r| self.space.encode(&r.config).ok())) {
+            let near = match model {
+                Some(m) if model::covers_near(self.space, &self.points, &x) => m.importance_near(self.space, &x),
+                _ => l.importance_near(self.space, &x),
+            };
             for imp in &mut importance {
                 imp.near_best = self.space.params.iter().position(|p| p.name == imp.param).map(|i| near[i]);
             }
@@ -596,10 +608,11 @@ impl<'a> Recommender<'a> {
             kind: WarningKind::ConfirmationReversed,
             message: format!(
                 "confirmation changed the ranking: the search's best candidate (trial {}) re-measured at {} over {} \
-                 confirmation rounds, and is no longer first",
+                 confirmation round{}, and is no longer first",
                 leader.first,
                 crate::format::fmt_num(mean),
-                confirmed.len()
+                confirmed.len(),
+                if confirmed.len() == 1 { "" } else { "s" }
             ),
         })
     }

@@ -65,10 +65,12 @@ impl Model {
     /// (unit-cube position, score); `None` with too few points or when the fit fails.
     pub fn predicting(space: &Space, points: &[(Vec<f64>, f64)]) -> Option<Model> {
         let usable = usable(space, points)?;
-        let values: Vec<f64> = usable.iter().map(|(_, v)| *v).collect();
-        let chosen: Vec<&(Vec<f64>, f64)> =
-            best_and_recent(&values, MODEL_MAX_TRIALS, MODEL_MAX_TRIALS / 2).into_iter().map(|i| usable[i]).collect();
-        Model::fit_on(space, &chosen)
+        Model::fit_on(space, &predicting_subset(&usable))
+    }
+
+    /// Main effects near `best` (see [`main_effects_near`]).
+    pub fn importance_near(&self, space: &Space, best: &[f64]) -> Vec<f64> {
+        main_effects_near(&self.gp, space, best)
     }
 
     /// The prediction at `x` on the score's scale.
@@ -83,15 +85,6 @@ impl Model {
             std: half_width(var.sqrt()),
             noise: half_width(self.gp.hyper().noise_var().sqrt()),
         }
-    }
-
-    /// Main effects (one per parameter, in the space's order) within [`NEAR_BEST`] of `best`
-    /// in every numeric coordinate (categoricals over all their choices): what matters when
-    /// fine-tuning around the best.
-    pub fn importance_near(&self, space: &Space, best: &[f64]) -> Vec<f64> {
-        let ranges: Vec<(f64, f64)> =
-            best.iter().map(|&b| ((b - NEAR_BEST).max(0.0), (b + NEAR_BEST).min(1.0))).collect();
-        decompose_within(&self.gp, space, &ranges).main
     }
 }
 
@@ -118,6 +111,11 @@ impl Landscape {
         Some(Landscape { gp })
     }
 
+    /// Main effects near `best` (see [`main_effects_near`]).
+    pub fn importance_near(&self, space: &Space, best: &[f64]) -> Vec<f64> {
+        main_effects_near(&self.gp, space, best)
+    }
+
     /// Parameter importance (main effects, most important first) and the largest pairwise
     /// interactions, from a decomposition over a Sobol sample of the whole space.
     pub fn importance(&self, space: &Space) -> (Vec<Importance>, Vec<Interaction>) {
@@ -138,6 +136,42 @@ impl Landscape {
             .collect();
         (main, pairs)
     }
+}
+
+/// Main effects (one per parameter, in the space's order) of `gp`'s mean within
+/// [`NEAR_BEST`] of `best` in every numeric coordinate (categoricals over all their choices):
+/// what matters when fine-tuning around the best.
+fn main_effects_near(gp: &Gp, space: &Space, best: &[f64]) -> Vec<f64> {
+    let ranges: Vec<(f64, f64)> = best.iter().map(|&b| ((b - NEAR_BEST).max(0.0), (b + NEAR_BEST).min(1.0))).collect();
+    decompose_within(gp, space, &ranges).main
+}
+
+/// The points the predicting model is fitted on: the best half and the most recent rest.
+fn predicting_subset<'p>(usable: &[&'p (Vec<f64>, f64)]) -> Vec<&'p (Vec<f64>, f64)> {
+    let values: Vec<f64> = usable.iter().map(|(_, v)| *v).collect();
+    best_and_recent(&values, MODEL_MAX_TRIALS, MODEL_MAX_TRIALS / 2).into_iter().map(|i| usable[i]).collect()
+}
+
+/// Whether the predicting model's trials cover the box of [`NEAR_BEST`] around `best`: in
+/// every numeric coordinate, those inside it span at least half its width. The predicting
+/// model is trusted there only then (an optimizer that converged leaves its trials in a speck,
+/// and a model of a speck says nothing about the box around it).
+pub(super) fn covers_near(space: &Space, points: &[(Vec<f64>, f64)], best: &[f64]) -> bool {
+    let Some(usable) = usable(space, points) else { return false };
+    let dims = space.dims();
+    let numeric = |j: usize| !matches!(dims[j], Dim::Categorical { .. });
+    let inside: Vec<&Vec<f64>> = predicting_subset(&usable)
+        .into_iter()
+        .map(|p| &p.0)
+        .filter(|x| x.iter().zip(best).enumerate().all(|(j, (a, b))| !numeric(j) || (a - b).abs() <= NEAR_BEST))
+        .collect();
+    dims.iter().enumerate().all(|(j, _)| {
+        !numeric(j) || {
+            let (lo, hi) =
+                inside.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x[j]), h.max(x[j])));
+            hi - lo >= NEAR_BEST / 2.0
+        }
+    })
 }
 
 /// The decomposition of `gp`'s mean over a Sobol sample within `ranges` (categoricals over

@@ -32,6 +32,8 @@ pub enum WarningKind {
     NoClearGain,
     /// Confirmation measured the search's best candidate again and it is no longer first.
     ConfirmationReversed,
+    /// Measurement noise is a quarter or more of the variance between all trials.
+    NoiseDominates,
 }
 
 /// One warning: its kind (for programs) and a sentence (for people).
@@ -138,6 +140,18 @@ impl Seen {
                         format!("ranks {} were", once.join(", "))
                     },
                     noise.std.map_or("?".into(), fmt_spread)
+                ),
+            );
+        }
+        if let (Some(share), Some(sd)) = (noise.share.filter(|&s| s >= 0.25), noise.std) {
+            warn(
+                WarningKind::NoiseDominates,
+                format!(
+                    "one measurement's noise (±{}) makes up {:.0}% of the variance between all trials: the order \
+                     of the ranks and the importance figures are uncertain (longer measurements, or more \
+                     confirmation rounds, narrow it)",
+                    fmt_spread(sd),
+                    100.0 * share
                 ),
             );
         }

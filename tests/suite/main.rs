@@ -14,6 +14,7 @@ mod forecast;
 mod gradient;
 mod optimizers;
 mod pg;
+mod pgbench;
 mod recommend;
 mod server;
 mod shared;
