@@ -1,11 +1,9 @@
 //! `knobs confirm`: re-measure a stored study's best candidates beside the
 //! baseline (the confirmation phase a run ends with; see `crate::study`).
 
-use std::path::PathBuf;
-
 use clap::Args;
 
-use super::{Outputs, PlotArgs, StoreArgs, emit, install_signal_handlers, stored_study};
+use super::{ReportArgs, StoreArgs, emit, install_signal_handlers, stored_study};
 use crate::error::Error;
 use crate::study::{ConfirmStop, Study};
 
@@ -27,17 +25,8 @@ pub struct ConfirmArgs {
     /// confirm.repeats, else 5).
     #[arg(long)]
     repeats: Option<usize>,
-    /// Directory for recommendations.{yaml,json} (default: the spec's `output`, else ./knobs-out).
-    #[arg(long)]
-    out: Option<PathBuf>,
     #[command(flatten)]
-    plots: PlotArgs,
-    /// Print one JSON object (confirmation report + recommendations) on stdout instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// No progress bar even on a terminal.
-    #[arg(long)]
-    no_progress: bool,
+    report: ReportArgs,
 }
 
 /// Run `knobs confirm`.
@@ -59,8 +48,8 @@ pub fn confirm_cmd(args: ConfirmArgs, quiet: bool) -> crate::Result<i32> {
     let mut study = Study::open(spec.clone(), storage, true)?;
     install_signal_handlers(study.stop_flag());
     let started = std::time::Instant::now();
-    let report = study.confirm(trials, !args.no_progress && !args.json && !quiet)?;
-    let out = Outputs { out: args.out.as_deref(), top: None, plots: args.plots.plots, json: args.json };
+    let report = study.confirm(trials, args.report.progress(quiet))?;
+    let out = args.report.outputs(None);
     let summary = format!(
         "{} confirmation rounds, {} trials in {:.1}s ({})",
         report.rounds,

@@ -231,20 +231,38 @@ struct RunArgs {
     warm_start_top: usize,
     #[command(flatten)]
     store: StoreArgs,
-    /// Directory for recommendations.{yaml,json} (default: the spec's `output`, else ./knobs-out).
-    #[arg(long)]
-    out: Option<PathBuf>,
     /// How many configurations to recommend (default: the spec's recommend.top, else 5).
     #[arg(long)]
     top: Option<usize>,
     #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// Where a command that runs trials writes its recommendations, and how it reports.
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Directory for recommendations.{yaml,json} (default: the spec's `output`, else ./knobs-out).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
     plots: PlotArgs,
-    /// Print one JSON object (run report + recommendations) on stdout instead of a table.
+    /// Print one JSON object (what ran + the recommendations) on stdout instead of a table.
     #[arg(long)]
     json: bool,
     /// No progress bar even on a terminal.
     #[arg(long)]
     no_progress: bool,
+}
+
+impl ReportArgs {
+    /// Whether to draw a progress bar.
+    fn progress(&self, quiet: bool) -> bool {
+        !self.no_progress && !self.json && !quiet
+    }
+
+    fn outputs(&self, top: Option<usize>) -> Outputs<'_> {
+        Outputs { out: self.out.as_deref(), top, plots: self.plots.plots, json: self.json }
+    }
 }
 
 /// Exit code for an error.
@@ -433,17 +451,13 @@ fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
         }
     }
     install_signal_handlers(study.stop_flag());
-    let opts = RunOptions {
-        trials: args.trials,
-        add_trials: args.add_trials,
-        progress: !args.no_progress && !args.json && !quiet,
-    };
+    let opts = RunOptions { trials: args.trials, add_trials: args.add_trials, progress: args.report.progress(quiet) };
     let report = study.run(&opts)?;
     let mut said = report.stop.describe();
     if let Some(c) = &report.confirmation {
         said.push_str(&format!("; {} trials confirmed the best beside the baseline ({})", c.trials, c.stop.describe()));
     }
-    let out = Outputs { out: args.out.as_deref(), top: args.top, plots: args.plots.plots, json: args.json };
+    let out = args.report.outputs(args.top);
     let summary = format!("{} new trials in {:.1}s ({said})", report.new_trials, report.elapsed_s);
     emit(&spec, study.trials(), &out, ("run", serde_json::to_value(&report).map_err(Error::json)?), &summary)?;
     Ok(match report.stop {
