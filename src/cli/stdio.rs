@@ -8,8 +8,10 @@
 //! ← {"ok":true,"trials":[{"id":0,"params":{"x0":0.25,...}}, ...]}
 //! → {"op":"tell","results":[{"id":0,"value":1.5},{"id":1,"value":null,"status":"failed"}]}
 //! ← {"ok":true}
-//! → {"op":"close"}
+//! → {"op":"close"}                  (or {"op":"close","recommend":true})
 //! ← {"ok":true,"best":{"value":1.5,"params":{...}}}
+//!   (with "recommend": also "recommended":{"value":...,"params":{...}}, knobs' choice ranked
+//!   by a noise-aware estimate rather than the best single value)
 //! ```
 //! Exactly one response line per request; a bad request gets
 //! `{"ok":false,"error":"..."}` and the session goes on. Logs go to stderr.
@@ -43,7 +45,12 @@ enum Request {
     Tell {
         results: Vec<Told>,
     },
-    Close {},
+    Close {
+        /// Also say what knobs recommends (ranked by a noise-aware estimate, not the best single
+        /// value): `{"recommended": {"params": ..., "value": ...}}`.
+        #[serde(default)]
+        recommend: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -74,7 +81,7 @@ pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
         }
         let (reply, close) = match serde_json::from_str::<Request>(&line) {
             Ok(req) => {
-                let close = matches!(req, Request::Close {});
+                let close = matches!(req, Request::Close { .. });
                 (
                     handle(req, &spec, &mut session).unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()})),
                     close,
@@ -134,9 +141,15 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
             s.tell_many(&told)?;
             Ok(json!({"ok": true}))
         }
-        Request::Close {} => {
+        Request::Close { recommend } => {
             let best = session.as_ref().and_then(|s| s.best().map(|(v, c)| json!({"value": v, "params": c})));
-            Ok(json!({"ok": true, "best": best}))
+            let mut reply = json!({"ok": true, "best": best});
+            if recommend && let Some(s) = session.as_ref() {
+                let recs = s.recommend(1);
+                reply["recommended"] =
+                    recs.recommendations.first().map_or(Json::Null, |r| json!({"value": r.value, "params": r.config}));
+            }
+            Ok(reply)
         }
     }
 }

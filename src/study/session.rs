@@ -23,8 +23,11 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::objective::{Direction, Objective, Objectives};
 use crate::optim::{self, Observed, Optimizer, OptimizerOptions, OptimizerSpec, Problem};
+use crate::recommend::{Recommendations, Recommender};
 use crate::space::{Config, Space};
+use crate::trial::{Trial, TrialState};
 
 /// How a session searches.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +67,8 @@ pub struct Session {
     maximize: bool,
     pending: HashMap<u64, Vec<f64>>,
     best: Option<(f64, Config)>,
+    /// Every told result as a trial (metric `value`, in the caller's sign), for [`Session::recommend`].
+    told: Vec<Trial>,
 }
 
 impl Session {
@@ -75,7 +80,14 @@ impl Session {
         problem.budget = options.budget;
         problem.parallelism = options.parallelism.max(1);
         let optimizer = optim::build(&spec, &problem)?;
-        Ok(Session { space, optimizer, maximize: options.maximize, pending: HashMap::new(), best: None })
+        Ok(Session {
+            space,
+            optimizer,
+            maximize: options.maximize,
+            pending: HashMap::new(),
+            best: None,
+            told: Vec::new(),
+        })
     }
 
     /// The space searched.
@@ -126,6 +138,24 @@ impl Session {
         let mut obs = Vec::with_capacity(results.len());
         for &(id, value) in results {
             let x = self.pending.remove(&id).unwrap_or_default();
+            let config = self.space.decode(&x);
+            let (state, metrics) = match value.filter(|v| v.is_finite()) {
+                Some(v) => (TrialState::Complete, [("value".to_string(), v)].into()),
+                None => (TrialState::Failed { reason: "told as failed".into() }, Default::default()),
+            };
+            self.told.push(Trial {
+                number: id,
+                batch: 0,
+                ticket: Some(id),
+                x: x.clone(),
+                config,
+                state,
+                metrics,
+                elapsed_s: None,
+                epoch: 0,
+                baseline: false,
+                confirm: false,
+            });
             match value.filter(|v| v.is_finite()) {
                 Some(v) => {
                     let v = if self.maximize { -v } else { v };
@@ -143,5 +173,21 @@ impl Session {
     /// The best value told so far (in the caller's sign) and its configuration.
     pub fn best(&self) -> Option<(f64, &Config)> {
         self.best.as_ref().map(|(v, c)| (if self.maximize { -v } else { *v }, c))
+    }
+
+    /// What knobs recommends from the results told so far (metric `value`): ranked by an
+    /// estimate that accounts for noise rather than by the best single value, with intervals
+    /// (see [`crate::recommend`]). Fits two GPs: call it at the end, not per tell.
+    pub fn recommend(&self, top: usize) -> Recommendations {
+        let direction = if self.maximize { Direction::Maximize } else { Direction::Minimize };
+        let objectives = Objectives {
+            objectives: vec![Objective { metric: "value".into(), direction, weight: 1.0 }],
+            constraints: vec![],
+        };
+        let mut r = Recommender::new(&self.space, &objectives);
+        for t in &self.told {
+            r.add(t);
+        }
+        r.finish("session", top)
     }
 }

@@ -406,9 +406,13 @@ fn stdio_protocol_round_trip() {
         }
         let r = call(r#"{"op":"tell","results":[{"id":999999,"value":1.0}]}"#);
         assert_eq!(r["ok"], false, "telling an unknown id must be refused");
-        let r = call(r#"{"op":"close"}"#);
+        let r = call(r#"{"op":"close","recommend":true}"#);
         assert_eq!(r["ok"], true);
         assert!(r["best"]["value"].is_number());
+        // Deterministic values: knobs' recommendation is a configuration it measured, as good.
+        let rec = &r["recommended"];
+        assert!(rec["params"]["pool_size"].is_i64(), "{optimizer}: {r}");
+        assert!(rec["value"].as_f64().unwrap() <= r["best"]["value"].as_f64().unwrap() + 1e-9, "{optimizer}: {r}");
         assert!(child.wait().unwrap().success());
     }
 }

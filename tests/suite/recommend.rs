@@ -1,11 +1,12 @@
-//! Recommendations on the shipped examples: importance near the best sees
-//! the quickstart's eviction policy, and an objective that never varies is
-//! called out.
+//! Recommendations on the shipped examples (importance near the best sees
+//! the quickstart's eviction policy, an objective that never varies is called
+//! out) and from an ask/tell session.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use knobs::recommend::{WarningKind, recommend};
+use knobs::space::Value;
 use knobs::spec::Spec;
 use knobs::storage::{MemoryStorage, Storage};
 use knobs::study::{RunOptions, Study};
@@ -55,4 +56,34 @@ budget: {trials: 12}
     let w = recs.warnings.iter().find(|w| w.kind == WarningKind::ConstantObjective).expect("a warning");
     assert!(w.message.contains("`cost` was 0 in all 12"), "{}", w.message);
     assert!(recs.table(&spec.space).contains("warning: objective `cost`"));
+}
+
+#[test]
+fn a_session_recommends_by_estimate_not_by_a_lucky_value() {
+    use knobs::study::{Session, SessionOptions};
+    let space = knobs::space::Space::builder().float("a", 0.0, 1.0).build().unwrap();
+    let mut s = Session::new(space, "random", SessionOptions { seed: 2, ..Default::default() }).unwrap();
+    let truth = |a: f64| 40.0 * (a - 0.5).powi(2);
+    let mut lucky: Option<f64> = None;
+    for i in 0..40u64 {
+        for sug in s.ask(1).unwrap() {
+            let Value::Float(a) = sug.params["a"] else { unreachable!() };
+            // Noise of sd 1, and one far point that measures 9 below its truth.
+            let h = ((i * 2 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+            let mut v = truth(a) + 2.0 * (h - 0.5) * 1.7;
+            if lucky.is_none() && (a - 0.5).abs() > 0.35 {
+                lucky = Some(a);
+                v = truth(a) - 12.0;
+            }
+            s.tell(sug.id, Some(v)).unwrap();
+        }
+    }
+    let lucky = lucky.expect("the random search visits the edges");
+    let (best, best_params) = s.best().unwrap();
+    assert_eq!(best_params["a"], Value::Float(lucky), "the lucky value is the best single value ({best})");
+    let recs = s.recommend(3);
+    let rec = &recs.recommendations[0];
+    assert_ne!(rec.config["a"], Value::Float(lucky), "{:?}", recs.recommendations);
+    let Value::Float(a) = rec.config["a"] else { unreachable!() };
+    assert!((a - 0.5).abs() < 0.2, "{:?}", rec.config);
 }
