@@ -172,3 +172,50 @@ fn knobs_confirm_on_the_command_line() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--top"));
 }
+
+/// Stops the run (as Ctrl-C does) once trial `at` has been measured.
+struct StopAt {
+    inner: Drifting,
+    at: u64,
+    flag: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
+}
+
+impl Evaluator for StopAt {
+    fn evaluate(&self, config: &Config, ctx: &EvalContext) -> Result<Measurement, EvalError> {
+        if ctx.trial == self.at
+            && let Some(flag) = self.flag.lock().unwrap().as_ref()
+        {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.evaluate(config, ctx)
+    }
+}
+
+#[test]
+fn a_run_interrupted_mid_confirmation_resumes_the_same_phase() {
+    let spec = spec("budget: {trials: 40}\nconfirm: {top: 2, repeats: 4}");
+    let reference = {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let mut study =
+            Study::open_with(spec.clone(), storage, Arc::new(Drifting { deterministic: false }), false).unwrap();
+        study.run(&RunOptions::default()).unwrap();
+        study.trials().to_vec()
+    };
+    assert!(reference.iter().filter(|t| t.confirm).count() >= 6);
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let stopper = Arc::new(StopAt { inner: Drifting { deterministic: false }, at: 31, flag: Default::default() });
+    let mut study = Study::open_with(spec.clone(), storage.clone(), stopper.clone(), false).unwrap();
+    *stopper.flag.lock().unwrap() = Some(study.stop_flag());
+    let first = study.run(&RunOptions::default()).unwrap();
+    let c = first.confirmation.expect("the interruption came during confirmation");
+    assert_eq!(c.stop, ConfirmStop::Interrupted);
+    let cut = study.trials().len();
+    assert!(cut < reference.len() && study.trials()[cut - 1].confirm, "stopped mid-phase at {cut}");
+    drop(study);
+    let mut study = Study::open_with(spec, storage, Arc::new(Drifting { deterministic: false }), true).unwrap();
+    study.run(&RunOptions::default()).unwrap();
+    let strip = |v: &[knobs::trial::Trial]| {
+        v.iter().map(|t| (t.config.clone(), t.metrics.clone(), t.baseline, t.confirm)).collect::<Vec<_>>()
+    };
+    assert_eq!(strip(study.trials()), strip(&reference), "the resumed phase measures what the uninterrupted one did");
+}
