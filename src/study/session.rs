@@ -177,7 +177,7 @@ impl Session {
 
     /// What knobs recommends from the results told so far (metric `value`): ranked by an
     /// estimate that accounts for noise rather than by the best single value, with intervals
-    /// (see [`crate::recommend`]). Fits two GPs: call it at the end, not per tell.
+    /// (see [`crate::recommend::Recommender`]). Fits two GPs: call it at the end, not per tell.
     pub fn recommend(&self, top: usize) -> Recommendations {
         let direction = if self.maximize { Direction::Maximize } else { Direction::Minimize };
         let objectives = Objectives {
