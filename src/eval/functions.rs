@@ -381,7 +381,7 @@ fn int_param(name: &str, low: i64, high: i64, log: bool) -> Param {
 fn boxed(name: &'static str, function: Function, bounds: &[(f64, f64)], f_star: f64, x_star: &[f64]) -> Benchmark {
     let params = bounds.iter().enumerate().map(|(i, &(lo, hi))| float_param(format!("x{i}"), lo, hi, false)).collect();
     let x_star = x_star.iter().enumerate().map(|(i, &v)| (format!("x{i}"), Value::Float(v))).collect();
-    Benchmark { name, function, space: Space { params }, f_star, x_star }
+    Benchmark { name, function, space: Space { params, relations: Vec::new() }, f_star, x_star }
 }
 
 /// The peer-harness problem called `name` (one of [`BENCHMARKS`]).
@@ -429,7 +429,7 @@ pub fn benchmark(name: &str) -> Option<Benchmark> {
             Benchmark {
                 name: "mixed_service",
                 function: Function::MixedService,
-                space: Space { params },
+                space: Space { params, relations: Vec::new() },
                 f_star: MIXED_SERVICE_F_STAR,
                 x_star: x_star.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             }

@@ -122,6 +122,7 @@ mod tests {
                     Domain::Categorical { choices: vec![Value::Str("lru".into()), Value::Str("lfu".into())] },
                 ),
             ],
+            relations: vec![],
         }
     }
 

@@ -13,6 +13,7 @@ fn space() -> Space {
             when: vec![],
             risky: vec![],
         }],
+        relations: vec![],
     }
 }
 
@@ -82,7 +83,7 @@ fn the_model_predicts_recommendations_and_ranks_parameter_importance() {
         when: vec![],
         risky: vec![],
     };
-    let space = Space { params: vec![int("a"), int("b")] };
+    let space = Space { params: vec![int("a"), int("b")], relations: vec![] };
     let mut trials = Vec::new();
     for i in 0..30u64 {
         let (a, b) = (1 + (i * 7 % 10) as i64, 1 + (i * 3 % 10) as i64);
@@ -118,7 +119,7 @@ fn floats(names: &[&str]) -> Space {
             risky: vec![],
         })
         .collect();
-    Space { params }
+    Space { params, relations: Vec::new() }
 }
 
 /// A complete trial of `space` at `x` (unit cube = the values) with `lat`.

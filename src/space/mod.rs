@@ -20,10 +20,12 @@ use crate::error::Problem;
 
 mod builder;
 mod parse;
+mod relation;
 
 pub use builder::SpaceBuilder;
 pub use parse::MAX_PARAMS;
 pub(crate) use parse::parse_space;
+pub use relation::Relation;
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,11 +149,15 @@ pub struct Param {
     pub risky: Vec<Value>,
 }
 
-/// An ordered, validated list of parameters.
+/// An ordered, validated list of parameters, and the relations between them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Space {
     /// The parameters, in the order declared (one unit-cube coordinate each).
     pub params: Vec<Param>,
+    /// Relations every configuration tried must satisfy (`young_mb < heap_mb`): points that
+    /// break one are refused before they become trials (see [`Space::violation`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<Relation>,
 }
 
 fn bins(u: f64, n: u64) -> u64 {
@@ -451,6 +457,11 @@ impl Space {
             .collect()
     }
 
+    /// How far `config` is from satisfying the space's relations (0 when it satisfies them all).
+    pub fn violation(&self, config: &Config) -> f64 {
+        self.relations.iter().map(|r| r.violation(config)).sum()
+    }
+
     /// The risky choices `config` makes, as `(parameter, value)`.
     pub fn risky_choices(&self, config: &Config) -> Vec<(String, Value)> {
         self.params
@@ -490,7 +501,7 @@ impl Space {
         Ok((config, x))
     }
 
-    /// A configuration given by a user (e.g. from a protocol message):
+    /// A configuration given by a user (e.g. from a protocol message), relations included:
     /// every active parameter present and in its domain, no unknown names.
     /// Each problem's path is the parameter's name.
     pub fn check_config(&self, config: &Config) -> Result<Config, Vec<Problem>> {
@@ -511,6 +522,11 @@ impl Space {
                 }
                 Some(v) => errors.push(Problem::new(p.name.as_str(), format!("{v} is not {}", p.domain.describe()))),
                 None => errors.push(Problem::new(p.name.as_str(), "missing")),
+            }
+        }
+        if errors.is_empty() {
+            for r in self.relations.iter().filter(|r| r.violation(&out) > 0.0) {
+                errors.push(Problem::new("(relations)", format!("breaks `{}`", r.text)));
             }
         }
         if errors.is_empty() { Ok(out) } else { Err(errors) }

@@ -104,7 +104,7 @@ pub fn parse_space(v: &Yaml, path: &str, problems: &mut Vec<Problem>) -> Option<
     if problems.len() > before {
         return None;
     }
-    Some(Space { params })
+    Some(Space { params, relations: Vec::new() })
 }
 
 /// `risky: [value, ...]`: choices of a categorical or bool parameter, at least one choice

@@ -73,6 +73,7 @@ impl SpecFile {
                 None
             }
         };
+        let space = space.map(|s| with_relations(s, yaml::get(m, "relations"), &mut p));
         let objectives = parse_objectives(m, &mut p);
         let optimizer = parse_optimizer(yaml::get(m, "optimizer"), &mut p);
         let evaluator = check_evaluator(m, space.as_ref(), objectives.as_ref(), &mut p);
@@ -110,6 +111,31 @@ impl SpecFile {
         }
         .checked(source)
     }
+}
+
+/// `relations: ["young_mb < heap_mb", ...]`, each checked against the space, and the
+/// baseline checked against them.
+fn with_relations(mut space: Space, v: Option<&Yaml>, p: &mut Vec<Problem>) -> Space {
+    let Some(list) = v.and_then(|v| yaml::sequence(v, "relations", p)) else { return space };
+    for (i, item) in list.iter().enumerate() {
+        let path = format!("relations[{i}]");
+        let Some(text) = yaml::as_str(item, &path, p) else { continue };
+        match crate::space::Relation::parse(text, &space) {
+            Ok(r) => space.relations.push(r),
+            Err(e) => p.push(Problem::new(path, e)),
+        }
+    }
+    if let Some(b) = space.baseline() {
+        for (i, r) in space.relations.iter().enumerate() {
+            if r.violation(&b) > 0.0 {
+                p.push(Problem::new(
+                    format!("relations[{i}]"),
+                    format!("the defaults (the baseline) break `{}`; fix the defaults or the relation", r.text),
+                ));
+            }
+        }
+    }
+    space
 }
 
 fn check_name(m: &Mapping, default_name: &str, p: &mut Vec<Problem>) -> Option<String> {

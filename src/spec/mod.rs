@@ -39,6 +39,7 @@ const KEYS: &[&str] = &[
     "output",
     "recommend",
     "confirm",
+    "relations",
 ];
 const BUDGET_KEYS: &[&str] = &["trials", "time", "target", "patience", "max_consecutive_failures"];
 const CONFIRM_KEYS: &[&str] = &["when", "top", "repeats", "budget_share"];

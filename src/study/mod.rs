@@ -14,6 +14,7 @@
 //! - `confirm.rs`: the confirmation phase a run ends with;
 //! - [`recommendations`]: a study's ranking as its spec asks for it.
 
+mod asking;
 mod confirm;
 mod evaluation;
 mod progress;

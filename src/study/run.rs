@@ -427,7 +427,7 @@ impl Study {
             let tickets: Vec<Option<u64>> = if foreign {
                 vec![None; trials.len()]
             } else {
-                let asked = self.optimizer.ask(trials.len())?;
+                let asked = super::asking::ask_valid(self.optimizer.as_mut(), &self.spec.space, trials.len())?;
                 trials.iter().map(|t| asked.iter().find(|c| c.x == t.x).map(|c| c.ticket)).collect()
             };
             if trials.iter().any(|t| t.state == TrialState::Running) {
@@ -644,7 +644,7 @@ impl Study {
     }
 
     fn start_batch(&mut self, n: usize) -> Result<Option<Vec<Trial>>> {
-        let cands = self.optimizer.ask(n)?;
+        let cands = super::asking::ask_valid(self.optimizer.as_mut(), &self.spec.space, n)?;
         if cands.is_empty() {
             return Ok(None);
         }

@@ -106,7 +106,7 @@ impl Session {
         if n == 0 {
             return Err(Error::Config("ask: n must be at least 1".into()));
         }
-        let cands = self.optimizer.ask(n)?;
+        let cands = super::asking::ask_valid(self.optimizer.as_mut(), &self.space, n)?;
         let mut out = Vec::with_capacity(cands.len());
         for mut c in cands {
             optim::clamp_unit(&mut c.x);

@@ -208,7 +208,7 @@ impl SharedStudy {
                 dequeued.push(q.id);
             }
             if want > new.len() {
-                let cands = optimizer.ask(want - new.len())?;
+                let cands = super::asking::ask_valid(optimizer.as_mut(), &spec.space, want - new.len())?;
                 done = cands.is_empty();
                 for mut c in cands {
                     optim::clamp_unit(&mut c.x);

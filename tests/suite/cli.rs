@@ -598,3 +598,31 @@ fn warm_start_re_evaluates_the_earlier_studys_best_first_and_cron_may_keep_the_f
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("study `nope` does not exist"));
 }
+
+#[test]
+fn validate_checks_relations_against_the_space_and_the_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("rel.yaml");
+    std::fs::write(
+        &spec,
+        "space:\n  - {name: young_mb, type: int, low: 16, high: 4096, default: 512}\n  \
+         - {name: heap_mb, type: int, low: 64, high: 8192, default: 256}\n  \
+         - {name: mode, type: categorical, choices: [a, b], default: a}\n\
+         relations: [\"young_mb < heap_mb\", \"mode < 3\", \"young < heap_mb\"]\n\
+         evaluator: {type: function, name: branin}\n",
+    )
+    .unwrap();
+    let out = knobs().args(["validate", "--json"]).arg(&spec).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let problems: Vec<String> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p["path"].as_str().unwrap(), p["message"].as_str().unwrap()))
+        .collect();
+    let has = |s: &str| problems.iter().any(|p| p.starts_with(s));
+    assert!(has("relations[1]: `mode` in `mode < 3` is not numeric"), "{problems:?}");
+    assert!(has("relations[2]: `young` in `young < heap_mb` is not a parameter"), "{problems:?}");
+    assert!(has("relations[0]: the defaults (the baseline) break `young_mb < heap_mb`"), "{problems:?}");
+}

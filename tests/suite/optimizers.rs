@@ -346,3 +346,48 @@ fn finds_the_feasible_optimum_beside_a_crashing_region(name: &str) {
     eprintln!("{name}: best feasible {best:.6} (optimum -0.6)");
     assert!(best < -0.6 + 2e-3, "{name}: best feasible {best}");
 }
+
+/// Records every configuration it is asked to measure.
+struct Recorder(std::sync::Mutex<Vec<knobs::space::Config>>);
+
+impl knobs::eval::Evaluator for Recorder {
+    fn evaluate(
+        &self,
+        config: &knobs::space::Config,
+        _ctx: &knobs::eval::EvalContext,
+    ) -> Result<knobs::eval::Measurement, knobs::eval::EvalError> {
+        self.0.lock().unwrap().push(config.clone());
+        let v = |k: &str| config[k].as_f64().unwrap();
+        let value = (v("young_mb") - 300.0).powi(2) / 1e4 + (v("heap_mb") - 400.0).powi(2) / 1e4 + v("x");
+        Ok(knobs::eval::Measurement::new([("value".to_string(), value)].into(), std::time::Duration::ZERO))
+    }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn every_optimizer_keeps_to_the_relations_between_parameters() {
+    // Half the box breaks `young_mb < heap_mb`, and the optimum sits near its edge.
+    for name in knobs::optim::names() {
+        let text = format!(
+            "name: rel\nseed: 5\nspace:\n  - {{name: young_mb, type: int, low: 16, high: 1024, default: 64}}\n  \
+             - {{name: heap_mb, type: int, low: 16, high: 1024, default: 512}}\n  \
+             - {{name: x, type: float, low: 0, high: 1, default: 0.5}}\n\
+             relations: [\"young_mb < heap_mb\", \"young_mb + heap_mb <= 1500\"]\n\
+             evaluator: {{type: command, command: [\"true\"]}}\noptimizer: {name}\nbudget: {{trials: 60}}\nparallelism: 2\n"
+        );
+        let spec = knobs::spec::Spec::parse(&text, "rel.yaml", "rel", ".".into()).unwrap_or_else(|e| panic!("{e}"));
+        let recorder = std::sync::Arc::new(Recorder(Default::default()));
+        let storage: std::sync::Arc<dyn knobs::storage::Storage> =
+            std::sync::Arc::new(knobs::storage::MemoryStorage::new());
+        let mut study = knobs::study::Study::open_with(spec.clone(), storage, recorder.clone(), false).unwrap();
+        study.run(&knobs::study::RunOptions::default()).unwrap();
+        let seen = recorder.0.lock().unwrap();
+        assert!(seen.len() >= 30, "{name}: only {} trials", seen.len());
+        for c in seen.iter() {
+            assert_eq!(spec.space.violation(c), 0.0, "{name} tried {c:?}");
+        }
+    }
+}

@@ -248,13 +248,17 @@ impl GcSpec {
             match (knob, space) {
                 (Knob::Param(_), None) => continue,
                 (_, Some(space)) => knob.check(&at(field), space, MIN_GENERATION_MB, f64::INFINITY, problems),
-                (Knob::Fixed(_), None) => {
-                    knob.check(&at(field), &Space { params: Vec::new() }, MIN_GENERATION_MB, f64::INFINITY, problems)
-                }
+                (Knob::Fixed(_), None) => knob.check(
+                    &at(field),
+                    &Space { params: Vec::new(), relations: Vec::new() },
+                    MIN_GENERATION_MB,
+                    f64::INFINITY,
+                    problems,
+                ),
             }
             if problems.len() == before {
                 // Without a space only a fixed number has a range.
-                *range = knob.range(space.unwrap_or(&Space { params: Vec::new() }));
+                *range = knob.range(space.unwrap_or(&Space { params: Vec::new(), relations: Vec::new() }));
             }
         }
         if let [Some((_, heap_hi)), Some((young_lo, _))] = ranges
