@@ -106,6 +106,13 @@ impl EvaluatorSpec {
         })
     }
 
+    /// Whether the evaluator this spec builds measures a configuration the same way every time
+    /// (a test function, a workload model; see [`Evaluator::deterministic`]), known without
+    /// building it.
+    pub fn deterministic(&self) -> bool {
+        !matches!(self, EvaluatorSpec::Command(_) | EvaluatorSpec::External(_))
+    }
+
     /// Metrics this evaluator reports, when known before running.
     pub fn metrics(&self) -> Option<Vec<String>> {
         match self {

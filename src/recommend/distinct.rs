@@ -29,7 +29,7 @@ pub fn near(space: &Space, a: &Config, b: &Config) -> bool {
 }
 
 /// One candidate: the indices (into the caller's list, best first) of the configurations it
-/// merges; the first is the one shown.
+/// merges, the best ranked first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     /// Indices of the merged configurations, the representative first.

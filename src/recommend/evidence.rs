@@ -32,6 +32,8 @@ pub enum NoiseSource {
     RepeatsAndModel,
     /// Neither: no repeats and no model.
     Unknown,
+    /// The evaluator says it measures the same every time: no noise, whatever a model fitted.
+    Deterministic,
 }
 
 /// The noise of one measurement, on the score's scale.
@@ -74,6 +76,11 @@ impl NoiseEstimate {
             (false, Some(mv)) => NoiseEstimate { var: mv, dof: MODEL_DOF, source: NoiseSource::Model },
             (false, None) => NoiseEstimate { var: f64::NAN, dof: 0.0, source: NoiseSource::Unknown },
         }
+    }
+
+    /// No noise: the evaluator is deterministic.
+    pub fn none() -> NoiseEstimate {
+        NoiseEstimate { var: 0.0, dof: f64::INFINITY, source: NoiseSource::Deterministic }
     }
 
     /// Whether the noise is known.

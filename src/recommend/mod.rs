@@ -39,6 +39,10 @@ pub use warnings::{Warning, WarningKind};
 use evidence::{Estimate, NoiseEstimate, difference, estimate};
 use model::{Landscape, Model};
 
+/// At most this many of the best ranked configurations are merged into candidates and chosen
+/// from (their near-copies further down count as `similar` no more).
+const CANDIDATES: usize = 1000;
+
 /// A recommendation is called better than the baseline when it is with at least this
 /// probability.
 pub const CONFIDENT: f64 = 0.8;
@@ -284,6 +288,8 @@ pub struct Recommender<'a> {
     last_search: Option<u64>,
     /// Recommend configurations with risky choices too.
     allow_risky: bool,
+    /// The evaluator measures the same every time: no noise (a GP's fitted noise is misfit).
+    deterministic: bool,
     seen: warnings::Seen,
 }
 
@@ -299,6 +305,7 @@ impl<'a> Recommender<'a> {
             rounds: BTreeMap::new(),
             last_search: None,
             allow_risky: false,
+            deterministic: false,
             seen: warnings::Seen::default(),
         }
     }
@@ -307,6 +314,14 @@ impl<'a> Recommender<'a> {
     /// not: the best of them is reported as [`Recommendations::risky_best`]).
     pub fn allow_risky(mut self, allow: bool) -> Self {
         self.allow_risky = allow;
+        self
+    }
+
+    /// Whether the trials come from a deterministic evaluator (see
+    /// [`crate::eval::Evaluator::deterministic`]): then there is no noise to estimate, and a
+    /// model's fitted noise (its misfit on a rugged function) does not make the study noisy.
+    pub fn deterministic(mut self, deterministic: bool) -> Self {
+        self.deterministic = deterministic;
         self
     }
 
@@ -374,7 +389,10 @@ impl<'a> Recommender<'a> {
         let risky = |g: &usize| !self.allow_risky && !space.risky_choices(&self.groups[*g].config).is_empty();
         // The baseline has its own row: it is what the recommendations are compared with.
         let ranked: Vec<usize> = ranked.into_iter().filter(|&g| Some(g) != base_index).collect();
-        let (risky_ranked, ranked): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(risky);
+        let (risky_ranked, mut ranked): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(risky);
+        // Candidates come from the best ranked configurations only: merging near-copies compares
+        // each with every candidate kept so far, which must not grow with the study.
+        ranked.truncate(CANDIDATES);
         let configs: Vec<&Config> = ranked.iter().map(|&g| &self.groups[g].config).collect();
         // Each candidate is shown by its most measured configuration (the best of those).
         let clusters: Vec<(usize, usize)> = distinct::cluster(space, &configs)
@@ -480,9 +498,10 @@ impl<'a> Recommender<'a> {
         by(&mean, &mut ranked);
         let model_var = model.zip(ranked.first().and_then(|&g| x_of(g))).map(|(m, x)| m.predict(&x).noise.powi(2));
         let all: Vec<&[f64]> = self.groups.iter().map(|g| g.values.as_slice()).collect();
-        let noise = NoiseEstimate::pool(&all, model_var, spread);
+        let noise =
+            if self.deterministic { NoiseEstimate::none() } else { NoiseEstimate::pool(&all, model_var, spread) };
         if let (Some(m), true) = (model, noise.noisy(spread)) {
-            by(&|g| x_of(g).map_or(mean(g), |x| m.predict(&x).mean), &mut ranked);
+            by(&|g| x_of(g).map_or(mean(g), |x| m.predict_mean(&x)), &mut ranked);
         }
         let confirmed = |g: usize| -> Option<f64> {
             match baseline {

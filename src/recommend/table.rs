@@ -185,7 +185,7 @@ impl Recommendations {
             NoiseSource::Repeats => "repeated measurements",
             NoiseSource::Model => "the model",
             NoiseSource::RepeatsAndModel => "repeated measurements and the model",
-            NoiseSource::Unknown => "",
+            NoiseSource::Unknown | NoiseSource::Deterministic => "",
         };
         match self.noise.std {
             Some(s) if self.noise.noisy => out.push_str(&format!(
@@ -193,7 +193,9 @@ impl Recommendations {
                  not by single lucky values\n",
                 fmt_spread(s)
             )),
-            Some(0.0) => out.push_str("noise: none (repeated measurements were identical)\n"),
+            Some(0.0) if self.noise.source == NoiseSource::Repeats => {
+                out.push_str("noise: none (repeated measurements were identical)\n")
+            }
             _ => {}
         }
         if model {

@@ -729,7 +729,9 @@ async fn recommendations(
     blocking(move || {
         let shared = state.study(&storage, &name)?;
         let spec = shared.spec();
-        let mut r = crate::recommend::Recommender::new(&spec.space, &spec.objectives).allow_risky(spec.allow_risky);
+        let mut r = crate::recommend::Recommender::new(&spec.space, &spec.objectives)
+            .allow_risky(spec.allow_risky)
+            .deterministic(spec.evaluator.deterministic());
         each_trial(&storage, &name, None, |t| r.add(t))?;
         let recs = r.finish(&name, q.top.unwrap_or(spec.top_k));
         Ok(Json(serde_json::to_value(&recs).map_err(ApiError::internal)?))

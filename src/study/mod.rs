@@ -41,8 +41,9 @@ pub fn recommendations(
     top: usize,
     allow_risky: bool,
 ) -> crate::recommend::Recommendations {
-    let mut r =
-        crate::recommend::Recommender::new(&spec.space, &spec.objectives).allow_risky(spec.allow_risky || allow_risky);
+    let mut r = crate::recommend::Recommender::new(&spec.space, &spec.objectives)
+        .allow_risky(spec.allow_risky || allow_risky)
+        .deterministic(spec.evaluator.deterministic());
     for t in trials {
         r.add(t);
     }

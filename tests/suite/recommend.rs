@@ -87,3 +87,17 @@ fn a_session_recommends_by_estimate_not_by_a_lucky_value() {
     let Value::Float(a) = rec.config["a"] else { unreachable!() };
     assert!((a - 0.5).abs() < 0.2, "{:?}", rec.config);
 }
+
+#[test]
+fn a_deterministic_evaluator_is_not_called_noisy_for_what_the_model_misses() {
+    // Hartmann-6 by Sobol points: rugged enough that a GP fits some "noise" to it.
+    let spec = Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/sobol.yaml")).unwrap();
+    let trials = run(&spec);
+    let recs = knobs::study::recommendations(&spec, &trials, 5, false);
+    assert_eq!(recs.noise.source, knobs::recommend::NoiseSource::Deterministic);
+    assert!(!recs.noise.noisy && recs.noise.std == Some(0.0), "{:?}", recs.noise);
+    assert!(recs.warnings.iter().all(|w| w.kind != WarningKind::MeasuredOnce), "{:?}", recs.warnings);
+    // Ranked by what was measured: rank 1 is the best trial.
+    let best = trials.iter().filter_map(|t| t.metrics.get("value")).fold(f64::INFINITY, |a, &b| a.min(b));
+    assert_eq!(recs.recommendations[0].value, best);
+}
