@@ -457,7 +457,8 @@ impl<'a> Recommender<'a> {
             repeated: self.groups.iter().filter(|g| g.values.len() > 1).count(),
             share: (noise.known() && spread > 0.0).then(|| (noise.var / (spread * spread)).min(1.0)),
         };
-        let mut warnings = self.seen.warnings(objectives, space, &baseline, &noise_summary, &recommendations);
+        let mut warnings =
+            self.seen.warnings(objectives, space, &baseline, &noise_summary, &recommendations, better_than_baseline);
         warnings.extend(self.reversed(base_index, &recommendations, &noise));
         Recommendations {
             study: study.to_string(),
@@ -588,8 +589,8 @@ impl<'a> Recommender<'a> {
                 Some(m) if model::covers_near(self.space, &self.points, &x) => m.importance_near(self.space, &x),
                 _ => l.importance_near(self.space, &x),
             };
-            for imp in &mut importance {
-                imp.near_best = self.space.params.iter().position(|p| p.name == imp.param).map(|i| near[i]);
+            for (imp, n) in importance.iter_mut().zip(near) {
+                imp.near_best = Some(n);
             }
         }
         // Most important first; where the whole space cannot tell (a rounded 0%), near the best.
@@ -620,8 +621,7 @@ impl<'a> Recommender<'a> {
         if t == l || !beaten {
             return None;
         }
-        let confirmed: Vec<f64> =
-            self.rounds.values().flatten().filter(|m| self.groups[m.0].config == leader.config).map(|m| m.1).collect();
+        let confirmed: Vec<f64> = self.rounds.values().flatten().filter(|m| m.0 == l).map(|m| m.1).collect();
         let mean = self.objectives.display_value(evidence::sum_squares(&confirmed).1);
         Some(Warning {
             kind: WarningKind::ConfirmationReversed,

@@ -121,18 +121,17 @@ impl Landscape {
         main_effects_near(&self.gp, space, best)
     }
 
-    /// Parameter importance (main effects, most important first) and the largest pairwise
+    /// Parameter importance (main effects, in the space's order) and the largest pairwise
     /// interactions, from a decomposition over a Sobol sample of the whole space.
     pub fn importance(&self, space: &Space) -> (Vec<Importance>, Vec<Interaction>) {
         let effects = decompose_within(&self.gp, space, &vec![(0.0, 1.0); space.dim()]);
         let name = |i: usize| space.params[i].name.clone();
-        let mut main: Vec<Importance> = effects
+        let main: Vec<Importance> = effects
             .main
             .iter()
             .enumerate()
             .map(|(i, &importance)| Importance { param: name(i), importance, near_best: None })
             .collect();
-        main.sort_by(|a, b| b.importance.total_cmp(&a.importance));
         let pairs = effects
             .pairs
             .iter()

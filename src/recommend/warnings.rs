@@ -88,6 +88,7 @@ impl Seen {
         baseline: &Option<Baseline>,
         noise: &Noise,
         recommendations: &[Recommendation],
+        better_than_baseline: Option<bool>,
     ) -> Vec<Warning> {
         let mut out = Vec::new();
         let mut warn = |kind, message: String| out.push(Warning { kind, message });
@@ -155,9 +156,7 @@ impl Seen {
                 ),
             );
         }
-        let probabilities: Vec<f64> =
-            recommendations.iter().filter_map(|r| r.improvement.as_ref()?.probability_better).collect();
-        if !probabilities.is_empty() && probabilities.iter().all(|&p| p < CONFIDENT) {
+        if better_than_baseline == Some(false) {
             warn(
                 WarningKind::NoClearGain,
                 format!(
