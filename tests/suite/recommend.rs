@@ -30,7 +30,6 @@ fn the_quickstart_importance_sees_the_eviction_policy_near_the_best() {
     let policies: std::collections::BTreeSet<String> =
         recs.recommendations.iter().map(|r| r.config["eviction"].to_string()).collect();
     assert_eq!(policies.len(), 3, "{:?}", recs.recommendations.iter().map(|r| &r.config).collect::<Vec<_>>());
-    assert!(recs.recommendations.iter().all(|r| r.similar < trials.len()));
 }
 
 #[test]
