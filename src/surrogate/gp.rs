@@ -18,6 +18,9 @@
 //!   dimension-scaled prior: long length scales unless the data insist, so
 //!   that 10-20 points in 10 dimensions do not overfit), `ln σ_f² ~ N(0, 2²)`
 //!   and `ln σ_n² ~ N(-8, 3²)` on standardized outputs, inside hard bounds.
+//! - Repeated measurements of one point are one row (their mean, noise
+//!   variance `σ_n²/count`) with the exact likelihood (see `repeats.rs`):
+//!   confirmation rounds make a study's data repeat a few points many times.
 //!   Optimization: multi-start L-BFGS (argmin) with analytic gradients,
 //!   warm-started from the previous fit.
 //! - Cholesky factorizations: faer's while fitting (the likelihood's
@@ -184,9 +187,16 @@ impl Default for FitOptions {
 #[derive(Debug, Clone)]
 pub struct Gp {
     kinds: Vec<InputKind>,
-    /// Training inputs, kernel view (see [`InputKind::transform`]).
+    /// Distinct training inputs, kernel view (see [`InputKind::transform`]).
     x: Vec<Vec<f64>>,
+    /// The mean output at each.
     y: Vec<f64>,
+    /// Noise weight of each (1 / its number of measurements).
+    w: Vec<f64>,
+    /// For each training row as given, its distinct input.
+    rows: Vec<usize>,
+    /// The repeats' spread about their means: its likelihood term (see `repeats.rs`).
+    repeats: repeats::Repeats,
     hyper: Hyper,
     inv_ls2: Vec<f64>,
     mean: f64,
@@ -250,7 +260,7 @@ impl Gp {
             Some(idx) => idx.iter().map(|&i| (&tx[i], ys[i])).unzip(),
             None => (tx.iter().collect(), ys.to_vec()),
         };
-        let data = FitData::new(kinds, &fx, &fy);
+        let data = FitData::new(kinds, repeats::Repeats::group(&fx, &fy));
         let objective = |theta: &[f64]| data.neg_log_posterior(theta);
         // From the previous fit when there is one, else from a neutral point;
         // `restarts` more around the neutral point.
@@ -275,28 +285,30 @@ impl Gp {
             }
         }
         let theta = clamp_theta(&best.map(|m| m.x).unwrap_or_else(|| starts[0].clone()));
-        Gp::condition(kinds, tx, ys.to_vec(), Hyper::from_vec(&theta))
+        Gp::condition(kinds, &tx, ys, Hyper::from_vec(&theta))
     }
 
     /// Condition on `(xs, ys)` with the given hyperparameters (no fitting).
     pub fn with_hyper(kinds: &[InputKind], xs: &[Vec<f64>], ys: &[f64], hyper: Hyper) -> Result<Gp> {
-        let tx = xs.iter().map(|x| transform(kinds, x, false)).collect();
-        Gp::condition(kinds, tx, ys.to_vec(), hyper)
+        let tx: Vec<Vec<f64>> = xs.iter().map(|x| transform(kinds, x, false)).collect();
+        Gp::condition(kinds, &tx, ys, hyper)
     }
 
-    fn condition(kinds: &[InputKind], x: Vec<Vec<f64>>, y: Vec<f64>, hyper: Hyper) -> Result<Gp> {
-        let n = x.len();
-        if n == 0 || y.len() != n {
+    fn condition(kinds: &[InputKind], tx: &[Vec<f64>], ys: &[f64], hyper: Hyper) -> Result<Gp> {
+        if tx.is_empty() || ys.len() != tx.len() {
             return Err(Error::optimizer("gp", "Gaussian process: no data to condition on"));
         }
-        if y.iter().any(|v| !v.is_finite()) || x.iter().flatten().any(|v| !v.is_finite()) {
+        if ys.iter().any(|v| !v.is_finite()) || tx.iter().flatten().any(|v| !v.is_finite()) {
             return Err(Error::optimizer("gp", "Gaussian process: non-finite training data"));
         }
+        let mut groups = repeats::Repeats::group(&tx.iter().collect::<Vec<_>>(), ys);
+        let (x, y, w) = (std::mem::take(&mut groups.x), groups.y.clone(), groups.w.clone());
+        let n = x.len();
         let inv_ls2: Vec<f64> = hyper.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect();
         let sf2 = hyper.signal_var();
         let mut k = DMatrix::<f64>::zeros(n, n);
         for i in 0..n {
-            k[(i, i)] = sf2 + hyper.noise_var();
+            k[(i, i)] = sf2 + hyper.noise_var() * w[i];
             for j in 0..i {
                 let v = sf2 * matern52(r2(kinds, &inv_ls2, &x[i], &x[j])).0;
                 k[(i, j)] = v;
@@ -309,14 +321,27 @@ impl Gp {
         let ki1 = chol.solve(&ones);
         let mean = ki1.dot(&yv) / ki1.dot(&ones);
         let alpha = chol.solve(&yv.add_scalar(-mean));
-        Ok(Gp { kinds: kinds.to_vec(), x, y, hyper, inv_ls2, mean, chol, alpha, jitter })
+        Ok(Gp {
+            kinds: kinds.to_vec(),
+            x,
+            y,
+            w,
+            rows: groups.rows.clone(),
+            repeats: groups,
+            hyper,
+            inv_ls2,
+            mean,
+            chol,
+            alpha,
+            jitter,
+        })
     }
 
     /// The fitted hyperparameters (a warm start for the next fit).
     pub fn hyper(&self) -> &Hyper {
         &self.hyper
     }
-    /// Number of points the GP is conditioned on.
+    /// Number of distinct points the GP is conditioned on (repeats of a point are one).
     pub fn len(&self) -> usize {
         self.x.len()
     }
@@ -334,12 +359,15 @@ impl Gp {
         self.jitter
     }
 
-    /// Posterior means at the training points, in O(n): from
-    /// `(K_f + s²I)α = y - m` follows `m + K_f α = y - s²α`, with `s²` the
-    /// noise variance plus the jitter.
+    /// Posterior means at the training rows as given (a repeated point's mean for each of its
+    /// rows; rows added by [`Gp::add_point`] after them), in O(n): from `(K_f + S)α = y - m`
+    /// follows `m + K_f α = y - Sα`, with `S` the noise variance (over the count) plus the
+    /// jitter.
     pub fn train_means(&self) -> Vec<f64> {
-        let s2 = self.hyper.noise_var() + self.jitter;
-        self.y.iter().zip(self.alpha.iter()).map(|(y, a)| y - s2 * a).collect()
+        let sn2 = self.hyper.noise_var();
+        let distinct: Vec<f64> =
+            (0..self.y.len()).map(|i| self.y[i] - (sn2 * self.w[i] + self.jitter) * self.alpha[i]).collect();
+        self.rows.iter().map(|&g| distinct[g]).collect()
     }
     /// How each input coordinate enters the kernel, one per dimension.
     pub fn kinds(&self) -> &[InputKind] {
@@ -351,7 +379,8 @@ impl Gp {
         let n = self.y.len() as f64;
         let r = DVector::from_vec(self.y.clone()).add_scalar(-self.mean);
         let logdet: f64 = self.chol.l_dirty().diagonal().iter().take(self.y.len()).map(|v| v.ln()).sum();
-        -0.5 * r.dot(&self.alpha) - logdet - 0.5 * n * (2.0 * std::f64::consts::PI).ln()
+        let spread = self.repeats.spread_term(self.hyper.noise_var()).0;
+        -0.5 * r.dot(&self.alpha) - logdet - 0.5 * n * (2.0 * std::f64::consts::PI).ln() + spread
     }
 
     fn kvec(&self, tx: &[f64]) -> (DVector<f64>, Vec<f64>) {
@@ -445,6 +474,8 @@ impl Gp {
         self.chol = Cholesky::pack_dirty(big);
         self.x.push(tx);
         self.y.push(y);
+        self.w.push(1.0);
+        self.rows.push(self.x.len() - 1);
         let yv = DVector::from_vec(self.y.clone());
         self.alpha = self.chol.solve(&yv.add_scalar(-self.mean));
         Ok(())
@@ -483,12 +514,16 @@ struct FitData {
     n: usize,
     d: usize,
     y: Vec<f64>,
+    /// Noise weight per point (1 / its count).
+    w: Vec<f64>,
     /// pair p = (i, j), i > j, in row order; `delta2[p * d + k]`.
     delta2: Vec<f64>,
+    repeats: repeats::Repeats,
 }
 
 impl FitData {
-    fn new(kinds: &[InputKind], x: &[&Vec<f64>], y: &[f64]) -> Self {
+    fn new(kinds: &[InputKind], repeats: repeats::Repeats) -> Self {
+        let x = &repeats.x;
         let (n, d) = (x.len(), kinds.len());
         let mut delta2 = Vec::with_capacity(n * n.saturating_sub(1) / 2 * d);
         for i in 0..n {
@@ -499,7 +534,7 @@ impl FitData {
                 }
             }
         }
-        FitData { n, d, y: y.to_vec(), delta2 }
+        FitData { n, d, y: repeats.y.clone(), w: repeats.w.clone(), delta2, repeats }
     }
 
     /// Negative log posterior (marginal likelihood + priors) and its gradient.
@@ -517,7 +552,7 @@ impl FitData {
         let mut kv_pair = vec![0.0; pairs];
         let mut p = 0;
         for i in 0..n {
-            k[(i, i)] = sf2 + sn2;
+            k[(i, i)] = sf2 + sn2 * self.w[i];
             for j in 0..i {
                 let dd = &self.delta2[p * d..(p + 1) * d];
                 let r2: f64 = dd.iter().zip(&inv_ls2).map(|(a, b)| a * b).sum();
@@ -552,7 +587,8 @@ impl FitData {
         let l = llt.L();
         let logdet: f64 = (0..n).map(|i| l[(i, i)].ln()).sum();
         let fit: f64 = (0..n).map(|i| (self.y[i] - mean) * alpha[i]).sum();
-        let lml = -0.5 * fit - logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+        let (spread, d_spread) = self.repeats.spread_term(sn2);
+        let lml = -0.5 * fit - logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln() + spread;
         // W = ααᵀ - K⁻¹; dLML/dθ = ½ tr(W dK/dθ).
         let kinv = llt.inverse();
         let mut grad = vec![0.0; d + 2];
@@ -561,7 +597,7 @@ impl FitData {
         for i in 0..n {
             let wii = alpha[i] * alpha[i] - kinv[(i, i)];
             g_sf2 += 0.5 * wii * sf2;
-            grad[d + 1] += 0.5 * wii * sn2;
+            grad[d + 1] += 0.5 * wii * sn2 * self.w[i];
             for j in 0..i {
                 let w = alpha[i] * alpha[j] - kinv[(i, j)];
                 // Off-diagonal pairs count twice in the trace; ½·2 = 1.
@@ -576,6 +612,7 @@ impl FitData {
             }
         }
         grad[d] = g_sf2;
+        grad[d + 1] += d_spread;
         // Priors.
         let mut lp = 0.0;
         let (mu_l, s_l) = prior_ls(d);
@@ -601,5 +638,6 @@ impl FitData {
     }
 }
 
+mod repeats;
 #[cfg(test)]
 mod tests;

@@ -56,10 +56,17 @@ fn likelihood_gradient_matches_finite_differences() {
             vec![(t * 0.37).fract(), (t * 0.61).fract(), (t * 0.23).fract()]
         })
         .collect();
-    let ys: Vec<f64> = xs.iter().map(|x| x[0] * x[0] - x[1] + if x[2] > 0.5 { 0.3 } else { 0.0 }).collect();
+    let mut ys: Vec<f64> = xs.iter().map(|x| x[0] * x[0] - x[1] + if x[2] > 0.5 { 0.3 } else { 0.0 }).collect();
+    // Repeats of two points, so that their spread enters the likelihood too.
+    let mut xs = xs;
+    for (i, dy) in [(1, 0.05), (1, -0.08), (4, 0.02)] {
+        xs.push(xs[i].clone());
+        ys.push(ys[i] + dy);
+    }
     let tx: Vec<Vec<f64>> = xs.iter().map(|x| transform(&kinds, x, false)).collect();
     let trefs: Vec<&Vec<f64>> = tx.iter().collect();
-    let data = FitData::new(&kinds, &trefs, &ys);
+    let data = FitData::new(&kinds, super::repeats::Repeats::group(&trefs, &ys));
+    assert_eq!((data.n, data.repeats.extra), (12, 3));
     let theta = vec![-0.5, 0.2, 0.1, 0.3, -5.0];
     let (_, g) = data.neg_log_posterior(&theta);
     for i in 0..theta.len() {
@@ -154,4 +161,45 @@ fn non_finite_data_is_a_clear_error() {
     let err = Gp::with_hyper(&[C], &[vec![0.5]], &[f64::NAN], hyper(1, 0.3, 1.0, 1e-6)).unwrap_err();
     assert!(err.to_string().contains("non-finite"), "{err}");
     assert!(Gp::with_hyper(&[C], &[], &[], hyper(1, 0.3, 1.0, 1e-6)).is_err());
+}
+
+/// The GP's likelihood and posterior with repeats as counted rows, against the textbook
+/// formulas on every row (a dense covariance with the duplicates in it).
+#[test]
+fn repeats_as_counted_rows_equal_every_row() {
+    use nalgebra::{DMatrix, DVector};
+    let xs = vec![vec![0.2], vec![0.2], vec![0.2], vec![0.7], vec![0.45], vec![0.7]];
+    let ys = vec![1.0, 1.3, 0.8, -0.5, 0.1, -0.2];
+    let (ls, sf2, sn2) = (0.3, 1.2, 0.05);
+    let gp = Gp::with_hyper(&[C], &xs, &ys, hyper(1, ls, sf2, sn2)).unwrap();
+    assert_eq!(gp.len(), 3);
+    let k = |a: f64, b: f64| {
+        let r = (a - b).abs() / ls;
+        sf2 * (1.0 + 5f64.sqrt() * r + 5.0 * r * r / 3.0) * (-(5f64.sqrt()) * r).exp()
+    };
+    let n = xs.len();
+    let kf = DMatrix::from_fn(n, n, |i, j| k(xs[i][0], xs[j][0]) + if i == j { sn2 } else { 0.0 });
+    let chol = kf.clone().cholesky().unwrap();
+    let y = DVector::from_vec(ys.clone());
+    let ones = DVector::from_element(n, 1.0);
+    let ki1 = chol.solve(&ones);
+    let mean = ki1.dot(&y) / ki1.dot(&ones);
+    let alpha = chol.solve(&y.add_scalar(-mean));
+    let logdet = kf.determinant().ln();
+    let lml =
+        -0.5 * y.add_scalar(-mean).dot(&alpha) - 0.5 * logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+    assert!((gp.mean_constant() - mean).abs() < 1e-10, "{} vs {mean}", gp.mean_constant());
+    assert!((gp.log_marginal_likelihood() - lml).abs() < 1e-9, "{} vs {lml}", gp.log_marginal_likelihood());
+    for x in [0.0, 0.2, 0.33, 0.7, 1.0] {
+        let kx = DVector::from_fn(n, |i, _| k(x, xs[i][0]));
+        let mu = mean + kx.dot(&alpha);
+        let var = sf2 - kx.dot(&chol.solve(&kx));
+        let (m, v) = gp.predict(&[x]);
+        assert!((m - mu).abs() < 1e-9 && (v - var).abs() < 1e-9, "at {x}: ({m}, {v}) vs ({mu}, {var})");
+    }
+    // Training means per row as given: a repeated point's for each of its rows.
+    let means = gp.train_means();
+    assert_eq!(means.len(), n);
+    assert_eq!((means[0], means[3]), (means[2], means[5]));
+    assert!((means[1] - gp.predict(&[0.2]).0).abs() < 1e-9);
 }
