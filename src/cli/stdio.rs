@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! → {"op":"init","protocol":1,"budget":100,"seed":3,"direction":"minimize","space":{"params":[...]}}
+//!   (knobs' extensions: a parameter's "default" makes the defaults the baseline, measured
+//!   first; "confirm": false|true|{when,top,repeats,budget_share} as in a spec, default auto;
+//!   "deterministic": true when the values are exact)
 //! ← {"ok":true,"name":"knobs-cmaes","version":"0.1.0"}
 //! → {"op":"ask","n":8}
 //! ← {"ok":true,"trials":[{"id":0,"params":{"x0":0.25,...}}, ...]}
@@ -10,8 +13,13 @@
 //! ← {"ok":true}
 //! → {"op":"close"}                  (or {"op":"close","recommend":true})
 //! ← {"ok":true,"best":{"value":1.5,"params":{...}}}
-//!   (with "recommend": also "recommended":{"value":...,"params":{...}}, knobs' choice ranked
-//!   by a noise-aware estimate rather than the best single value)
+//!   (with "recommend": also "recommended":{"value","params","evaluations","value_interval",
+//!   "improvement"}, knobs' choice ranked by a noise-aware estimate rather than the best
+//!   single value, "baseline" and "confirmation", why the confirmation phase ended)
+//!
+//! With a budget, the last quarter of it confirms: the best distinct candidates and the
+//! baseline are measured again, one round per ask; a phase that settles early ends the
+//! session before the budget (`"done":true`).
 //! ```
 //! Exactly one response line per request; a bad request gets
 //! `{"ok":false,"error":"..."}` and the session goes on. Logs go to stderr.
@@ -26,6 +34,7 @@ use serde_json::{Value as Json, json};
 use crate::error::{Error, Result};
 use crate::optim::{self, OptimizerOptions, OptimizerSpec};
 use crate::space::Space;
+use crate::spec::Confirm;
 use crate::study::{Session, SessionOptions};
 
 #[derive(Deserialize)]
@@ -38,6 +47,11 @@ enum Request {
         direction: Option<String>,
         space: Json,
         parallelism: Option<usize>,
+        /// The confirmation phase, as a spec's `confirm` (default `auto`).
+        confirm: Option<Json>,
+        /// The measurements are exact: no confirmation under `auto`, no noise assumed.
+        #[serde(default)]
+        deterministic: bool,
     },
     Ask {
         n: usize,
@@ -100,7 +114,7 @@ pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
 
 fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> Result<Json> {
     match req {
-        Request::Init { protocol, budget, seed, direction, space, parallelism } => {
+        Request::Init { protocol, budget, seed, direction, space, parallelism, confirm, deterministic } => {
             if let Some(p) = protocol.filter(|p| *p != 1) {
                 return Err(Error::Config(format!("protocol {p} is not supported; this knobs speaks protocol 1")));
             }
@@ -117,6 +131,11 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
                 parallelism: parallelism.unwrap_or(1).max(1),
                 maximize,
                 options: spec.options.clone(),
+                confirm: match &confirm {
+                    Some(c) => Confirm::from_json(c, "confirm", "init")?,
+                    None => Confirm::default(),
+                },
+                deterministic,
             };
             *session = Some(Session::new(space, &spec.name, options)?);
             Ok(json!({"ok": true, "name": format!("knobs-{}", spec.name), "version": env!("CARGO_PKG_VERSION")}))
@@ -146,8 +165,18 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
             let mut reply = json!({"ok": true, "best": best});
             if recommend && let Some(s) = session.as_ref() {
                 let recs = s.recommend(1);
-                reply["recommended"] =
-                    recs.recommendations.first().map_or(Json::Null, |r| json!({"value": r.value, "params": r.config}));
+                reply["recommended"] = recs.recommendations.first().map_or(Json::Null, |r| {
+                    json!({
+                        "value": r.value,
+                        "params": r.config,
+                        "evaluations": r.evaluations,
+                        "value_interval": r.value_interval,
+                        "improvement": r.improvement,
+                    })
+                });
+                reply["baseline"] =
+                    recs.baseline.as_ref().map_or(Json::Null, |b| json!({"value": b.value, "params": b.config}));
+                reply["confirmation"] = json!(s.confirmation());
             }
             Ok(reply)
         }

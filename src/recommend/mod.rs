@@ -483,7 +483,7 @@ impl<'a> Recommender<'a> {
     /// (which weighs a lucky single measurement against its neighbours), else by their mean.
     /// Configurations confirmed in two rounds or more come first, by their gain over the
     /// baseline measured beside them (by their confirmed mean without a baseline): the
-    /// evidence for them is what drift cannot fake.
+    /// evidence for them is what drift cannot fake. Not when the measurements are exact.
     fn rank(&self, model: Option<&Model>, spread: f64, baseline: Option<usize>) -> (Vec<usize>, NoiseEstimate) {
         let mean = |g: usize| evidence::sum_squares(&self.groups[g].values).1;
         let x_of = |g: usize| self.space.encode(&self.groups[g].config).ok();
@@ -503,6 +503,11 @@ impl<'a> Recommender<'a> {
             if self.deterministic { NoiseEstimate::none() } else { NoiseEstimate::pool(&all, model_var, spread) };
         if let (Some(m), true) = (model, noise.noisy(spread)) {
             by(&|g| x_of(g).map_or(mean(g), |x| m.predict_mean(&x)), &mut ranked);
+        }
+        if noise.known() && noise.var == 0.0 {
+            // Exact measurements (declared, or repeats that came out identical): a confirmed
+            // configuration is worth what it measured once.
+            return (ranked, noise);
         }
         let confirmed = |g: usize| -> Option<f64> {
             match baseline {

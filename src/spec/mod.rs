@@ -80,6 +80,23 @@ impl Default for Confirm {
     }
 }
 
+impl Confirm {
+    /// A `confirm` section given as JSON (`false`, `true` or `{when, top, repeats,
+    /// budget_share}`), checked as a spec's is; every problem names `path` and `source`.
+    pub(crate) fn from_json(v: &serde_json::Value, path: &str, source: &str) -> crate::Result<Confirm> {
+        let fail = |items| crate::error::Error::Invalid(crate::error::Problems { source: source.to_string(), items });
+        let yaml: serde_yaml::Value = serde_yaml::to_value(v)
+            .map_err(|e| fail(vec![crate::error::Problem::new(path, format!("not a confirm section: {e}"))]))?;
+        let mut problems = Vec::new();
+        sections::parse_confirm(Some(&yaml), &mut problems).ok_or_else(|| {
+            for p in &mut problems {
+                p.path = p.path.replacen("confirm", path, 1);
+            }
+            fail(problems)
+        })
+    }
+}
+
 /// When a run stops (whichever comes first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Budget {

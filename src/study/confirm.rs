@@ -21,9 +21,11 @@ use serde::Serialize;
 use super::progress::Progress;
 use super::run::{StopReason, Study};
 use crate::error::{Error, Result};
+use crate::objective::Objectives;
+use crate::recommend::Recommender;
 use crate::recommend::evidence::paired_difference;
-use crate::space::Config;
-use crate::spec::Spec;
+use crate::space::{Config, Space};
+use crate::spec::{Confirm, ConfirmWhen, Spec};
 use crate::storage::NewTrial;
 use crate::trial::{Trial, TrialState};
 
@@ -93,6 +95,62 @@ pub enum Next {
     Done(ConfirmStop),
 }
 
+/// What a confirmation phase is planned from: the space (its defaults are the baseline), the
+/// objectives, the phase's settings and how recommendations are ranked. A [`Study`] plans from
+/// its spec; a [`super::Session`] from its options.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// The space searched; its defaults, when every parameter has one, are the baseline.
+    pub space: &'a Space,
+    /// How trials are scored.
+    pub objectives: &'a Objectives,
+    /// `top`, `repeats`, `budget_share`, `when`.
+    pub settings: &'a Confirm,
+    /// Risky choices may be recommended (and so confirmed).
+    pub allow_risky: bool,
+    /// The evaluator is known to be deterministic.
+    pub deterministic: bool,
+}
+
+impl<'a> Plan<'a> {
+    /// The plan of a study run from `spec`.
+    pub fn of(spec: &'a Spec) -> Plan<'a> {
+        Plan {
+            space: &spec.space,
+            objectives: &spec.objectives,
+            settings: &spec.confirm,
+            allow_risky: spec.allow_risky,
+            deterministic: spec.evaluator.deterministic(),
+        }
+    }
+
+    /// The trials a run of `new` trials keeps for confirmation: none when confirmation is
+    /// off (`when: never`, or `auto` with a deterministic evaluator); else `budget_share` of
+    /// them rounded up to whole rounds (the baseline, when there is one, and `top`
+    /// candidates), at least three rounds and at most `repeats`, at most half; none when
+    /// three rounds do not fit in half.
+    pub fn reserve(&self, new: u64) -> u64 {
+        let c = self.settings;
+        let on = match c.when {
+            ConfirmWhen::Never => false,
+            ConfirmWhen::Always => true,
+            ConfirmWhen::Auto => !self.deterministic,
+        };
+        if !on {
+            return 0;
+        }
+        let round = c.top as u64 + u64::from(self.space.baseline().is_some());
+        // No more rounds than a candidate may be measured (`repeats`): the rest would go unused.
+        let rounds = ((new as f64 * c.budget_share / round as f64).ceil() as u64).max(3).min(c.repeats as u64);
+        let least = (MIN_ROUNDS as u64).min(c.repeats as u64) * round;
+        if least > new / 2 {
+            // Too few trials for the rounds that could settle anything: search with them all.
+            return 0;
+        }
+        (rounds * round).min(new / 2)
+    }
+}
+
 fn key(c: &Config) -> String {
     serde_json::to_string(c).unwrap_or_default()
 }
@@ -105,10 +163,10 @@ fn current_phase(trials: &[Trial]) -> &[Trial] {
 
 /// Whether every configuration measured more than once got the same score each time (and
 /// at least one was).
-fn deterministic(spec: &Spec, trials: &[Trial]) -> bool {
+fn deterministic(objectives: &Objectives, trials: &[Trial]) -> bool {
     let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for t in trials.iter().filter(|t| t.state == TrialState::Complete) {
-        if let Ok(o) = spec.objectives.score(&t.metrics) {
+        if let Ok(o) = objectives.score(&t.metrics) {
             scores.entry(key(&t.config)).or_default().push(o.score);
         }
     }
@@ -125,13 +183,13 @@ fn paired_better(rounds: &[BTreeMap<String, f64>], a: &str, b: &str) -> Option<f
 
 /// What the confirmation phase measures next, given every trial of the study and how many
 /// trials it may still take.
-pub fn next_round(spec: &Spec, trials: &[Trial], budget_left: u64) -> Next {
-    let settings = &spec.confirm;
+pub fn next_round(plan: &Plan, trials: &[Trial], budget_left: u64) -> Next {
+    let settings = plan.settings;
     let phase = current_phase(trials);
-    if !phase.is_empty() && deterministic(spec, trials) {
+    if !phase.is_empty() && deterministic(plan.objectives, trials) {
         return Next::Done(ConfirmStop::Deterministic);
     }
-    let baseline = spec.space.baseline();
+    let baseline = plan.space.baseline();
     let base_key = baseline.as_ref().map(key);
     // The candidates: those of the phase under way, else the best distinct ones now.
     let mut candidates: Vec<Config> = Vec::new();
@@ -141,9 +199,14 @@ pub fn next_round(spec: &Spec, trials: &[Trial], budget_left: u64) -> Next {
         }
     };
     if phase.is_empty() {
-        let recs = super::recommendations(spec, trials, settings.top, false);
-        for r in recs.recommendations {
-            push(spec.space.round(&r.config), &mut candidates);
+        let mut r = Recommender::new(plan.space, plan.objectives)
+            .allow_risky(plan.allow_risky)
+            .deterministic(plan.deterministic);
+        for t in trials {
+            r.add(t);
+        }
+        for rec in r.finish("confirm", settings.top).recommendations {
+            push(plan.space.round(&rec.config), &mut candidates);
         }
     } else {
         for t in phase.iter().filter(|t| !t.baseline) {
@@ -159,7 +222,7 @@ pub fn next_round(spec: &Spec, trials: &[Trial], budget_left: u64) -> Next {
     for t in phase {
         *tried.entry(key(&t.config)).or_default() += 1;
         if t.state == TrialState::Complete
-            && let Ok(o) = spec.objectives.score(&t.metrics)
+            && let Ok(o) = plan.objectives.score(&t.metrics)
         {
             rounds.entry(t.batch).or_default().insert(key(&t.config), o.score);
         }
@@ -201,6 +264,12 @@ pub fn next_round(spec: &Spec, trials: &[Trial], budget_left: u64) -> Next {
 }
 
 impl Study {
+    /// The confirmation plan of this study: its spec's, with whether the evaluator it runs
+    /// (which a program may have given in place of the spec's) is deterministic.
+    pub(super) fn plan(&self) -> Plan<'_> {
+        Plan { deterministic: self.evals.evaluator().deterministic(), ..Plan::of(&self.spec) }
+    }
+
     /// Run confirmation rounds until the phase is over or the study has `total` trials (or
     /// `time` has passed since `start`).
     pub(super) fn confirm_rounds(
@@ -222,7 +291,7 @@ impl Study {
                 break;
             }
             let left = total - self.trials.len() as u64;
-            let round = match next_round(&self.spec, &self.trials, left) {
+            let round = match next_round(&self.plan(), &self.trials, left) {
                 Next::Done(stop) => {
                     report.stop = stop;
                     break;
@@ -262,5 +331,55 @@ impl Study {
         let report = self.confirm_rounds(total, start, None, &progress)?;
         progress.finish(self.tally.finished, None, report.stop.describe());
         Ok(report)
+    }
+}
+
+/// What the next claim of a shared study (workers, `knobs serve`) takes once its search has
+/// used the trials it may ([`Plan::reserve`] keeps the rest for confirmation).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum SharedStep {
+    /// Search on, up to this many trials in the study (a phase that found the evaluator
+    /// deterministic gives the rest of the budget back).
+    Search(u64),
+    /// Hand these out as confirmation trials of `batch` (`None`: a new round, the next
+    /// batch). A round may be handed out over several claims: its composition is a function
+    /// of the finished rounds before it, so every claim agrees on it.
+    Round { batch: Option<u64>, items: Vec<(Config, bool)> },
+    /// Trials are running whose results the next round needs.
+    Wait,
+    /// The phase is over.
+    Done(ConfirmStop),
+}
+
+/// The step of a shared study with `trials` (every trial, by number) and a budget of
+/// `budget` trials, for a claim of at most `want`.
+pub(super) fn shared_step(plan: &Plan, trials: &[Trial], budget: u64, want: usize) -> SharedStep {
+    let total = trials.len() as u64;
+    if trials.iter().any(|t| t.confirm) && deterministic(plan.objectives, trials) {
+        return SharedStep::Search(budget);
+    }
+    let running = |ts: &[Trial]| ts.iter().any(|t| t.state == TrialState::Running);
+    let phase_start = trials.iter().rposition(|t| !t.confirm).map_or(0, |i| i + 1);
+    if running(&trials[..phase_start]) {
+        return SharedStep::Wait;
+    }
+    // The rest of the round under way, planned as it was when its first trial was handed out.
+    if let Some(last) = trials[phase_start..].last() {
+        let start = phase_start + trials[phase_start..].iter().position(|t| t.batch == last.batch).unwrap_or(0);
+        let handed = trials.len() - start;
+        if let Next::Round(round) = next_round(plan, &trials[..start], budget.saturating_sub(start as u64))
+            && handed < round.len()
+        {
+            let items = round.into_iter().skip(handed).take(want).collect();
+            return SharedStep::Round { batch: Some(last.batch), items };
+        }
+        if running(&trials[phase_start..]) {
+            return SharedStep::Wait;
+        }
+    }
+    match next_round(plan, trials, budget.saturating_sub(total)) {
+        Next::Round(round) => SharedStep::Round { batch: None, items: round.into_iter().take(want).collect() },
+        Next::Done(ConfirmStop::Deterministic) => SharedStep::Search(budget),
+        Next::Done(stop) => SharedStep::Done(stop),
     }
 }

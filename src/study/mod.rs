@@ -24,7 +24,7 @@ mod shared;
 mod stored;
 mod worker;
 
-pub use confirm::{ConfirmReport, ConfirmStop, Next, next_round};
+pub use confirm::{ConfirmReport, ConfirmStop, Next, Plan, next_round};
 pub use evaluation::{Evaluations, Judged, evaluate};
 pub(crate) use run::observed;
 pub use run::{RunOptions, RunReport, StopReason, Study};

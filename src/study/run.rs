@@ -497,7 +497,7 @@ impl Study {
             (None, Some(t)) => t,
             (None, None) => self.spec.budget.trials,
         };
-        let reserve = self.confirm_reserve(opts.add_trials.unwrap_or(total));
+        let reserve = self.plan().reserve(opts.add_trials.unwrap_or(total));
         let search_total = total.saturating_sub(reserve);
         let time = self.spec.budget.time;
         let search_time = time.map(|t| if reserve > 0 { t.mul_f64(1.0 - self.spec.confirm.budget_share) } else { t });
@@ -562,26 +562,6 @@ impl Study {
             };
             self.evaluate_batch(trials, progress)?;
         })
-    }
-
-    /// The trials a run of `new` trials keeps for confirmation: none when confirmation is
-    /// off (`when: never`, or `auto` with a deterministic evaluator); else
-    /// `budget_share` of them rounded up to whole rounds (the baseline and `top` candidates),
-    /// at least three rounds, at most half.
-    fn confirm_reserve(&self, new: u64) -> u64 {
-        use crate::spec::ConfirmWhen;
-        let c = &self.spec.confirm;
-        let on = match c.when {
-            ConfirmWhen::Never => false,
-            ConfirmWhen::Always => true,
-            ConfirmWhen::Auto => !self.evals.evaluator().deterministic(),
-        };
-        if !on {
-            return 0;
-        }
-        let round = c.top as u64 + 1;
-        let rounds = ((new as f64 * c.budget_share / round as f64).ceil() as u64).max(3);
-        (rounds * round).min(new / 2)
     }
 
     /// Why the confirmation phase must stop early: interrupted, failing, out of trials or

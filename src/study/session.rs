@@ -22,11 +22,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::confirm::{ConfirmStop, Next, Plan, next_round};
 use crate::error::{Error, Result};
 use crate::objective::{Direction, Objective, Objectives};
 use crate::optim::{self, Observed, Optimizer, OptimizerOptions, OptimizerSpec, Problem};
 use crate::recommend::{Recommendations, Recommender};
 use crate::space::{Config, Space};
+use crate::spec::Confirm;
 use crate::trial::{Trial, TrialState};
 
 /// How a session searches.
@@ -43,11 +45,28 @@ pub struct SessionOptions {
     pub maximize: bool,
     /// The optimizer's options (those of its spec section).
     pub options: OptimizerOptions,
+    /// The confirmation phase (as a spec's `confirm`): with a known `budget`, the last
+    /// `budget_share` of it re-measures the best distinct candidates, and the baseline when the
+    /// space has defaults, round by round, so that the recommendation rests on repeated
+    /// measurements. `auto` (the default) runs it unless `deterministic` is set, and gives the
+    /// budget back to the search when repeats come out identical.
+    pub confirm: Confirm,
+    /// The caller's measurements are exact (the same configuration always gives the same
+    /// value): no confirmation under `auto`, no noise in the recommendations.
+    pub deterministic: bool,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { seed: 0, budget: None, parallelism: 1, maximize: false, options: Default::default() }
+        SessionOptions {
+            seed: 0,
+            budget: None,
+            parallelism: 1,
+            maximize: false,
+            options: Default::default(),
+            confirm: Confirm::default(),
+            deterministic: false,
+        }
     }
 }
 
@@ -60,12 +79,45 @@ pub struct Suggestion {
     pub params: Config,
 }
 
+/// A suggestion handed out and not yet told.
+struct Asked {
+    x: Vec<f64>,
+    /// The optimizer's ticket; `None` for the baseline and confirmation measurements.
+    ticket: Option<u64>,
+    baseline: bool,
+    confirm: bool,
+    /// The confirmation round it belongs to (0 for the search).
+    round: u64,
+}
+
+/// Where a session is: searching, re-measuring its best candidates, or finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Search,
+    Confirm,
+    Done,
+}
+
 /// One optimizer over one space, asked and told by parameter name.
 pub struct Session {
     space: Space,
+    objectives: Objectives,
     optimizer: Box<dyn Optimizer>,
     maximize: bool,
-    pending: HashMap<u64, Vec<f64>>,
+    budget: Option<u64>,
+    confirm: Confirm,
+    deterministic: bool,
+    /// Trials the search may take before the confirmation phase (the whole budget without one).
+    search_budget: Option<u64>,
+    phase: Phase,
+    /// Why the confirmation phase ended, once it has.
+    confirm_stop: Option<ConfirmStop>,
+    /// Suggestions handed out so far (the next id).
+    asked: u64,
+    rounds: u64,
+    /// The rest of the current confirmation round, not handed out yet.
+    queue: Vec<(Config, bool)>,
+    pending: HashMap<u64, Asked>,
     best: Option<(f64, Config)>,
     /// Every told result as a trial (metric `value`, in the caller's sign), for [`Session::recommend`].
     told: Vec<Trial>,
@@ -80,14 +132,48 @@ impl Session {
         problem.budget = options.budget;
         problem.parallelism = options.parallelism.max(1);
         let optimizer = optim::build(&spec, &problem)?;
-        Ok(Session {
+        let direction = if options.maximize { Direction::Maximize } else { Direction::Minimize };
+        let objectives = Objectives {
+            objectives: vec![Objective { metric: "value".into(), direction, weight: 1.0 }],
+            constraints: vec![],
+        };
+        let mut session = Session {
             space,
+            objectives,
             optimizer,
             maximize: options.maximize,
+            budget: options.budget,
+            confirm: options.confirm,
+            deterministic: options.deterministic,
+            search_budget: options.budget,
+            phase: Phase::Search,
+            confirm_stop: None,
+            asked: 0,
+            rounds: 0,
+            queue: Vec::new(),
             pending: HashMap::new(),
             best: None,
             told: Vec::new(),
-        })
+        };
+        if let Some(b) = options.budget {
+            session.search_budget = Some(b - session.plan().reserve(b));
+        }
+        Ok(session)
+    }
+
+    fn plan(&self) -> Plan<'_> {
+        Plan {
+            space: &self.space,
+            objectives: &self.objectives,
+            settings: &self.confirm,
+            allow_risky: false,
+            deterministic: self.deterministic,
+        }
+    }
+
+    /// Why the confirmation phase ended, once it has (`None` while it has not run or runs).
+    pub fn confirmation(&self) -> Option<ConfirmStop> {
+        self.confirm_stop
     }
 
     /// The space searched.
@@ -100,20 +186,89 @@ impl Session {
         self.optimizer.name()
     }
 
-    /// Up to `n` configurations to evaluate (at least 1 unless the
-    /// optimizer has finished: then none).
+    /// Up to `n` configurations to evaluate (at least 1 unless the session has finished: then
+    /// none). The first is the baseline when every parameter has a default. With a known
+    /// budget, the last asks are confirmation rounds: the baseline and the best candidates
+    /// measured again side by side; a round is handed out whole (up to `n`) and the next one
+    /// is planned once it is told, so while part of a round is out, `ask` returns nothing
+    /// more until it is told.
     pub fn ask(&mut self, n: usize) -> Result<Vec<Suggestion>> {
         if n == 0 {
             return Err(Error::Config("ask: n must be at least 1".into()));
         }
+        let left = self.budget.map(|b| b.saturating_sub(self.asked));
+        if left == Some(0) || self.phase == Phase::Done {
+            return Ok(Vec::new());
+        }
+        let n = left.map_or(n, |l| n.min(l as usize));
+        if self.asked == 0
+            && let Some(base) = self.space.baseline()
+        {
+            let x = self.space.encode(&base).map_err(Error::Config)?;
+            return Ok(vec![self.hand_out(x, None, true, false)]);
+        }
+        if self.phase == Phase::Search && self.search_budget.is_some_and(|s| self.asked >= s) {
+            if !self.pending.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.phase = Phase::Confirm;
+        }
+        if self.phase == Phase::Confirm {
+            return self.ask_confirm(n);
+        }
+        let n = self.search_budget.map_or(n, |s| n.min((s - self.asked) as usize));
         let cands = super::asking::ask_valid(self.optimizer.as_mut(), &self.space, n)?;
         let mut out = Vec::with_capacity(cands.len());
         for mut c in cands {
             optim::clamp_unit(&mut c.x);
-            out.push(Suggestion { id: c.ticket, params: self.space.decode(&c.x) });
-            self.pending.insert(c.ticket, c.x);
+            out.push(self.hand_out(c.x, Some(c.ticket), false, false));
         }
         Ok(out)
+    }
+
+    /// The next part of a confirmation round (planned when the previous one is told).
+    fn ask_confirm(&mut self, n: usize) -> Result<Vec<Suggestion>> {
+        if self.queue.is_empty() {
+            if !self.pending.is_empty() {
+                return Ok(Vec::new());
+            }
+            let left = self.budget.unwrap_or(0).saturating_sub(self.asked);
+            match next_round(&self.plan(), &self.told, left) {
+                Next::Round(round) => {
+                    self.rounds += 1;
+                    self.queue = round;
+                    self.queue.reverse();
+                }
+                Next::Done(stop) => {
+                    self.confirm_stop = Some(stop);
+                    if stop == ConfirmStop::Deterministic {
+                        // Identical repeats: nothing to confirm; the rest goes back to the search.
+                        self.search_budget = self.budget;
+                        self.phase = Phase::Search;
+                        return self.ask(n);
+                    }
+                    self.phase = Phase::Done;
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while out.len() < n
+            && let Some((config, baseline)) = self.queue.pop()
+        {
+            let x = self.space.encode(&config).map_err(Error::Config)?;
+            out.push(self.hand_out(x, None, baseline, true));
+        }
+        Ok(out)
+    }
+
+    fn hand_out(&mut self, x: Vec<f64>, ticket: Option<u64>, baseline: bool, confirm: bool) -> Suggestion {
+        let id = self.asked;
+        self.asked += 1;
+        let params = self.space.decode(&x);
+        let round = if confirm { self.rounds } else { 0 };
+        self.pending.insert(id, Asked { x, ticket, baseline, confirm, round });
+        Suggestion { id, params }
     }
 
     /// Ids asked and not yet told.
@@ -137,7 +292,9 @@ impl Session {
         }
         let mut obs = Vec::with_capacity(results.len());
         for &(id, value) in results {
-            let x = self.pending.remove(&id).unwrap_or_default();
+            let Some(Asked { x, ticket, baseline, confirm, round }) = self.pending.remove(&id) else {
+                continue;
+            };
             let config = self.space.decode(&x);
             let (state, metrics) = match value.filter(|v| v.is_finite()) {
                 Some(v) => (TrialState::Complete, [("value".to_string(), v)].into()),
@@ -145,16 +302,16 @@ impl Session {
             };
             self.told.push(Trial {
                 number: id,
-                batch: 0,
-                ticket: Some(id),
+                batch: round,
+                ticket,
                 x: x.clone(),
                 config,
                 state,
                 metrics,
                 elapsed_s: None,
                 epoch: 0,
-                baseline: false,
-                confirm: false,
+                baseline,
+                confirm,
             });
             match value.filter(|v| v.is_finite()) {
                 Some(v) => {
@@ -162,9 +319,9 @@ impl Session {
                     if self.best.as_ref().is_none_or(|(b, _)| v < *b) {
                         self.best = Some((v, self.space.decode(&x)));
                     }
-                    obs.push(Observed::ok(Some(id), x, v));
+                    obs.push(Observed::ok(ticket, x, v));
                 }
-                None => obs.push(Observed::failed(Some(id), x)),
+                None => obs.push(Observed::failed(ticket, x)),
             }
         }
         self.optimizer.tell(&obs)
@@ -179,12 +336,7 @@ impl Session {
     /// estimate that accounts for noise rather than by the best single value, with intervals
     /// (see [`crate::recommend::Recommender`]). Fits two GPs: call it at the end, not per tell.
     pub fn recommend(&self, top: usize) -> Recommendations {
-        let direction = if self.maximize { Direction::Maximize } else { Direction::Minimize };
-        let objectives = Objectives {
-            objectives: vec![Objective { metric: "value".into(), direction, weight: 1.0 }],
-            constraints: vec![],
-        };
-        let mut r = Recommender::new(&self.space, &objectives);
+        let mut r = Recommender::new(&self.space, &self.objectives).deterministic(self.deterministic);
         for t in &self.told {
             r.add(t);
         }

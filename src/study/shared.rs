@@ -32,11 +32,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::confirm::{Plan, SharedStep, shared_step};
 use super::stored::{check_identity, read_spec, stored_spec};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::optim::{self, Observed};
 use crate::spec::Spec;
-use crate::storage::{ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, SnapshotPoint, Storage, StoredSnapshot};
+use crate::storage::{
+    ClaimPlan, ClaimRequest, ClaimState, Finished, NewTrial, SnapshotPoint, Storage, StoredSnapshot, TrialPage,
+};
 use crate::trial::{Trial, TrialState};
 
 /// Longest failure reason kept (bytes); a longer one is cut at a character boundary.
@@ -161,13 +164,92 @@ impl SharedStudy {
     /// [`SharedStudy::ask`] under an idempotency key: asking again with the
     /// same key returns the same trials instead of new ones (see
     /// [`Storage::claim_keyed`]).
+    ///
+    /// Once the search has used its share of the budget, claims hand out the confirmation
+    /// phase (see [`crate::study`]): rounds of the best distinct candidates and the baseline,
+    /// marked `confirm`, each round planned when the one before has finished (claims return
+    /// nothing, not exhausted, while it runs).
     pub fn ask_keyed(&self, worker: &str, n: usize, leases: Leases, key: Option<&str>) -> Result<Claimed> {
+        let plan = Plan::of(&self.spec);
+        let budget = self.spec.budget.trials;
+        let search = budget - plan.reserve(budget);
+        if search < budget && self.reached(search)? {
+            let trials = self.storage.trials(&self.spec.name)?;
+            return match shared_step(&plan, &trials, budget, n) {
+                SharedStep::Search(cap) => self.claim_search(worker, n, leases, key, cap, Phase::Search),
+                SharedStep::Round { batch, items } => {
+                    self.claim_round(worker, leases, key, trials.len() as u64, batch, items)
+                }
+                SharedStep::Wait => self.claim_search(worker, n, leases, key, 0, Phase::Wait),
+                SharedStep::Done(_) => self.claim_search(worker, n, leases, key, 0, Phase::Over),
+            };
+        }
+        self.claim_search(worker, n, leases, key, search, Phase::Search)
+    }
+
+    /// Whether the study has at least `k` trials (numbers are 0, 1, …).
+    fn reached(&self, k: u64) -> Result<bool> {
+        if k == 0 {
+            return Ok(true);
+        }
+        let page = TrialPage { state: None, after: k.checked_sub(2), limit: 1 };
+        Ok(!self.storage.trials_page(&self.spec.name, &page)?.is_empty())
+    }
+
+    /// Claim confirmation trials of `batch` (a new batch when `None`), unless the study
+    /// changed since it had `seen` trials (another claim took them first: this one returns
+    /// nothing, and the next plans again).
+    fn claim_round(
+        &self,
+        worker: &str,
+        leases: Leases,
+        key: Option<&str>,
+        seen: u64,
+        batch: Option<u64>,
+        items: Vec<(crate::space::Config, bool)>,
+    ) -> Result<Claimed> {
+        let spec = &self.spec;
+        let mut summary = None;
+        let req = ClaimRequest { worker: worker.to_string(), grace_s: leases.grace_s, max_retries: leases.max_retries };
+        let trials = self.storage.claim_keyed(&spec.name, &req, key, &mut |state: &ClaimState| {
+            let mut new = Vec::new();
+            if state.total == seen && !state.closed {
+                let batch = batch.unwrap_or(state.last_batch + 1);
+                for (config, baseline) in &items {
+                    let x = spec.space.encode(config).map_err(Error::Config)?;
+                    new.push(NewTrial {
+                        batch,
+                        ticket: None,
+                        x,
+                        config: config.clone(),
+                        baseline: *baseline,
+                        confirm: true,
+                    });
+                }
+            }
+            let added = new.len() as u64;
+            summary = Some((state.total + added, state.running + added, state.closed, state.closed));
+            Ok(ClaimPlan { new, told: Vec::new(), snapshot: None, dequeued: Vec::new() })
+        })?;
+        Ok(claimed(trials, summary))
+    }
+
+    /// Claim search trials: the optimizer's proposals up to `cap` trials in the study.
+    fn claim_search(
+        &self,
+        worker: &str,
+        n: usize,
+        leases: Leases,
+        key: Option<&str>,
+        cap: u64,
+        phase: Phase,
+    ) -> Result<Claimed> {
         let spec = &self.spec;
         let problem = spec.problem();
         let mut summary = None;
         let req = ClaimRequest { worker: worker.to_string(), grace_s: leases.grace_s, max_retries: leases.max_retries };
         let trials = self.storage.claim_keyed(&spec.name, &req, key, &mut |state: &ClaimState| {
-            let room = if state.closed { 0 } else { spec.budget.trials.saturating_sub(state.total) as usize };
+            let room = if state.closed { 0 } else { cap.saturating_sub(state.total) as usize };
             let want = n.saturating_sub(state.retried.len()).min(room);
             let mut optimizer = optim::build(&spec.optimizer, &problem)?;
             if let Some(s) = &state.snapshot {
@@ -224,7 +306,14 @@ impl SharedStudy {
                 }
             }
             let added = new.len() as u64;
-            summary = Some((state.total + added, state.running + added, done || room as u64 <= added, state.closed));
+            // Searching up to the whole budget: exhausted once it is handed out; up to the
+            // search's share: the confirmation phase comes next.
+            let exhausted = match phase {
+                Phase::Over => true,
+                Phase::Wait => state.closed,
+                Phase::Search => state.closed || ((done || room as u64 <= added) && cap >= spec.budget.trials),
+            };
+            summary = Some((state.total + added, state.running + added, exhausted, state.closed));
             Ok(ClaimPlan {
                 new,
                 told: state.untold.iter().map(|t| t.number).collect(),
@@ -232,12 +321,7 @@ impl SharedStudy {
                 dequeued,
             })
         })?;
-        Ok(match summary {
-            Some((total, running, exhausted, closed)) => {
-                Claimed { trials, running, total, exhausted, closed, replayed: false }
-            }
-            None => Claimed { trials, running: 0, total: 0, exhausted: false, closed: false, replayed: true },
-        })
+        Ok(claimed(trials, summary))
     }
 
     /// Queue a configuration to be evaluated before the optimizer's next
@@ -291,6 +375,25 @@ impl SharedStudy {
     /// finished or was re-leased since: the caller should abandon it.
     pub fn heartbeat(&self, number: u64, epoch: u64) -> Result<()> {
         self.storage.heartbeat(&self.spec.name, number, epoch)
+    }
+}
+
+/// Where a claim finds the study: searching, waiting for a confirmation round to finish, or
+/// with nothing left to hand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Search,
+    Wait,
+    Over,
+}
+
+/// The answer to a claim from what the planner saw (`None`: a retried keyed claim).
+fn claimed(trials: Vec<Trial>, summary: Option<(u64, u64, bool, bool)>) -> Claimed {
+    match summary {
+        Some((total, running, exhausted, closed)) => {
+            Claimed { trials, running, total, exhausted, closed, replayed: false }
+        }
+        None => Claimed { trials, running: 0, total: 0, exhausted: false, closed: false, replayed: true },
     }
 }
 

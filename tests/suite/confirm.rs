@@ -219,3 +219,132 @@ fn a_run_interrupted_mid_confirmation_resumes_the_same_phase() {
     };
     assert_eq!(strip(study.trials()), strip(&reference), "the resumed phase measures what the uninterrupted one did");
 }
+
+/// Measures `10·((a−0.3)² + (b−0.3)²)` with noise of sd ≈ 0.3 and a drift of +0.05 per
+/// measurement, as a caller of a [`Session`] would; returns the configurations asked, in order.
+fn drive_session(s: &mut knobs::study::Session, noisy: bool) -> Vec<Config> {
+    let mut asked = Vec::new();
+    for round in 0..200u64 {
+        let batch = s.ask(8).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for (k, sug) in batch.into_iter().enumerate() {
+            let (Value::Float(a), Value::Float(b)) = (&sug.params["a"], &sug.params["b"]) else { unreachable!() };
+            let mut v = 10.0 * ((a - 0.3).powi(2) + (b - 0.3).powi(2));
+            if noisy {
+                let n = asked.len() as u64;
+                let h = ((n * 31 + round + k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64
+                    / (1u64 << 53) as f64;
+                v += 0.05 * n as f64 + (h - 0.5);
+            }
+            asked.push(sug.params.clone());
+            s.tell(sug.id, Some(v)).unwrap();
+        }
+    }
+    asked
+}
+
+#[test]
+fn a_session_with_a_budget_confirms_its_best_beside_the_baseline() {
+    use knobs::study::{Session, SessionOptions};
+    let space = knobs::space::Space::builder().float("a", 0.0, 1.0).default(0.9).float("b", 0.0, 1.0).default(0.9);
+    let options = SessionOptions { seed: 3, budget: Some(40), ..Default::default() };
+    let mut s = Session::new(space.build().unwrap(), "random", options).unwrap();
+    let asked = drive_session(&mut s, true);
+    assert_eq!(asked[0]["a"], Value::Float(0.9), "the baseline is measured first");
+    assert!(asked.len() <= 40, "{} asked", asked.len());
+    let stop = s.confirmation().expect("a confirmation phase ran");
+    assert_ne!(stop, ConfirmStop::Deterministic);
+    let base_measured = asked.iter().filter(|c| c["a"] == Value::Float(0.9) && c["b"] == Value::Float(0.9)).count();
+    assert!(base_measured >= 3, "the baseline is re-measured in every round: {base_measured}");
+    let recs = s.recommend(3);
+    let top = &recs.recommendations[0];
+    assert!(top.evaluations >= 3, "{top:?}");
+    let imp = top.improvement.as_ref().expect("compared with the baseline");
+    assert!(imp.paired_rounds >= 3 && imp.probability_better.unwrap() > 0.95, "{imp:?}");
+}
+
+#[test]
+fn a_deterministic_session_gets_its_confirmation_budget_back() {
+    use knobs::study::{Session, SessionOptions};
+    let space = knobs::space::Space::builder().float("a", 0.0, 1.0).float("b", 0.0, 1.0).build().unwrap();
+    let options = SessionOptions { seed: 5, budget: Some(30), ..Default::default() };
+    let mut s = Session::new(space, "random", options).unwrap();
+    let asked = drive_session(&mut s, false);
+    assert_eq!(asked.len(), 30, "the whole budget is used");
+    assert_eq!(s.confirmation(), Some(ConfirmStop::Deterministic));
+    let distinct: std::collections::BTreeSet<String> =
+        asked.iter().map(|c| serde_json::to_string(c).unwrap()).collect();
+    // One round of three repeats, the rest new points.
+    assert_eq!(distinct.len(), 27, "{asked:?}");
+    // Told it is exact, it spends nothing on repeats.
+    let options = SessionOptions { seed: 5, budget: Some(30), deterministic: true, ..Default::default() };
+    let space = knobs::space::Space::builder().float("a", 0.0, 1.0).float("b", 0.0, 1.0).build().unwrap();
+    let mut s = Session::new(space, "random", options).unwrap();
+    let asked = drive_session(&mut s, false);
+    let distinct: std::collections::BTreeSet<String> =
+        asked.iter().map(|c| serde_json::to_string(c).unwrap()).collect();
+    assert_eq!((asked.len(), distinct.len(), s.confirmation()), (30, 30, None));
+}
+
+/// Three workers share one study, each claiming one trial at a time and reporting in turn (so
+/// that rounds are handed out over several claims); the values drift and are noisy unless
+/// `deterministic`. Returns the study's trials.
+fn shared_run(deterministic: bool) -> Vec<knobs::trial::Trial> {
+    use knobs::study::{Leases, Report, SharedStudy};
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let shared = SharedStudy::open(spec("budget: {trials: 48}"), storage).unwrap();
+    let mut running: Vec<knobs::trial::Trial> = Vec::new();
+    let mut told = 0u64;
+    for step in 0..2000 {
+        let claimed = shared.ask(&format!("w{}", step % 3), 1, Leases::default()).unwrap();
+        running.extend(claimed.trials);
+        if claimed.exhausted && running.is_empty() {
+            break;
+        }
+        // Report the oldest running trial every other step, so that up to three are out.
+        if (step % 2 == 1 || running.len() >= 3) && !running.is_empty() {
+            let t = running.remove(0);
+            let h = ((told * 2 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+            let v = if deterministic { truth(&t.config) } else { truth(&t.config) + 0.3 * told as f64 + 2.0 * h };
+            told += 1;
+            let metrics = BTreeMap::from([("value".to_string(), v)]);
+            shared.tell(t.number, t.epoch, Report::Complete { metrics, elapsed_s: None }).unwrap();
+        }
+    }
+    assert!(running.is_empty(), "every claimed trial was reported");
+    shared.storage().trials("drift").unwrap()
+}
+
+#[test]
+fn workers_of_a_shared_study_confirm_round_by_round() {
+    let trials = shared_run(false);
+    assert!(trials.len() <= 48, "{} trials", trials.len());
+    let first = trials.iter().position(|t| t.confirm).expect("a confirmation phase");
+    assert!(trials[first..].iter().all(|t| t.confirm), "no search trial after the phase began");
+    // Each round (a batch of confirmation trials) has the baseline once and distinct candidates.
+    let mut rounds: BTreeMap<u64, Vec<&knobs::trial::Trial>> = BTreeMap::new();
+    for t in &trials[first..] {
+        rounds.entry(t.batch).or_default().push(t);
+    }
+    assert!(rounds.len() >= 3, "{} rounds", rounds.len());
+    for (batch, round) in &rounds {
+        assert_eq!(round.iter().filter(|t| t.baseline).count(), 1, "round {batch}");
+        let keys: std::collections::BTreeSet<String> =
+            round.iter().map(|t| serde_json::to_string(&t.config).unwrap()).collect();
+        assert_eq!(keys.len(), round.len(), "round {batch} measures each configuration once");
+    }
+    let spec = spec("budget: {trials: 48}");
+    let recs = knobs::study::recommendations(&spec, &trials, 3, false);
+    let imp = recs.recommendations[0].improvement.as_ref().unwrap();
+    assert!(imp.paired_rounds >= 3, "{imp:?}");
+}
+
+#[test]
+fn a_deterministic_shared_study_gets_its_confirmation_budget_back() {
+    let trials = shared_run(true);
+    assert_eq!(trials.len(), 48, "the whole budget is used");
+    let last_confirm = trials.iter().rposition(|t| t.confirm).expect("one confirmation round");
+    assert!(trials[last_confirm + 1..].iter().all(|t| !t.confirm) && last_confirm < 47);
+}
