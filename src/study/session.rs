@@ -82,6 +82,8 @@ pub struct Suggestion {
 /// A suggestion handed out and not yet told.
 struct Asked {
     x: Vec<f64>,
+    /// The configuration handed out.
+    config: Config,
     /// The optimizer's ticket; `None` for the baseline and confirmation measurements.
     ticket: Option<u64>,
     baseline: bool,
@@ -173,7 +175,8 @@ impl Session {
 
     /// Why the confirmation phase ended, once it has (`None` while it has not run or runs).
     pub fn confirmation(&self) -> Option<ConfirmStop> {
-        self.confirm_stop
+        let spent = self.phase == Phase::Confirm && self.budget == Some(self.asked);
+        self.confirm_stop.or(spent.then_some(ConfirmStop::Budget))
     }
 
     /// The space searched.
@@ -205,7 +208,7 @@ impl Session {
             && let Some(base) = self.space.baseline()
         {
             let x = self.space.encode(&base).map_err(Error::Config)?;
-            return Ok(vec![self.hand_out(x, None, true, false)]);
+            return Ok(vec![self.hand_out(x, Some(base), None, true, false)]);
         }
         if self.phase == Phase::Search && self.search_budget.is_some_and(|s| self.asked >= s) {
             if !self.pending.is_empty() {
@@ -221,7 +224,7 @@ impl Session {
         let mut out = Vec::with_capacity(cands.len());
         for mut c in cands {
             optim::clamp_unit(&mut c.x);
-            out.push(self.hand_out(c.x, Some(c.ticket), false, false));
+            out.push(self.hand_out(c.x, None, Some(c.ticket), false, false));
         }
         Ok(out)
     }
@@ -257,17 +260,27 @@ impl Session {
             && let Some((config, baseline)) = self.queue.pop()
         {
             let x = self.space.encode(&config).map_err(Error::Config)?;
-            out.push(self.hand_out(x, None, baseline, true));
+            out.push(self.hand_out(x, Some(config), None, baseline, true));
         }
         Ok(out)
     }
 
-    fn hand_out(&mut self, x: Vec<f64>, ticket: Option<u64>, baseline: bool, confirm: bool) -> Suggestion {
+    /// Hand out the point `x`: as `config` when given (the baseline and confirmation
+    /// candidates are measured exactly as written, not as their cube position decodes),
+    /// else as `x` decodes.
+    fn hand_out(
+        &mut self,
+        x: Vec<f64>,
+        config: Option<Config>,
+        ticket: Option<u64>,
+        baseline: bool,
+        confirm: bool,
+    ) -> Suggestion {
         let id = self.asked;
         self.asked += 1;
-        let params = self.space.decode(&x);
+        let params = config.unwrap_or_else(|| self.space.decode(&x));
         let round = if confirm { self.rounds } else { 0 };
-        self.pending.insert(id, Asked { x, ticket, baseline, confirm, round });
+        self.pending.insert(id, Asked { x, config: params.clone(), ticket, baseline, confirm, round });
         Suggestion { id, params }
     }
 
@@ -292,10 +305,9 @@ impl Session {
         }
         let mut obs = Vec::with_capacity(results.len());
         for &(id, value) in results {
-            let Some(Asked { x, ticket, baseline, confirm, round }) = self.pending.remove(&id) else {
+            let Some(Asked { x, config, ticket, baseline, confirm, round }) = self.pending.remove(&id) else {
                 continue;
             };
-            let config = self.space.decode(&x);
             let (state, metrics) = match value.filter(|v| v.is_finite()) {
                 Some(v) => (TrialState::Complete, [("value".to_string(), v)].into()),
                 None => (TrialState::Failed { reason: "told as failed".into() }, Default::default()),
@@ -305,7 +317,7 @@ impl Session {
                 batch: round,
                 ticket,
                 x: x.clone(),
-                config,
+                config: config.clone(),
                 state,
                 metrics,
                 elapsed_s: None,
@@ -317,7 +329,7 @@ impl Session {
                 Some(v) => {
                     let v = if self.maximize { -v } else { v };
                     if self.best.as_ref().is_none_or(|(b, _)| v < *b) {
-                        self.best = Some((v, self.space.decode(&x)));
+                        self.best = Some((v, config.clone()));
                     }
                     obs.push(Observed::ok(ticket, x, v));
                 }
