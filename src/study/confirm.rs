@@ -174,6 +174,17 @@ fn deterministic(objectives: &Objectives, trials: &[Trial]) -> bool {
     !repeated.is_empty() && repeated.iter().all(|v| v.iter().all(|&s| s == v[0]))
 }
 
+/// The feasible configuration with the best single score, if any (not the baseline's trials,
+/// which the rounds measure anyway).
+fn best_measured(plan: &Plan, trials: &[Trial]) -> Option<Config> {
+    trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && !t.baseline)
+        .filter_map(|t| plan.objectives.score(&t.metrics).ok().filter(|o| o.feasible()).map(|o| (o.score, t)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, t)| t.config.clone())
+}
+
 /// Probability that `a` is better (lower) than `b` from their scores in the same rounds;
 /// `None` with fewer than two such rounds.
 fn paired_better(rounds: &[BTreeMap<String, f64>], a: &str, b: &str) -> Option<f64> {
@@ -207,6 +218,17 @@ pub fn next_round(plan: &Plan, trials: &[Trial], budget_left: u64) -> Next {
         }
         for rec in r.finish("confirm", settings.top).recommendations {
             push(plan.space.round(&rec.config), &mut candidates);
+        }
+        // The best single measurement competes too when the ranking left it out: the model
+        // may be wrong where it is, and the side-by-side rounds, not the model, decide.
+        if let Some(best) = best_measured(plan, trials).map(|c| plan.space.round(&c))
+            && !candidates.iter().any(|c| key(c) == key(&best))
+            && Some(key(&best)) != base_key
+        {
+            if candidates.len() >= settings.top && settings.top >= 2 {
+                candidates.pop();
+            }
+            push(best, &mut candidates);
         }
     } else {
         for t in phase.iter().filter(|t| !t.baseline) {

@@ -348,3 +348,36 @@ fn a_deterministic_shared_study_gets_its_confirmation_budget_back() {
     let last_confirm = trials.iter().rposition(|t| t.confirm).expect("one confirmation round");
     assert!(trials[last_confirm + 1..].iter().all(|t| !t.confirm) && last_confirm < 47);
 }
+
+#[test]
+fn a_lucky_single_measurement_is_confirmed_not_trusted() {
+    use knobs::study::{Session, SessionOptions};
+    let space = knobs::space::Space::builder().float("a", 0.0, 1.0).default(0.95).build().unwrap();
+    let confirm = knobs::spec::Confirm { top: 2, ..Default::default() };
+    let options = SessionOptions { seed: 2, budget: Some(40), confirm, ..Default::default() };
+    let mut s = Session::new(space.clone(), "random", options).unwrap();
+    let truth = |a: f64| 40.0 * (a - 0.5).powi(2);
+    let (mut lucky, mut n) = (None, 0u64);
+    let mut confirmed: Vec<Config> = Vec::new();
+    loop {
+        let batch = s.ask(1).unwrap();
+        let Some(sug) = batch.first() else { break };
+        let a = f(&sug.params, "a");
+        let h = ((n * 2 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+        let mut v = truth(a) + 2.0 * (h - 0.5);
+        // One far point, in the search, measures 12 below its truth: the best single value.
+        if n > 0 && n < 28 && lucky.is_none() && (a - 0.5).abs() > 0.3 {
+            lucky = Some(sug.params.clone());
+            v = truth(a) - 12.0;
+        }
+        if n >= 28 {
+            confirmed.push(sug.params.clone());
+        }
+        n += 1;
+        s.tell(sug.id, Some(v)).unwrap();
+    }
+    let lucky = space.round(&lucky.expect("the random search visits the edges"));
+    assert!(confirmed.contains(&lucky), "the best single value is re-measured: {lucky:?} not in {confirmed:?}");
+    let rec = &s.recommend(2).recommendations[0];
+    assert!((f(&rec.config, "a") - 0.5).abs() < 0.2, "its repeats show it is not the best: {:?}", rec.config);
+}
