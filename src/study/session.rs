@@ -2,6 +2,13 @@
 //! to tune something it evaluates itself (and what `knobs stdio` speaks
 //! over its protocol). No storage, no evaluator: the caller measures.
 //!
+//! When every parameter has a default, the defaults are the baseline and are
+//! asked first. With a known budget the last asks are the confirmation phase
+//! ([`SessionOptions::confirm`]): the best distinct candidates and the baseline
+//! measured again side by side, so that [`Session::recommend`] rests on
+//! repeated measurements; measurements that repeat exactly give that budget
+//! back to the search.
+//!
 //! ```
 //! use knobs::space::{Space, Value};
 //! use knobs::study::{Session, SessionOptions};
