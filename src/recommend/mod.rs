@@ -290,6 +290,8 @@ pub struct Recommender<'a> {
     allow_risky: bool,
     /// The evaluator measures the same every time: no noise (a GP's fitted noise is misfit).
     deterministic: bool,
+    /// Compute parameter importance (a second GP and a decomposition).
+    importance: bool,
     seen: warnings::Seen,
 }
 
@@ -306,8 +308,16 @@ impl<'a> Recommender<'a> {
             last_search: None,
             allow_risky: false,
             deterministic: false,
+            importance: true,
             seen: warnings::Seen::default(),
         }
+    }
+
+    /// Leave parameter importance out (empty `importance` and `interactions`): for a caller
+    /// that needs only the ranking, such as the confirmation phase's planner.
+    pub fn without_importance(mut self) -> Self {
+        self.importance = false;
+        self
     }
 
     /// Whether configurations that make risky choices may be recommended (by default they are
@@ -449,7 +459,8 @@ impl<'a> Recommender<'a> {
                 improvement: r.improvement,
             }
         });
-        let (importance, interactions) = self.importance(model.as_ref(), recommendations.first());
+        let (importance, interactions) =
+            if self.importance { self.importance(model.as_ref(), recommendations.first()) } else { Default::default() };
         let noise_summary = Noise {
             std: noise.known().then(|| noise.var.sqrt() * objectives.display_value(1.0).abs()),
             source: noise.source,

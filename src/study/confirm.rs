@@ -212,7 +212,8 @@ pub fn next_round(plan: &Plan, trials: &[Trial], budget_left: u64) -> Next {
     if phase.is_empty() {
         let mut r = Recommender::new(plan.space, plan.objectives)
             .allow_risky(plan.allow_risky)
-            .deterministic(plan.deterministic);
+            .deterministic(plan.deterministic)
+            .without_importance();
         for t in trials {
             r.add(t);
         }
