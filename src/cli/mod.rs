@@ -157,8 +157,21 @@ enum Command {
     },
     /// Serve one optimizer over stdin/stdout: the JSON-lines ask/tell protocol (version 1).
     ///
-    /// Messages, one JSON object per line: init (space, budget, seed), ask (n), tell (results), close.
-    /// Any program in any language can drive knobs this way; the peer benchmark harness does.
+    /// Messages, one JSON object per line: init (space, budget, seed), ask (n), tell (results),
+    /// close. Any program in any language can drive knobs this way; the peer benchmark harness
+    /// does.
+    ///
+    /// Parameters with a "default" make those values the baseline, measured first. With a
+    /// budget, the last quarter of it confirms: the best candidates and the baseline are
+    /// measured again side by side ("confirm": false in init turns it off; "deterministic":
+    /// true says the values are exact). {"op":"close","recommend":true} returns what knobs
+    /// recommends, with its interval and its improvement over the baseline.
+    ///
+    /// Example:
+    ///   printf '%s\n' \
+    ///     '{"op":"init","budget":20,"space":{"params":[{"name":"x","type":"float","low":0,"high":1}]}}' \
+    ///     '{"op":"ask","n":4}' '{"op":"close"}' | knobs stdio --optimizer bayes
+    #[command(verbatim_doc_comment)]
     Stdio {
         /// Registry name of the optimizer (see `knobs optimizers`).
         #[arg(long, default_value = "auto")]
