@@ -196,7 +196,7 @@ pub struct Gp {
     /// For each training row as given, its distinct input.
     rows: Vec<usize>,
     /// The repeats' spread about their means: its likelihood term (see `repeats.rs`).
-    repeats: repeats::Repeats,
+    spread: repeats::Spread,
     hyper: Hyper,
     inv_ls2: Vec<f64>,
     mean: f64,
@@ -301,8 +301,7 @@ impl Gp {
         if ys.iter().any(|v| !v.is_finite()) || tx.iter().flatten().any(|v| !v.is_finite()) {
             return Err(Error::optimizer("gp", "Gaussian process: non-finite training data"));
         }
-        let mut groups = repeats::Repeats::group(&tx.iter().collect::<Vec<_>>(), ys);
-        let (x, y, w) = (std::mem::take(&mut groups.x), groups.y.clone(), groups.w.clone());
+        let repeats::Repeats { x, y, w, rows, spread } = repeats::Repeats::group(&tx.iter().collect::<Vec<_>>(), ys);
         let n = x.len();
         let inv_ls2: Vec<f64> = hyper.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect();
         let sf2 = hyper.signal_var();
@@ -321,20 +320,7 @@ impl Gp {
         let ki1 = chol.solve(&ones);
         let mean = ki1.dot(&yv) / ki1.dot(&ones);
         let alpha = chol.solve(&yv.add_scalar(-mean));
-        Ok(Gp {
-            kinds: kinds.to_vec(),
-            x,
-            y,
-            w,
-            rows: groups.rows.clone(),
-            repeats: groups,
-            hyper,
-            inv_ls2,
-            mean,
-            chol,
-            alpha,
-            jitter,
-        })
+        Ok(Gp { kinds: kinds.to_vec(), x, y, w, rows, spread, hyper, inv_ls2, mean, chol, alpha, jitter })
     }
 
     /// The fitted hyperparameters (a warm start for the next fit).
@@ -379,7 +365,7 @@ impl Gp {
         let n = self.y.len() as f64;
         let r = DVector::from_vec(self.y.clone()).add_scalar(-self.mean);
         let logdet: f64 = self.chol.l_dirty().diagonal().iter().take(self.y.len()).map(|v| v.ln()).sum();
-        let spread = self.repeats.spread_term(self.hyper.noise_var()).0;
+        let spread = self.spread.term(self.hyper.noise_var()).0;
         -0.5 * r.dot(&self.alpha) - logdet - 0.5 * n * (2.0 * std::f64::consts::PI).ln() + spread
     }
 
@@ -518,12 +504,13 @@ struct FitData {
     w: Vec<f64>,
     /// pair p = (i, j), i > j, in row order; `delta2[p * d + k]`.
     delta2: Vec<f64>,
-    repeats: repeats::Repeats,
+    /// The repeats' spread about the means `y`.
+    spread: repeats::Spread,
 }
 
 impl FitData {
     fn new(kinds: &[InputKind], repeats: repeats::Repeats) -> Self {
-        let x = &repeats.x;
+        let repeats::Repeats { x, y, w, spread, .. } = repeats;
         let (n, d) = (x.len(), kinds.len());
         let mut delta2 = Vec::with_capacity(n * n.saturating_sub(1) / 2 * d);
         for i in 0..n {
@@ -534,7 +521,7 @@ impl FitData {
                 }
             }
         }
-        FitData { n, d, y: repeats.y.clone(), w: repeats.w.clone(), delta2, repeats }
+        FitData { n, d, y, w, delta2, spread }
     }
 
     /// Negative log posterior (marginal likelihood + priors) and its gradient.
@@ -587,7 +574,7 @@ impl FitData {
         let l = llt.L();
         let logdet: f64 = (0..n).map(|i| l[(i, i)].ln()).sum();
         let fit: f64 = (0..n).map(|i| (self.y[i] - mean) * alpha[i]).sum();
-        let (spread, d_spread) = self.repeats.spread_term(sn2);
+        let (spread, d_spread) = self.spread.term(sn2);
         let lml = -0.5 * fit - logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln() + spread;
         // W = ααᵀ - K⁻¹; dLML/dθ = ½ tr(W dK/dθ).
         let kinv = llt.inverse();

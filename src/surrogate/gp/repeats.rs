@@ -18,6 +18,13 @@ pub(super) struct Repeats {
     pub w: Vec<f64>,
     /// For each input row, its distinct point.
     pub rows: Vec<usize>,
+    /// What the means leave out of the likelihood.
+    pub spread: Spread,
+}
+
+/// The repeats' spread about their means, as the likelihood needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(super) struct Spread {
     /// Sum over points of the squared deviations of the repeats from their mean.
     pub ss: f64,
     /// Sum over points of (count − 1).
@@ -31,15 +38,8 @@ impl Repeats {
     pub fn group(x: &[&Vec<f64>], y: &[f64]) -> Repeats {
         let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
         let mut members: Vec<Vec<f64>> = Vec::new();
-        let mut out = Repeats {
-            x: Vec::new(),
-            y: Vec::new(),
-            w: Vec::new(),
-            rows: Vec::new(),
-            ss: 0.0,
-            extra: 0,
-            log_counts: 0.0,
-        };
+        let mut out =
+            Repeats { x: Vec::new(), y: Vec::new(), w: Vec::new(), rows: Vec::new(), spread: Spread::default() };
         for (xi, &yi) in x.iter().zip(y) {
             let key: Vec<u64> = xi.iter().map(|v| v.to_bits()).collect();
             let g = *index.entry(key).or_insert_with(|| {
@@ -54,16 +54,18 @@ impl Repeats {
             let mean = m.iter().sum::<f64>() / m.len() as f64;
             out.y.push(mean);
             out.w.push(1.0 / m.len() as f64);
-            out.ss += m.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
-            out.extra += m.len() - 1;
-            out.log_counts += (m.len() as f64).ln();
+            out.spread.ss += m.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+            out.spread.extra += m.len() - 1;
+            out.spread.log_counts += (m.len() as f64).ln();
         }
         out
     }
+}
 
+impl Spread {
     /// The log-likelihood term of the repeats' spread at noise variance `sn2`, and its
     /// derivative with respect to `ln sn2`.
-    pub fn spread_term(&self, sn2: f64) -> (f64, f64) {
+    pub fn term(&self, sn2: f64) -> (f64, f64) {
         let extra = self.extra as f64;
         let value =
             -self.ss / (2.0 * sn2) - 0.5 * extra * (2.0 * std::f64::consts::PI * sn2).ln() - 0.5 * self.log_counts;

@@ -66,7 +66,7 @@ fn likelihood_gradient_matches_finite_differences() {
     let tx: Vec<Vec<f64>> = xs.iter().map(|x| transform(&kinds, x, false)).collect();
     let trefs: Vec<&Vec<f64>> = tx.iter().collect();
     let data = FitData::new(&kinds, super::repeats::Repeats::group(&trefs, &ys));
-    assert_eq!((data.n, data.repeats.extra), (12, 3));
+    assert_eq!((data.n, data.spread.extra), (12, 3));
     let theta = vec![-0.5, 0.2, 0.1, 0.3, -5.0];
     let (_, g) = data.neg_log_posterior(&theta);
     for i in 0..theta.len() {
