@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::confirm::{Plan, SharedStep, shared_step};
 use super::stored::{check_identity, read_spec, stored_spec};
@@ -121,6 +122,10 @@ pub struct Claimed {
 pub struct SharedStudy {
     spec: Spec,
     storage: Arc<dyn Storage>,
+    /// The most trials a claim through this handle saw in the study (a lower bound of its
+    /// size now: trials are only ever added), and whether the storage was looked at once.
+    seen_total: AtomicU64,
+    looked: AtomicBool,
 }
 
 impl SharedStudy {
@@ -132,7 +137,7 @@ impl SharedStudy {
             check_identity(&spec, &existing)?;
         }
         storage.open_study(&name, &stored_spec(&spec))?;
-        Ok(SharedStudy { spec, storage })
+        Ok(SharedStudy::new(spec, storage))
     }
 
     /// Join an existing study by name, with the spec it was created with;
@@ -141,7 +146,11 @@ impl SharedStudy {
         let record = storage
             .find_study(name)?
             .ok_or_else(|| Error::NotFound(format!("study `{name}` does not exist in this storage")))?;
-        Ok(SharedStudy { spec: read_spec(&record, base_dir)?, storage })
+        Ok(SharedStudy::new(read_spec(&record, base_dir)?, storage))
+    }
+
+    fn new(spec: Spec, storage: Arc<dyn Storage>) -> SharedStudy {
+        SharedStudy { spec, storage, seen_total: AtomicU64::new(0), looked: AtomicBool::new(false) }
     }
 
     /// The study's checked spec, as stored with it.
@@ -173,27 +182,42 @@ impl SharedStudy {
         let plan = Plan::of(&self.spec);
         let budget = self.spec.budget.trials;
         let search = budget - plan.reserve(budget);
-        if search < budget && self.reached(search)? {
+        let claimed = if search < budget && self.reached(search)? {
             let trials = self.storage.trials(&self.spec.name)?;
-            return match shared_step(&plan, &trials, budget, n) {
+            match shared_step(&plan, &trials, budget, n) {
                 SharedStep::Search(cap) => self.claim_search(worker, n, leases, key, cap, Phase::Search),
                 SharedStep::Round { batch, items } => {
                     self.claim_round(worker, leases, key, trials.len() as u64, batch, items)
                 }
                 SharedStep::Wait => self.claim_search(worker, n, leases, key, 0, Phase::Wait),
                 SharedStep::Done(_) => self.claim_search(worker, n, leases, key, 0, Phase::Over),
-            };
+            }
+        } else {
+            self.claim_search(worker, n, leases, key, search, Phase::Search)
+        }?;
+        if !claimed.replayed {
+            self.seen_total.fetch_max(claimed.total, Ordering::Relaxed);
         }
-        self.claim_search(worker, n, leases, key, search, Phase::Search)
+        Ok(claimed)
     }
 
-    /// Whether the study has at least `k` trials (numbers are 0, 1, …).
+    /// Whether the study has at least `k` trials. From what this handle's claims saw, with one
+    /// look at the storage on its first ask (trials numbered 0, 1, …), so that a search claim
+    /// costs no extra query. When other workers crossed `k` since, the claim capped at `k`
+    /// hands out nothing (not exhausted) and the next one knows.
     fn reached(&self, k: u64) -> Result<bool> {
-        if k == 0 {
+        if k == 0 || self.seen_total.load(Ordering::Relaxed) >= k {
             return Ok(true);
         }
+        if self.looked.swap(true, Ordering::Relaxed) {
+            return Ok(false);
+        }
         let page = TrialPage { state: None, after: k.checked_sub(2), limit: 1 };
-        Ok(!self.storage.trials_page(&self.spec.name, &page)?.is_empty())
+        let found = !self.storage.trials_page(&self.spec.name, &page)?.is_empty();
+        if found {
+            self.seen_total.fetch_max(k, Ordering::Relaxed);
+        }
+        Ok(found)
     }
 
     /// Claim confirmation trials of `batch` (a new batch when `None`), unless the study

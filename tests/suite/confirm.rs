@@ -381,3 +381,31 @@ fn a_lucky_single_measurement_is_confirmed_not_trusted() {
     let rec = &s.recommend(2).recommendations[0];
     assert!((f(&rec.config, "a") - 0.5).abs() < 0.2, "its repeats show it is not the best: {:?}", rec.config);
 }
+
+#[test]
+fn a_worker_that_saw_the_study_before_the_phase_joins_it_after_one_empty_claim() {
+    use knobs::study::{Leases, Report, SharedStudy};
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let a = SharedStudy::open(spec("budget: {trials: 48}"), storage.clone()).unwrap();
+    let b = SharedStudy::join("drift", storage.clone(), PathBuf::from(".")).unwrap();
+    let tell = |s: &SharedStudy, t: &knobs::trial::Trial| {
+        let metrics = BTreeMap::from([("value".to_string(), truth(&t.config) + (t.number % 3) as f64)]);
+        s.tell(t.number, t.epoch, Report::Complete { metrics, elapsed_s: None }).unwrap();
+    };
+    // b claims once early; a then runs the whole search.
+    for t in b.ask("b", 1, Leases::default()).unwrap().trials {
+        tell(&b, &t);
+    }
+    // 48 trials keep 3 rounds of the baseline and 3 candidates: the search takes 36.
+    while storage.trials("drift").unwrap().len() < 36 {
+        a.ask("a", 4, Leases::default()).unwrap().trials.iter().for_each(|t| tell(&a, t));
+    }
+    let before = storage.trials("drift").unwrap();
+    assert!(before.len() == 36 && before.iter().all(|t| !t.confirm), "the search's share is used");
+    // b does not know the search is over: its claim capped at the search's share is empty,
+    // and not exhausted; its next claim is a confirmation trial.
+    let first = b.ask("b", 1, Leases::default()).unwrap();
+    assert!(first.trials.is_empty() && !first.exhausted, "{first:?}");
+    let second = b.ask("b", 1, Leases::default()).unwrap();
+    assert!(second.trials.len() == 1 && second.trials[0].confirm, "{second:?}");
+}
