@@ -228,12 +228,8 @@ impl Session {
         }
         let n = self.search_budget.map_or(n, |s| n.min((s - self.asked) as usize));
         let cands = super::asking::ask_valid(self.optimizer.as_mut(), &self.space, n)?;
-        let mut out = Vec::with_capacity(cands.len());
-        for mut c in cands {
-            optim::clamp_unit(&mut c.x);
-            out.push(self.hand_out(c.x, None, Some(c.ticket), false, false));
-        }
-        Ok(out)
+        // ask_valid clamps to the unit cube.
+        Ok(cands.into_iter().map(|c| self.hand_out(c.x, None, Some(c.ticket), false, false)).collect())
     }
 
     /// The next part of a confirmation round (planned when the previous one is told).

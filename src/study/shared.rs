@@ -316,8 +316,7 @@ impl SharedStudy {
             if want > new.len() {
                 let cands = super::asking::ask_valid(optimizer.as_mut(), &spec.space, want - new.len())?;
                 done = cands.is_empty();
-                for mut c in cands {
-                    optim::clamp_unit(&mut c.x);
+                for c in cands {
                     let config = spec.space.decode(&c.x);
                     new.push(NewTrial {
                         batch,
