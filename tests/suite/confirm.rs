@@ -345,8 +345,11 @@ fn workers_of_a_shared_study_confirm_round_by_round() {
 fn a_deterministic_shared_study_gets_its_confirmation_budget_back() {
     let trials = shared_run(true);
     assert_eq!(trials.len(), 48, "the whole budget is used");
-    let last_confirm = trials.iter().rposition(|t| t.confirm).expect("one confirmation round");
-    assert!(trials[last_confirm + 1..].iter().all(|t| !t.confirm) && last_confirm < 47);
+    // At most two rounds of the baseline and three candidates (the first measures rounded
+    // candidates, the second finds the repeats identical), then the search again.
+    let confirmed = trials.iter().filter(|t| t.confirm).count();
+    assert!((1..=8).contains(&confirmed), "{confirmed} confirmation trials");
+    assert!(!trials[47].confirm, "the search took the rest of the budget");
 }
 
 #[test]
