@@ -413,6 +413,27 @@ impl Gp {
         (mu, var)
     }
 
+    /// One draw of `f` at several unit-cube points (ints rounded) from the joint posterior:
+    /// the means plus `L z`, with `L L^T` the posterior covariance among the points (jitter
+    /// added as for the training covariance when it is not positive definite). `None` when it
+    /// cannot be factored even with jitter.
+    pub fn sample_joint(&self, xs: &[Vec<f64>], rng: &mut crate::rng::Rng) -> Option<Vec<f64>> {
+        let txs: Vec<Vec<f64>> = xs.iter().map(|x| transform(&self.kinds, x, false)).collect();
+        let (n, m) = (self.x.len(), txs.len());
+        let sf2 = self.hyper.signal_var();
+        let kxc =
+            DMatrix::<f64>::from_fn(n, m, |i, c| sf2 * matern52(r2(&self.kinds, &self.inv_ls2, &txs[c], &self.x[i])).0);
+        let means: Vec<f64> = (0..m).map(|c| self.mean + kxc.column(c).dot(&self.alpha)).collect();
+        let v = self.chol.l_dirty().solve_lower_triangular(&kxc)?;
+        let mut cov =
+            DMatrix::<f64>::from_fn(m, m, |a, b| sf2 * matern52(r2(&self.kinds, &self.inv_ls2, &txs[a], &txs[b])).0);
+        cov -= v.transpose() * &v;
+        let (chol, _) = factor(cov, sf2).ok()?;
+        let z = DVector::from_fn(m, |_, _| rng.normal());
+        let draw = chol.l_dirty().lower_triangle() * z;
+        Some(means.iter().zip(draw.iter()).map(|(m, d)| m + d).collect())
+    }
+
     /// Mean, variance and their gradients with respect to the unit-cube
     /// coordinates (ints relaxed; categorical coordinates get 0).
     pub fn predict_with_grad(&self, x: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {

@@ -122,3 +122,22 @@ fn ucb_and_pi_also_solve_branin() {
         assert!(b < 0.5, "{acquisition:?}: best {b}");
     }
 }
+
+#[test]
+fn noisy_evaluations_do_not_pile_up_at_an_edge() {
+    // Branin with noise of 5% of its spread across the box (sd 2.5). Expected improvement over
+    // the plug-in incumbent put 80 of 100 such trials at x0 = 1 (an edge, none of the three
+    // minima); draws from the posterior keep sampling the basins.
+    let mut rng = crate::rng::Rng::new(3, 9);
+    let noisy = move |x: &[f64]| branin(x).map(|v| v + 2.5 * rng.normal());
+    let noisy = std::cell::RefCell::new(noisy);
+    let f = |x: &[f64]| noisy.borrow_mut()(x);
+    let mut opt = bayes(vec![Dim::Continuous; 2], 0);
+    let obs = run(&mut opt, &f, 80, 1);
+    let later = &obs[20..];
+    let at_edge = later.iter().filter(|o| o.x.iter().any(|&v| v <= 1e-9 || v >= 1.0 - 1e-9)).count();
+    assert!(at_edge * 4 < later.len(), "{at_edge} of {} trials at an edge", later.len());
+    // And they sample the basins, not the box (5% of uniform points are below 3, the median 35).
+    let in_a_basin = later.iter().filter(|o| branin(&o.x).unwrap() < 3.0).count();
+    assert!(in_a_basin * 2 >= later.len(), "{in_a_basin} of {} trials below 3", later.len());
+}

@@ -203,3 +203,24 @@ fn repeats_as_counted_rows_equal_every_row() {
     assert_eq!((means[0], means[3]), (means[2], means[5]));
     assert!((means[1] - gp.predict(&[0.2]).0).abs() < 1e-9);
 }
+
+#[test]
+fn joint_draws_have_the_posterior_means_variances_and_correlations() {
+    let xs: Vec<Vec<f64>> = (0..8).map(|i| vec![(i as f64 * 0.37).fract(), (i as f64 * 0.61).fract()]).collect();
+    let ys: Vec<f64> = xs.iter().map(|x| x[0] * 2.0 - x[1]).collect();
+    let gp = Gp::with_hyper(&[C, C], &xs, &ys, hyper(2, 0.3, 1.0, 0.05)).unwrap();
+    // Two far-apart points, and two that nearly coincide (their draws move together).
+    let at = vec![vec![0.1, 0.9], vec![0.95, 0.05], vec![0.5, 0.5], vec![0.501, 0.5]];
+    let mut rng = crate::rng::Rng::new(7, 1);
+    let draws: Vec<Vec<f64>> = (0..4000).map(|_| gp.sample_joint(&at, &mut rng).unwrap()).collect();
+    let n = draws.len() as f64;
+    for (j, x) in at.iter().enumerate() {
+        let (m, v) = gp.predict(x);
+        let mean = draws.iter().map(|d| d[j]).sum::<f64>() / n;
+        let var = draws.iter().map(|d| (d[j] - mean).powi(2)).sum::<f64>() / n;
+        assert!((mean - m).abs() < 4.0 * (v / n).sqrt() + 1e-9, "point {j}: mean {mean} vs {m}");
+        assert!((var / v - 1.0).abs() < 0.1, "point {j}: variance {var} vs {v}");
+    }
+    let diff = draws.iter().map(|d| (d[2] - d[3]).powi(2)).sum::<f64>() / n;
+    assert!(diff < 1e-3 * gp.predict(&at[2]).1, "nearly one point, drawn apart: {diff}");
+}
