@@ -15,7 +15,8 @@
 //! ← {"ok":true,"best":{"value":1.5,"params":{...}}}
 //!   (with "recommend": also "recommended":{"value","params","evaluations","value_interval",
 //!   "improvement"}, knobs' choice ranked by a noise-aware estimate rather than the best
-//!   single value, "baseline" and "confirmation", why the confirmation phase ended)
+//!   single value, "baseline", "better_than_baseline" (false: keep today's values),
+//!   "warnings" and "confirmation", why the confirmation phase ended)
 //!
 //! With a budget, the last quarter of it confirms: the best distinct candidates and the
 //! baseline are measured again, one round per ask; a phase that settles early ends the
@@ -176,6 +177,8 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
                 });
                 reply["baseline"] =
                     recs.baseline.as_ref().map_or(Json::Null, |b| json!({"value": b.value, "params": b.config}));
+                reply["better_than_baseline"] = json!(recs.better_than_baseline);
+                reply["warnings"] = json!(recs.warnings);
                 reply["confirmation"] = json!(s.confirmation());
             }
             Ok(reply)

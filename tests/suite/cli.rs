@@ -417,6 +417,59 @@ fn stdio_protocol_round_trip() {
     }
 }
 
+/// Drive `knobs stdio` to the end of its budget with `value(pool_size, draw)` (`draw` a
+/// standard normal from a fixed stream) and return the close reply.
+fn stdio_session(budget: usize, value: impl Fn(f64, f64) -> f64) -> Value {
+    let mut child =
+        knobs().args(["stdio", "--optimizer", "auto"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut call = |msg: &str| -> Value {
+        stdin.write_all(msg.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
+    };
+    let init = serde_json::json!({"op": "init", "protocol": 1, "budget": budget, "seed": 5, "space": {"params": [
+        {"name": "pool_size", "type": "int", "low": 1, "high": 256, "log": false, "default": 99},
+        {"name": "ratio", "type": "float", "low": 0.0, "high": 1.0, "log": false, "default": 0.5}]}});
+    assert_eq!(call(&init.to_string())["ok"], true);
+    let mut rng = knobs::rng::Rng::new(11, 1);
+    let mut told = 0;
+    while told < budget {
+        let r = call(r#"{"op":"ask","n":1}"#);
+        let Some(trials) = r["trials"].as_array().filter(|t| !t.is_empty()) else { break };
+        let results: Vec<Value> = trials
+            .iter()
+            .map(|t| {
+                let pool = t["params"]["pool_size"].as_f64().unwrap();
+                serde_json::json!({"id": t["id"], "value": value(pool, rng.normal())})
+            })
+            .collect();
+        told += results.len();
+        assert_eq!(call(&serde_json::json!({"op": "tell", "results": results}).to_string())["ok"], true);
+    }
+    let r = call(r#"{"op":"close","recommend":true}"#);
+    assert!(child.wait().unwrap().success());
+    r
+}
+
+#[test]
+fn stdio_says_when_to_keep_todays_values() {
+    // Today's pool size (99) is the best there is, and measurements are noisy: the reply must
+    // say not to deploy, as the table does.
+    let r = stdio_session(40, |pool, z| (pool - 99.0).abs() * 0.05 + 10.0 + z);
+    assert_eq!(r["better_than_baseline"], false, "{r}");
+    let kinds: Vec<&str> = r["warnings"].as_array().unwrap().iter().filter_map(|w| w["kind"].as_str()).collect();
+    assert!(kinds.contains(&"no_clear_gain"), "{r}");
+    // Far from today's value the gain is real, and the reply says so.
+    let r = stdio_session(40, |pool, z| (pool - 200.0).abs() * 0.5 + 10.0 + z);
+    assert_eq!(r["better_than_baseline"], true, "{r}");
+    assert!(r["recommended"]["improvement"]["probability_better"].as_f64().unwrap() >= 0.8, "{r}");
+}
+
 #[test]
 fn storage_in_the_spec_is_relative_to_the_spec_file() {
     let tmp = tempfile::tempdir().unwrap();
