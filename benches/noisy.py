@@ -13,9 +13,11 @@ What is measured, per (problem, noise, optimizer, seed):
   objective's spread across the box (the standard deviation of its values at 4096 uniform
   random points, fixed seed); `heavy` adds Student-t noise with 3 degrees of freedom, scale 5%
   of the spread (occasional outliers several times larger);
-- the recommended configuration: for knobs, what `knobs stdio` recommends at `close`
-  (`"recommend": true`: ranked by its noise-aware estimate, after its confirmation phase); for
-  the peers, their best observed trial (Optuna's `best_trial`), which is what their users deploy;
+- the recommended configuration: for knobs, what a user following `knobs stdio` deploys at
+  `close` (`"recommend": true`): its rank 1, ranked by its noise-aware estimate after its
+  confirmation phase, or the baseline when the reply says `"better_than_baseline": false` (the
+  table's "keep today's values"); rank 1 alone is reported beside it; for the peers, their best
+  observed trial (Optuna's `best_trial`), which is what their users deploy;
 - its true value, the true value of the baseline (every coordinate at 30% of its range, the
   first choice of a categorical: "today's settings", given to knobs as the space's defaults;
   knobs spends evaluations measuring it, the peers do not), and for knobs whether its 90%
@@ -182,6 +184,11 @@ def measure(opt_name: str, fn: str, noise: str, seed: int, budget: int, binary: 
         params = ev.best_params
     rec["recommended"] = params
     rec["true_value"] = problem(params)
+    if opt_name.startswith("knobs-"):
+        # What a user following knobs deploys: rank 1, or today's values when knobs says that no
+        # recommendation beats them with 80% probability ("keep today's values").
+        rec["keep_baseline"] = (opt.closed_reply or {}).get("better_than_baseline") is False
+        rec["deployed_true"] = base_true if rec["keep_baseline"] else rec["true_value"]
     rec["best_observed"] = ev.best
     rec["baseline_true"] = base_true
     rec["status"] = "ok"
@@ -212,10 +219,11 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
     by: Dict[Tuple[str, str, str], List[float]] = {}
     for r in runs:
         if r.get("status") == "ok":
-            by.setdefault((r["function"], r["noise"], r["optimizer"]), []).append(r["true_value"] - r["f_star"])
+            v = r.get("deployed_true", r["true_value"])
+            by.setdefault((r["function"], r["noise"], r["optimizer"]), []).append(v - r["f_star"])
     opts = sorted({k[2] for k in by}, key=lambda o: (not o.startswith("knobs"), o))
     out = ["Median true regret (true value of the recommended configuration minus the optimum; lower "
-           "is better) over seeds; in brackets, the seeds run.", ""]
+           "is better; for knobs, what its verdict deploys) over seeds; in brackets, the seeds run.", ""]
     out.append("| problem | noise | " + " | ".join(opts) + " |")
     out.append("|---|---|" + "---:|" * len(opts))
     wins: Dict[Tuple[str, str], int] = {}
@@ -238,18 +246,21 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
     out.append("")
     knobs = [o for o in opts if o.startswith("knobs")]
     for k in knobs:
-        out.append(f"{k}: its recommendation against its own best single measurement (median true regret):")
+        out.append(f"{k}: what it deploys, its rank 1, and its own best single measurement (median true "
+                   "regret; runs where it said to keep today's values):")
         out.append("")
-        out.append("| problem | noise | recommended | best observed |")
-        out.append("|---|---|---:|---:|")
+        out.append("| problem | noise | deployed | rank 1 | best observed | kept today's values |")
+        out.append("|---|---|---:|---:|---:|---:|")
         for fn in PROBLEMS:
             for noise in NOISES:
                 rs = [r for r in runs if r.get("optimizer") == k and r["function"] == fn and r["noise"] == noise
                       and r.get("status") == "ok" and "best_observed_true" in r]
                 if rs:
+                    dep = statistics.median(r.get("deployed_true", r["true_value"]) - r["f_star"] for r in rs)
                     rec = statistics.median(r["true_value"] - r["f_star"] for r in rs)
                     obs = statistics.median(r["best_observed_true"] - r["f_star"] for r in rs)
-                    out.append(f"| {fn} | {noise} | {rec:.4g} | {obs:.4g} |")
+                    kept = sum(1 for r in rs if r.get("keep_baseline"))
+                    out.append(f"| {fn} | {noise} | {dep:.4g} | {rec:.4g} | {obs:.4g} | {kept} of {len(rs)} |")
         out.append("")
     peers_ = [o for o in opts if not o.startswith("knobs")]
     for k in knobs:
