@@ -353,25 +353,42 @@ fn run_and_recommend_write_a_convergence_plot_beside_the_recommendations() {
     assert!(!written.iter().any(|f| f.starts_with("convergence")), "--plots none wrote {written:?}");
 }
 
-#[test]
-fn stdio_protocol_round_trip() {
-    for optimizer in knobs::optim::names() {
+/// A `knobs stdio` process and its pipes: one JSON line in, one out.
+struct StdioSession {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+    optimizer: String,
+}
+
+impl StdioSession {
+    fn start(optimizer: &str) -> StdioSession {
         let mut child = knobs()
             .args(["stdio", "--optimizer", optimizer])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut call = |msg: &str| -> Value {
-            stdin.write_all(msg.as_bytes()).unwrap();
-            stdin.write_all(b"\n").unwrap();
-            stdin.flush().unwrap();
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{optimizer}: bad reply {line:?}: {e}"))
-        };
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        StdioSession { child, stdin, stdout, optimizer: optimizer.into() }
+    }
+
+    fn call(&mut self, msg: &str) -> Value {
+        self.stdin.write_all(msg.as_bytes()).unwrap();
+        self.stdin.write_all(b"\n").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{}: bad reply {line:?}: {e}", self.optimizer))
+    }
+}
+
+#[test]
+fn stdio_protocol_round_trip() {
+    for optimizer in knobs::optim::names() {
+        let mut session = StdioSession::start(optimizer);
+        let mut call = |msg: &str| session.call(msg);
         let init = r#"{"op":"init","protocol":1,"budget":40,"seed":3,"direction":"minimize","space":{"params":[
             {"name":"pool_size","type":"int","low":1,"high":256,"log":false},
             {"name":"cache_ttl_s","type":"float","low":1.0,"high":86400.0,"log":true},
@@ -413,25 +430,15 @@ fn stdio_protocol_round_trip() {
         let rec = &r["recommended"];
         assert!(rec["params"]["pool_size"].is_i64(), "{optimizer}: {r}");
         assert!(rec["value"].as_f64().unwrap() <= r["best"]["value"].as_f64().unwrap() + 1e-9, "{optimizer}: {r}");
-        assert!(child.wait().unwrap().success());
+        assert!(session.child.wait().unwrap().success());
     }
 }
 
 /// Drive `knobs stdio` to the end of its budget with `value(pool_size, draw)` (`draw` a
 /// standard normal from a fixed stream) and return the close reply.
 fn stdio_session(budget: usize, value: impl Fn(f64, f64) -> f64) -> Value {
-    let mut child =
-        knobs().args(["stdio", "--optimizer", "auto"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut call = |msg: &str| -> Value {
-        stdin.write_all(msg.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
-    };
+    let mut session = StdioSession::start("auto");
+    let mut call = |msg: &str| session.call(msg);
     let init = serde_json::json!({"op": "init", "protocol": 1, "budget": budget, "seed": 5, "space": {"params": [
         {"name": "pool_size", "type": "int", "low": 1, "high": 256, "log": false, "default": 99},
         {"name": "ratio", "type": "float", "low": 0.0, "high": 1.0, "log": false, "default": 0.5}]}});
@@ -452,7 +459,7 @@ fn stdio_session(budget: usize, value: impl Fn(f64, f64) -> f64) -> Value {
         assert_eq!(call(&serde_json::json!({"op": "tell", "results": results}).to_string())["ok"], true);
     }
     let r = call(r#"{"op":"close","recommend":true}"#);
-    assert!(child.wait().unwrap().success());
+    assert!(session.child.wait().unwrap().success());
     r
 }
 
