@@ -419,10 +419,9 @@ impl Gp {
     /// cannot be factored even with jitter.
     pub fn sample_joint(&self, xs: &[Vec<f64>], rng: &mut crate::rng::Rng) -> Option<Vec<f64>> {
         let txs: Vec<Vec<f64>> = xs.iter().map(|x| transform(&self.kinds, x, false)).collect();
-        let (n, m) = (self.x.len(), txs.len());
+        let m = txs.len();
         let sf2 = self.hyper.signal_var();
-        let kxc =
-            DMatrix::<f64>::from_fn(n, m, |i, c| sf2 * matern52(r2(&self.kinds, &self.inv_ls2, &txs[c], &self.x[i])).0);
+        let kxc = DMatrix::from_columns(&txs.iter().map(|tx| self.kvec(tx).0).collect::<Vec<_>>());
         let means: Vec<f64> = (0..m).map(|c| self.mean + kxc.column(c).dot(&self.alpha)).collect();
         let v = self.chol.l_dirty().solve_lower_triangular(&kxc)?;
         let mut cov =
