@@ -438,15 +438,14 @@ fn stdio_protocol_round_trip() {
 /// standard normal from a fixed stream) and return the close reply.
 fn stdio_session(budget: usize, value: impl Fn(f64, f64) -> f64) -> Value {
     let mut session = StdioSession::start("auto");
-    let mut call = |msg: &str| session.call(msg);
     let init = serde_json::json!({"op": "init", "protocol": 1, "budget": budget, "seed": 5, "space": {"params": [
         {"name": "pool_size", "type": "int", "low": 1, "high": 256, "log": false, "default": 99},
         {"name": "ratio", "type": "float", "low": 0.0, "high": 1.0, "log": false, "default": 0.5}]}});
-    assert_eq!(call(&init.to_string())["ok"], true);
+    assert_eq!(session.call(&init.to_string())["ok"], true);
     let mut rng = knobs::rng::Rng::new(11, 1);
     let mut told = 0;
     while told < budget {
-        let r = call(r#"{"op":"ask","n":1}"#);
+        let r = session.call(r#"{"op":"ask","n":1}"#);
         let Some(trials) = r["trials"].as_array().filter(|t| !t.is_empty()) else { break };
         let results: Vec<Value> = trials
             .iter()
@@ -456,9 +455,9 @@ fn stdio_session(budget: usize, value: impl Fn(f64, f64) -> f64) -> Value {
             })
             .collect();
         told += results.len();
-        assert_eq!(call(&serde_json::json!({"op": "tell", "results": results}).to_string())["ok"], true);
+        assert_eq!(session.call(&serde_json::json!({"op": "tell", "results": results}).to_string())["ok"], true);
     }
-    let r = call(r#"{"op":"close","recommend":true}"#);
+    let r = session.call(r#"{"op":"close","recommend":true}"#);
     assert!(session.child.wait().unwrap().success());
     r
 }
