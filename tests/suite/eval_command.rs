@@ -70,7 +70,7 @@ fn problems(spec: &CommandSpec, space: &Space) -> Vec<Problem> {
 }
 
 /// A process is gone once /proc has no entry for it or it is a zombie.
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,
         Ok(stat) => {
@@ -80,7 +80,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn wait_gone(pid: u32) -> bool {
+pub(crate) fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if !alive(pid) {
@@ -91,7 +91,7 @@ fn wait_gone(pid: u32) -> bool {
     false
 }
 
-fn read_pid(path: &Path) -> u32 {
+pub(crate) fn read_pid(path: &Path) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {

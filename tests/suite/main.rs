@@ -13,6 +13,7 @@ mod eval_workload;
 mod forecast;
 mod gradient;
 mod optimizers;
+mod orphans;
 mod pg;
 mod pgbench;
 mod recommend;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::CommandSpec;
 use super::compile::{Compiled, Metrics};
 use super::metrics::{FileState, read_metrics_file, stdout_metrics};
+use super::reaper;
 use super::process::{Capture, End, signal_name, spawn_error, wait_and_kill_group, wait_pipes};
 use super::template::Template;
 use crate::error::{Error, Problem, Problems, Result};
@@ -61,13 +62,17 @@ impl Evaluator for CommandEvaluator {
         }
         cmd.envs(run.env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(&run.cwd);
+        // SAFETY: die_with_parent only makes one async-signal-safe call (prctl).
+        unsafe { cmd.pre_exec(reaper::die_with_parent) };
 
         let start = Instant::now();
         let mut child = cmd.spawn().map_err(|e| spawn_error(&run.program, e))?;
+        reaper::watch(child.id());
         let (done_tx, done_rx) = mpsc::channel();
         let stdout = child.stdout.take().map(|r| Capture::start(r, self.c.max_output, done_tx.clone()));
         let stderr = child.stderr.take().map(|r| Capture::start(r, self.c.max_output, done_tx));
         let end = wait_and_kill_group(&mut child, start + self.c.timeout);
+        reaper::unwatch(child.id());
         let elapsed = start.elapsed();
         let pipes_closed = wait_pipes(&done_rx, [stdout.is_some(), stderr.is_some()].iter().filter(|b| **b).count());
         let stdout = stdout.map(|c| c.take()).unwrap_or_default();

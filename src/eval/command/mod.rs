@@ -2,7 +2,9 @@
 //! reads its metrics from stdout or from a file.
 //!
 //! The program is started directly (never through a shell), in a process
-//! group of its own, with a wall-clock timeout that kills the whole group.
+//! group of its own, with a wall-clock timeout that kills the whole group;
+//! groups still running when knobs ends (a second Ctrl-C, `kill -9`) are
+//! killed too ([`reaper`]).
 //! Captured output is capped; whatever goes wrong with one configuration
 //! (exit status, signal, timeout, garbage, NaN) fails that trial with a
 //! reason, while a program that cannot be started at all stops the study.
@@ -12,6 +14,7 @@
 //! - `compile`: checking a [`CommandSpec`] and compiling its templates;
 //! - `evaluator`: one run of the program per configuration;
 //! - `process`: starting, waiting for, killing and capturing the program;
+//! - `reaper`: killing the programs still running when knobs ends, however it ends;
 //! - `metrics`: reading the metrics from stdout or a file.
 
 use std::collections::BTreeMap;
@@ -25,6 +28,7 @@ mod compile;
 mod evaluator;
 mod metrics;
 mod process;
+mod reaper;
 mod template;
 
 pub use evaluator::CommandEvaluator;
