@@ -4,7 +4,7 @@
 //! The program is started directly (never through a shell), in a process
 //! group of its own, with a wall-clock timeout that kills the whole group;
 //! groups still running when knobs ends (a second Ctrl-C, `kill -9`) are
-//! killed too ([`reaper`]).
+//! killed too (`reaper`).
 //! Captured output is capped; whatever goes wrong with one configuration
 //! (exit status, signal, timeout, garbage, NaN) fails that trial with a
 //! reason, while a program that cannot be started at all stops the study.
