@@ -312,9 +312,18 @@ async fn create_study(
         Some(_) => return Err(ApiError::bad_request("name", "name: must be a string")),
         None => return Err(ApiError::bad_request("name", "name: missing; the study's name is part of its URL")),
     };
-    check_id("name", &name)?;
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        return Err(ApiError::bad_request("name", "name: only ASCII letters, digits, `.`, `_` and `-` are allowed"));
+    if let Err(why) = crate::spec::check_study_name(&name) {
+        return Err(ApiError::bad_request("name", format!("name: {why}")));
+    }
+    // A study created over the API cannot steer where the server's or an operator's later
+    // commands write or read files.
+    for field in ["output", "storage"] {
+        if body.contains_key(field) {
+            return Err(ApiError::bad_request(
+                field,
+                format!("{field}: a spec sent over the API cannot name files; the server decides where its studies live"),
+            ));
+        }
     }
     // The API's own clients evaluate the trials unless the spec says otherwise.
     body.entry("evaluator").or_insert_with(|| serde_json::json!({"type": "external"}));

@@ -141,17 +141,22 @@ fn with_relations(mut space: Space, v: Option<&Yaml>, p: &mut Vec<Problem>) -> S
 fn check_name(m: &Mapping, default_name: &str, p: &mut Vec<Problem>) -> Option<String> {
     match yaml::get(m, "name") {
         Some(v) => match yaml::as_str(v, "name", p) {
-            Some(s) if s.trim().is_empty() => {
-                p.push(Problem::new("name", "must not be empty"));
-                None
-            }
-            Some(s) if s.len() > 200 => {
-                p.push(Problem::new("name", "must be at most 200 characters"));
-                None
-            }
-            other => other.map(str::to_string),
+            Some(s) => match super::check_study_name(s) {
+                Ok(()) => Some(s.to_string()),
+                Err(why) => {
+                    p.push(Problem::new("name", why));
+                    None
+                }
+            },
+            None => None,
         },
-        None => Some(default_name.to_string()),
+        None => match super::check_study_name(default_name) {
+            Ok(()) => Some(default_name.to_string()),
+            Err(why) => {
+                p.push(Problem::new("name", format!("missing, and the default {default_name:?} (from the file name) {why}")));
+                None
+            }
+        },
     }
 }
 

@@ -19,9 +19,11 @@ use crate::space::Space;
 use crate::yaml;
 
 mod file;
+mod name;
 mod sections;
 
 pub use file::SpecFile;
+pub use name::check_study_name;
 pub(crate) use file::check_metrics;
 
 const KEYS: &[&str] = &[

@@ -12,14 +12,9 @@ use crate::trial::TrialState;
 
 use super::{Finished, NewTrial, Owner};
 
-/// Longest study name accepted (bytes).
-pub(crate) const MAX_STUDY_NAME: usize = 256;
-
+/// The study-name rule of [`crate::spec::check_study_name`], for a study being created or opened.
 pub(crate) fn check_study_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_STUDY_NAME {
-        return Err(Error::Config(format!("study name must be 1..{MAX_STUDY_NAME} bytes (got {} bytes)", name.len())));
-    }
-    Ok(())
+    crate::spec::check_study_name(name).map_err(|why| Error::Config(format!("study name {name:?}: {why}")))
 }
 
 /// Check trials before anything is written, so a refusal leaves no trace.

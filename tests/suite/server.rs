@@ -402,7 +402,16 @@ fn malformed_requests_get_the_documented_status() {
     let mut nameless = spec("x", 10);
     nameless.as_object_mut().unwrap().remove("name");
     assert_error(s.post("/v1/studies", &nameless), 400, Some("name"));
-    assert_error(s.post("/v1/studies", &spec("bad/name", 10)), 400, Some("name"));
+    for bad in ["bad/name", "..", ".", "-x"] {
+        assert_error(s.post("/v1/studies", &spec(bad, 10)), 400, Some("name"));
+    }
+    // A spec from the API cannot say where files go.
+    for (field, path) in [("output", "/tmp/evil-out"), ("storage", "/tmp/evil.db")] {
+        let mut steer = spec("steer", 10);
+        steer[field] = json!(path);
+        let e = assert_error(s.post("/v1/studies", &steer), 400, Some(field));
+        assert!(e.contains("cannot name files"), "{e}");
+    }
     assert_error(s.post_raw("/v1/studies", "[1, 2]"), 400, None);
 
     // Evaluators that run commands never come from a request.
