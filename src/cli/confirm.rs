@@ -26,7 +26,7 @@ pub struct ConfirmArgs {
     #[arg(long)]
     repeats: Option<usize>,
     #[command(flatten)]
-    report: ReportArgs,
+    pub(super) report: ReportArgs,
 }
 
 /// Run `knobs confirm`.

@@ -278,6 +278,39 @@ impl ReportArgs {
     }
 }
 
+impl Command {
+    /// Whether the command was asked for JSON on stdout (then its errors are JSON too).
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Run(a) => a.report.json,
+            Command::Confirm(a) => a.report.json,
+            Command::Validate { json, .. }
+            | Command::Recommend { json, .. }
+            | Command::Studies { json, .. }
+            | Command::Optimizers { json } => *json,
+            Command::Forecast(f) => match &f.backtest {
+                Some(forecast::ForecastSub::Backtest(b)) => b.json,
+                None => f.args.json,
+            },
+            Command::Evaluate(a) => a.json,
+            Command::Telemetry(a) => a.json,
+            Command::Worker(a) => a.json,
+            Command::Serve(_) | Command::Stdio { .. } => false,
+        }
+    }
+}
+
+/// The JSON object a `--json` command prints on stdout when it fails: what went wrong, every
+/// problem with its field path when the input was bad, and the exit code.
+fn error_json(e: &Error, code: i32) -> serde_json::Value {
+    let mut v = serde_json::json!({"ok": false, "error": e.to_string(), "exit_code": code});
+    if let Error::Invalid(p) = e {
+        v["source"] = p.source.clone().into();
+        v["problems"] = serde_json::to_value(&p.items).unwrap_or_default();
+    }
+    v
+}
+
 /// Exit code for an error.
 fn code(e: &Error) -> i32 {
     match e.kind() {
@@ -314,6 +347,7 @@ pub fn main() -> i32 {
     }
     let cli = Cli::parse();
     init_logging(&cli);
+    let json = cli.command.wants_json();
     let result = match cli.command {
         Command::Run(args) => run(args, cli.quiet),
         Command::Validate { specs, json } => validate(&specs, json),
@@ -341,7 +375,11 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            code(&e)
+            let code = code(&e);
+            if json {
+                println!("{}", error_json(&e, code));
+            }
+            code
         }
     }
 }

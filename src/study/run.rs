@@ -263,6 +263,10 @@ impl Study {
         if let Some(existing) = storage.find_study(&name)? {
             let trials = storage.trials(&name)?;
             if !trials.is_empty() && !resume {
+                // A run that is live says so first: "add --resume" would only lead to the lock.
+                let probe = Owner::current();
+                storage.acquire(&name, &probe)?;
+                storage.release(&name, &probe)?;
                 return Err(Error::Config(format!(
                     "study `{name}` already has {} trials in this storage; add --resume to continue it, \
                      or give the spec another `name` to start a new study",
