@@ -12,7 +12,8 @@ What is measured, per (problem, noise, optimizer, seed):
 - noise: `gauss5` / `gauss20` add Gaussian noise with a standard deviation of 5% / 20% of the
   objective's spread across the box (the standard deviation of its values at 4096 uniform
   random points, fixed seed); `heavy` adds Student-t noise with 3 degrees of freedom, scale 5%
-  of the spread (occasional outliers several times larger);
+  of the spread (occasional outliers several times larger); `none` (not run by default) is the
+  same runs without noise, a control lane that shows what the noise itself costs;
 - the recommended configuration: for knobs, what a user following `knobs stdio` deploys at
   `close` (`"recommend": true`): its rank 1, ranked by its noise-aware estimate after its
   confirmation phase, or the baseline when the reply says `"better_than_baseline": false` (the
@@ -45,6 +46,8 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXP
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEMS = ["branin", "hartmann6", "ackley10", "rosenbrock10", "mixed_service"]
 NOISES = ["gauss5", "gauss20", "heavy"]
+# `none`: the same runs without noise, a control lane (not run by default).
+ALL_NOISES = NOISES + ["none"]
 PEER_OPTIMIZERS = ["optuna-tpe", "optuna-gp", "random"]
 BASELINE_AT = 0.3
 
@@ -87,6 +90,8 @@ def noise_draw(rng, kind: str, scale: float) -> float:
         return float(rng.normal(0.0, 0.20 * scale))
     if kind == "heavy":
         return float(rng.standard_t(3) * 0.05 * scale)
+    if kind == "none":
+        return 0.0
     raise ValueError(f"unknown noise {kind}")
 
 
@@ -146,7 +151,7 @@ def measure(opt_name: str, fn: str, noise: str, seed: int, budget: int, binary: 
     problem = functions.get_problem(fn)
     scale = spread(problem)
     base = baseline(problem)
-    rng = np.random.default_rng([seed, NOISES.index(noise), PROBLEMS.index(fn), 7])
+    rng = np.random.default_rng([seed, ALL_NOISES.index(noise), PROBLEMS.index(fn), 7])
     noisy = dataclasses.replace(problem, fn=lambda p: problem.fn(p) + noise_draw(rng, noise, scale))
     if opt_name.startswith("knobs-"):
         cls = knobs_class(binary, opt_name[len("knobs-"):], base)
@@ -229,7 +234,7 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
     wins: Dict[Tuple[str, str], int] = {}
     cells: Dict[Tuple[str, str], Dict[str, float]] = {}
     for fn in PROBLEMS:
-        for noise in NOISES:
+        for noise in ALL_NOISES:
             med = {o: statistics.median(by[(fn, noise, o)]) for o in opts if (fn, noise, o) in by}
             if not med:
                 continue
@@ -252,7 +257,7 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
         out.append("| problem | noise | deployed | rank 1 | best observed | kept today's values |")
         out.append("|---|---|---:|---:|---:|---:|")
         for fn in PROBLEMS:
-            for noise in NOISES:
+            for noise in ALL_NOISES:
                 rs = [r for r in runs if r.get("optimizer") == k and r["function"] == fn and r["noise"] == noise
                       and r.get("status") == "ok" and "best_observed_true" in r]
                 if rs:
@@ -264,7 +269,7 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
         out.append("")
     peers_ = [o for o in opts if not o.startswith("knobs")]
     for k in knobs:
-        for noise in NOISES:
+        for noise in ALL_NOISES:
             n = sum(1 for (fn, ns), med in cells.items()
                     if ns == noise and k in med and all(p in med and med[k] < med[p] for p in peers_))
             total = sum(1 for (fn, ns), med in cells.items() if ns == noise and k in med)
@@ -278,7 +283,7 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
         share = f"{100.0 * inside / len(with_iv):.1f}%" if with_iv else "-"
         out.append(f"- {k}: the 90% improvement interval contains the true improvement in {inside} of "
                    f"{len(with_iv)} runs ({share}); {len(rs) - len(with_iv)} runs gave no interval")
-        for noise in NOISES:
+        for noise in ALL_NOISES:
             w = [r for r in with_iv if r["noise"] == noise]
             if w:
                 out.append(f"  - {noise}: {sum(1 for r in w if r['interval_contains'])} of {len(w)}")
