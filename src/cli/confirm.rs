@@ -45,6 +45,7 @@ pub fn confirm_cmd(args: ConfirmArgs, quiet: bool) -> crate::Result<i32> {
         spec.confirm.repeats = repeats;
     }
     let trials = args.trials.unwrap_or(((spec.confirm.top + 1) * spec.confirm.repeats) as u64);
+    super::writable_dir(&super::output_dir(args.report.out.as_deref(), &spec))?;
     let mut study = Study::open(spec.clone(), storage, true)?;
     install_signal_handlers(study.stop_flag());
     let started = std::time::Instant::now();

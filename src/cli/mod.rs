@@ -439,6 +439,21 @@ fn output_dir(args_out: Option<&Path>, spec: &Spec) -> PathBuf {
     .join(&spec.name)
 }
 
+/// Create `dir` if needed and check that files can be written in it.
+fn writable_dir(dir: &Path) -> crate::Result<()> {
+    let fail = |e: std::io::Error| {
+        Error::Config(format!(
+            "output folder {} cannot be written ({e}); give another with --out (or the spec's `output`)",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".knobs-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 fn write_outputs(dir: &Path, recs: &Recommendations) -> crate::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
     let yaml_path = dir.join("recommendations.yaml");
@@ -491,6 +506,9 @@ fn and_list(items: &[String]) -> String {
 
 fn run(args: RunArgs, quiet: bool) -> crate::Result<i32> {
     let spec = Spec::load(&args.spec)?;
+    // Before the first trial: an output folder that cannot be written is found now, not
+    // after the whole search.
+    writable_dir(&output_dir(args.report.out.as_deref(), &spec))?;
     let storage = open_storage(args.store.storage.as_deref(), Some(&spec))?;
     let mut study = Study::open(spec.clone(), storage, args.resume)?;
     if let Some(from) = &args.warm_start {
@@ -566,7 +584,14 @@ fn emit(
 fn validate(specs: &[PathBuf], json: bool) -> crate::Result<i32> {
     let mut bad = 0;
     for path in specs {
-        match Spec::load(path) {
+        // What can be checked without running anything: the command's program too.
+        let checked = Spec::load(path).and_then(|spec| match spec.evaluator.check_runnable(&spec.base_dir) {
+            Some(p) => {
+                Err(Error::Invalid(crate::error::Problems { source: path.display().to_string(), items: vec![p] }))
+            }
+            None => Ok(spec),
+        });
+        match checked {
             Ok(spec) => {
                 if json {
                     println!(
