@@ -92,7 +92,20 @@ impl EvaluatorSpec {
     pub fn build(&self, space: &Space, #[allow(unused_variables)] base_dir: &Path) -> Result<Box<dyn Evaluator>> {
         Ok(match self {
             EvaluatorSpec::Function(f) => Box::new(FunctionEvaluator::new(f, space)?),
-            EvaluatorSpec::Command(c) => Box::new(CommandEvaluator::new(c, space)?),
+            EvaluatorSpec::Command(c) => {
+                // Before any trial is stored: a typo in the program's path must not cost the
+                // study its baseline. Reported with every other problem of the section.
+                let mut problems = Vec::new();
+                c.check(space, &mut problems);
+                problems.extend(c.check_program(base_dir));
+                if !problems.is_empty() {
+                    return Err(crate::error::Error::Invalid(crate::error::Problems {
+                        source: "spec".into(),
+                        items: problems,
+                    }));
+                }
+                Box::new(CommandEvaluator::new(c, space)?)
+            }
             #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => Box::new(spec.build(*model, base_dir)?),
             EvaluatorSpec::External(_) => {
@@ -104,6 +117,15 @@ impl EvaluatorSpec {
                 ));
             }
         })
+    }
+
+    /// What can be checked of the evaluator without building it and without running anything
+    /// beyond what the spec checks: that a command's program exists and is executable.
+    pub fn check_runnable(&self, base_dir: &Path) -> Option<Problem> {
+        match self {
+            EvaluatorSpec::Command(c) => c.check_program(base_dir),
+            _ => None,
+        }
     }
 
     /// Whether the evaluator this spec builds measures a configuration the same way every time

@@ -526,7 +526,9 @@ fn check_reports_every_problem_with_its_path() {
         .build(&s, std::path::Path::new("."))
         .err()
         .expect("build refuses a spec with problems");
-    assert!(err.to_string().contains("9 problems"), "{err}");
+    // ...and the program, which does not exist, all at once.
+    assert!(err.to_string().contains("10 problems"), "{err}");
+    assert!(err.to_string().contains("evaluator.command[0]: program ./bench does not exist"), "{err}");
 
     let p = problems(&CommandSpec::new(vec![]), &s);
     assert_eq!(p.len(), 1);

@@ -3,6 +3,7 @@
 //! one part. Each module says what it holds.
 
 mod cli;
+mod cli_refusals;
 mod confirm;
 mod eval_cache;
 mod eval_command;

@@ -18,6 +18,7 @@
 //! - `metrics`: reading the metrics from stdout or a file.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -188,6 +189,38 @@ impl CommandSpec {
     /// Check the spec against the space; push every problem found.
     pub fn check(&self, space: &Space, problems: &mut Vec<Problem>) {
         self.compile(space, problems);
+    }
+
+    /// Check, without running it, that the program can be started: a path (with a `/`,
+    /// relative to `base_dir` as when it runs) names an executable file; a bare name is an
+    /// executable on `PATH`. A program given by a template (`{param}`) is checked when it runs.
+    pub fn check_program(&self, base_dir: &Path) -> Option<Problem> {
+        let program = self.command.first()?;
+        if program.contains('{') || program.trim().is_empty() {
+            return None;
+        }
+        let executable = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        let at = |why: String| Some(Problem::new("evaluator.command[0]", why));
+        if program.contains('/') {
+            let here = base_dir.as_os_str().is_empty() || base_dir == Path::new(".");
+            let path = if here { Path::new(program).to_path_buf() } else { base_dir.join(program) };
+            if !path.exists() {
+                return at(format!("program {} does not exist", path.display()));
+            }
+            if !executable(&path) {
+                return at(format!("program {} is not an executable file (chmod +x it?)", path.display()));
+            }
+            return None;
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+            None
+        } else {
+            at(format!("program `{program}` not found on PATH (give a path, e.g. ./{program}, for a file here)"))
+        }
     }
 }
 
