@@ -199,6 +199,11 @@ pub fn as_f64(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<f64>
                 None
             }
         },
+        // The YAML reader keeps a number too large for a double (1e400) as text.
+        Value::String(text) if text.trim().parse::<f64>().is_ok_and(|x| x.is_infinite()) => {
+            problems.push(Problem::new(path, format!("must be a finite number, within ±1.8e308 (got {text})")));
+            None
+        }
         other => {
             problems.push(Problem::new(path, format!("must be a number, got {}", type_name(other))));
             None

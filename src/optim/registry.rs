@@ -114,13 +114,45 @@ struct Entry {
     ctor: Ctor,
 }
 
+/// Read the options into the optimizer's config. When that fails, each option is read on its
+/// own (every option has a default), so that every bad one is reported at its path at once.
 fn options<C: DeserializeOwned>(name: &str, opts: &OptimizerOptions) -> Result<C> {
-    serde_json::from_value(serde_json::Value::Object(opts.0.clone())).map_err(|e| {
-        Error::Invalid(Problems {
-            source: "spec".into(),
-            items: vec![SpecProblem::new(format!("optimizer ({name})"), format!("bad option: {e}"))],
-        })
-    })
+    let whole = match serde_json::from_value(serde_json::Value::Object(opts.0.clone())) {
+        Ok(config) => return Ok(config),
+        Err(e) => e,
+    };
+    let mut items = Vec::new();
+    for (key, value) in &opts.0 {
+        let one = serde_json::Map::from_iter([(key.clone(), value.clone())]);
+        if let Err(e) = serde_json::from_value::<C>(serde_json::Value::Object(one)) {
+            items.push(SpecProblem::new(format!("optimizer.{key}"), plain_words(&e.to_string())));
+        }
+    }
+    if items.is_empty() {
+        items.push(SpecProblem::new(format!("optimizer ({name})"), plain_words(&whole.to_string())));
+    }
+    Err(Error::Invalid(Problems { source: "spec".into(), items }))
+}
+
+/// A deserializer's message in a user's words: `expected usize` → `expected a whole number >= 0`.
+fn plain_words(message: &str) -> String {
+    let mut m = message.to_string();
+    for (rust, words) in [
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u16", "expected a whole number >= 0"),
+        ("expected u8", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("unknown field", "unknown option"),
+    ] {
+        m = m.replace(rust, words);
+    }
+    m
 }
 
 const ENTRIES: &[Entry] = &[
@@ -190,6 +222,18 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// Check a spec's optimizer options without its space, so that their problems are reported
+/// with the spec's others: every option is one the optimizer has, of the right type, with a
+/// value its own checks accept (none of them depends on the space; the spec is built against
+/// the real space afterwards all the same).
+pub fn check_options(spec: &OptimizerSpec) -> Vec<SpecProblem> {
+    let stand_in = Problem::new(vec![super::Dim::Continuous; 2], 0);
+    match build(spec, &stand_in) {
+        Err(Error::Invalid(ps)) => ps.items.into_iter().filter(|p| p.path.starts_with("optimizer")).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Build the optimizer a spec names.
 pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimizer>> {
     match ENTRIES.iter().find(|e| e.name == spec.name) {
@@ -205,6 +249,19 @@ pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimize
 mod tests {
     use super::*;
     use crate::optim::cmaes::CmaEsConfig;
+
+    #[test]
+    fn every_ill_typed_option_is_reported_in_plain_words() {
+        let spec = OptimizerSpec {
+            name: "cmaes".into(),
+            options: OptimizerOptions::new().with("population", -3).unwrap().with("sigma0", "big").unwrap(),
+        };
+        let problems = check_options(&spec);
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["optimizer.population", "optimizer.sigma0"], "{problems:?}");
+        assert!(problems.iter().all(|p| !p.message.contains("usize") && !p.message.contains("f64")), "{problems:?}");
+        assert!(problems[0].message.contains("a whole number >= 0"), "{problems:?}");
+    }
 
     #[test]
     fn options_from_a_config_from_pairs_and_by_key_build_the_same_optimizer_options() {

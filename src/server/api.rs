@@ -321,7 +321,9 @@ async fn create_study(
         if body.contains_key(field) {
             return Err(ApiError::bad_request(
                 field,
-                format!("{field}: a spec sent over the API cannot name files; the server decides where its studies live"),
+                format!(
+                    "{field}: a spec sent over the API cannot name files; the server decides where its studies live"
+                ),
             ));
         }
     }

@@ -153,7 +153,10 @@ fn check_name(m: &Mapping, default_name: &str, p: &mut Vec<Problem>) -> Option<S
         None => match super::check_study_name(default_name) {
             Ok(()) => Some(default_name.to_string()),
             Err(why) => {
-                p.push(Problem::new("name", format!("missing, and the default {default_name:?} (from the file name) {why}")));
+                p.push(Problem::new(
+                    "name",
+                    format!("missing, and the default {default_name:?} (from the file name) {why}"),
+                ));
                 None
             }
         },

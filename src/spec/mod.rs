@@ -23,8 +23,8 @@ mod name;
 mod sections;
 
 pub use file::SpecFile;
-pub use name::check_study_name;
 pub(crate) use file::check_metrics;
+pub use name::check_study_name;
 
 const KEYS: &[&str] = &[
     "name",

@@ -33,7 +33,8 @@ mod tests {
 
     #[test]
     fn names_that_could_escape_or_confuse_are_refused() {
-        for bad in ["", ".", "..", "-x", "--resume", "a/b", "../x", "a\\b", "a\nb", "a\0b", " a", "a ", &"x".repeat(201)]
+        for bad in
+            ["", ".", "..", "-x", "--resume", "a/b", "../x", "a\\b", "a\nb", "a\0b", " a", "a ", &"x".repeat(201)]
         {
             assert!(check_study_name(bad).is_err(), "{bad:?} accepted");
         }

@@ -129,7 +129,11 @@ pub(super) fn parse_optimizer(v: Option<&Yaml>, p: &mut Vec<Problem>) -> Option<
                 }
             };
             let serde_json::Value::Object(options) = options else { return None };
-            Some(OptimizerSpec { name, options: OptimizerOptions::from_map(options) })
+            let spec = OptimizerSpec { name, options: OptimizerOptions::from_map(options) };
+            let found = optim::registry::check_options(&spec);
+            let ok = found.is_empty();
+            p.extend(found);
+            ok.then_some(spec)
         }
         Some(other) => {
             p.push(Problem::new(
