@@ -518,7 +518,7 @@ fn trial_number(number: &str) -> Result<u64, ApiError> {
 #[utoipa::path(post, path = "/v1/studies/{name}/trials/{number}/tell",
     params(("name" = String, Path, description = "study name"), ("number" = u64, Path, description = "trial number")),
     request_body = TellRequest, responses(
-    (status = 200, body = Ack),
+    (status = 200, description = "stored; the same result told again (a retry) gets the same answer", body = Ack),
     (status = 400, body = ErrorBody),
     (status = 404, description = "unknown study or trial", body = ErrorBody),
     (status = 409, description = "the trial is finished, or was re-leased (stale epoch)", body = ErrorBody),

@@ -108,6 +108,12 @@ where
                 ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
             }
         })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the request body is empty; this route takes a JSON object (see /v1/openapi.json)",
+            ));
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }

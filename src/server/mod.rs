@@ -173,6 +173,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (routes, _) = api::routes().split_for_parts();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see /v1/openapi.json") })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("this route does not take {method}; see /v1/openapi.json for its methods"),
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(DefaultBodyLimit::max(state.options.body_limit))

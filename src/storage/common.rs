@@ -115,6 +115,12 @@ pub(crate) fn already_finished(study: &str, number: u64, state: &TrialState) -> 
 }
 
 pub(crate) fn stale_epoch(study: &str, number: u64, given: u64, current: u64, worker: &str) -> Error {
+    if given > current {
+        return Error::Refused(format!(
+            "study `{study}` trial {number}: lease epoch {given} was never given out (the trial is at epoch \
+             {current}, held by worker `{worker}`); tell with the epoch the ask returned"
+        ));
+    }
     Error::Refused(format!(
         "study `{study}` trial {number}: lease epoch {given} is stale (the trial was reclaimed and is now \
          epoch {current}, held by worker `{worker}`); this result is refused so it is not counted twice"

@@ -390,8 +390,15 @@ impl SharedStudy {
             }
         };
         let finished = Finished { number, epoch, state: state.clone(), metrics, elapsed_s };
-        self.storage.finish_trial(&self.spec.name, &finished, None)?;
-        Ok(state)
+        match self.storage.finish_trial(&self.spec.name, &finished, None) {
+            Ok(()) => Ok(state),
+            // The same result told again (a retry after a lost response) is the same success.
+            Err(Error::Refused(why)) => match self.storage.trial(&self.spec.name, number)? {
+                Some(t) if t.epoch == epoch && t.state == finished.state && t.metrics == finished.metrics => Ok(state),
+                _ => Err(Error::Refused(why)),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// Keep a claimed trial's lease (`epoch`) alive. Refused when the trial

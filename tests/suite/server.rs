@@ -334,14 +334,23 @@ fn finished_reassigned_and_unknown_trials_are_refused() {
     let t0 = asked["trials"][0].clone();
     let t1 = asked["trials"][1].clone();
     assert_eq!(tell(&s, "r", &t0, 1.0).0, 200);
+    // The same tell again (a retry after a lost response) is the same success...
+    let (status, again) = tell(&s, "r", &t0, 1.0);
+    assert_eq!((status, again["state"].as_str()), (200, Some("complete")), "{again}");
+    // ...a different result for a finished trial is not.
     let e = assert_error(tell(&s, "r", &t0, 2.0), 409, None);
     assert!(e.contains("already complete"), "{e}");
     assert_error(s.post("/v1/studies/r/trials/0/heartbeat", &json!({"epoch": 0})), 409, None);
     // A stale epoch: the lease moved on (or never was).
     let stale = json!({"epoch": 3, "state": "failed", "reason": "late"});
     let e = assert_error(s.post("/v1/studies/r/trials/1/tell", &stale), 409, None);
-    assert!(e.contains("stale"), "{e}");
+    assert!(e.contains("never given out") && !e.contains("reclaimed"), "{e}");
     assert_error(s.post("/v1/studies/r/trials/1/heartbeat", &json!({"epoch": 3})), 409, None);
+    // No body, or the wrong method: still a JSON error that says what to do.
+    let e = assert_error(s.post_raw("/v1/studies/r/trials/1/heartbeat", ""), 400, None);
+    assert!(e.contains("body is empty"), "{e}");
+    let e = assert_error(s.get("/v1/studies/r/trials/1/tell"), 405, None);
+    assert!(e.contains("does not take GET"), "{e}");
     // Failed with a reason is fine at the right epoch.
     let failed = json!({"epoch": t1["epoch"], "state": "failed", "reason": "OOM"});
     assert_eq!(s.post("/v1/studies/r/trials/1/tell", &failed).0, 200);
