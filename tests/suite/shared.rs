@@ -59,14 +59,32 @@ fn numbered(trials: &[Trial], n: u64) {
     assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "numbers must be 0..{n} with no gap or duplicate");
 }
 
-fn eight_workers_share_one_study(backend: Backend) {
+/// `workers` processes × `each` trials on one study; every trial numbered once, none lost
+/// (the reliability plan's R2 on SQLite, R4 with 16 workers on PostgreSQL). With `enqueued`,
+/// that many configurations are enqueued first, and each must be claimed exactly once (R3).
+fn workers_share_one_study(backend: Backend, workers: u64, each: u64, enqueued: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let (url, _schema) = storage_url(&backend, dir.path(), "eight");
-    let spec = write_spec(dir.path(), "eight", "{type: function, name: branin}", 2000);
-    let children: Vec<Child> = (0..8)
+    let name = format!("share{workers}x{each}q{enqueued}");
+    let (url, _schema) = storage_url(&backend, dir.path(), &name);
+    let total = workers * each;
+    let spec = write_spec(dir.path(), &name, "{type: function, name: branin}", total);
+    if enqueued > 0 {
+        let spec = knobs::Spec::load(&spec).unwrap();
+        let shared = knobs::study::SharedStudy::open(spec, std::sync::Arc::from(open(&url))).unwrap();
+        for i in 0..enqueued {
+            let config = knobs::space::Config::from_iter([
+                ("x0".to_string(), knobs::space::Value::Float(-5.0 + 15.0 * i as f64 / enqueued as f64)),
+                ("x1".to_string(), knobs::space::Value::Float(7.25)),
+            ]);
+            shared.enqueue(&config).unwrap();
+        }
+    }
+    let children: Vec<Child> = (0..workers)
         .map(|i| {
             knobs()
-                .args(["worker", "--trials", "250", "--batch", "5", "--json", "--id"])
+                .args(["worker", "--batch", "5", "--json", "--trials"])
+                .arg(each.to_string())
+                .arg("--id")
                 .arg(format!("w{i}"))
                 .arg("--storage")
                 .arg(&url)
@@ -81,16 +99,21 @@ fn eight_workers_share_one_study(backend: Backend) {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "worker failed: {}", String::from_utf8_lossy(&out.stderr));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["complete"], 250, "{v}");
+        assert_eq!(v["complete"], each, "{v}");
         assert_eq!(v["refused"], 0, "{v}");
     }
-    let trials = open(&url).trials("eight").unwrap();
-    numbered(&trials, 2000);
+    let trials = open(&url).trials(&name).unwrap();
+    numbered(&trials, total);
     assert!(trials.iter().all(|t| t.state == TrialState::Complete && t.epoch == 0));
-    // The baseline (no defaults in this space: none) and batches: every trial was asked by the shared optimizer.
-    assert!(trials.iter().all(|t| t.ticket.is_some()));
+    // Each enqueued configuration once (no ticket: the optimizer did not propose it), the rest
+    // asked by the shared optimizer.
+    let mut queued: Vec<f64> = trials.iter().filter(|t| t.ticket.is_none()).map(|t| t.x[0]).collect();
+    queued.sort_by(f64::total_cmp);
+    queued.dedup();
+    assert_eq!(queued.len(), enqueued, "every enqueued configuration exactly once");
+    assert_eq!(trials.iter().filter(|t| t.ticket.is_none()).count(), enqueued);
     // One more worker finds the budget used and exits at once with 0.
-    let out = knobs().args(["worker", "--study", "eight", "--json", "--storage"]).arg(&url).output().unwrap();
+    let out = knobs().args(["worker", "--study", &name, "--json", "--storage"]).arg(&url).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((v["complete"].as_u64(), v["stop"].as_str()), (Some(0), Some("budget")), "{v}");
@@ -98,15 +121,28 @@ fn eight_workers_share_one_study(backend: Backend) {
 
 #[test]
 fn eight_workers_share_one_study_in_sqlite() {
-    eight_workers_share_one_study(Backend::Sqlite);
+    workers_share_one_study(Backend::Sqlite, 8, 250, 0);
 }
 
 #[test]
-fn eight_workers_share_one_study_in_postgres() {
+fn sixteen_workers_share_one_study_in_postgres() {
     if pg::skip(module_path!()) {
         return;
     }
-    eight_workers_share_one_study(Backend::Postgres);
+    workers_share_one_study(Backend::Postgres, 16, 125, 0);
+}
+
+#[test]
+fn eight_workers_claim_each_enqueued_configuration_once_in_sqlite() {
+    workers_share_one_study(Backend::Sqlite, 8, 50, 200);
+}
+
+#[test]
+fn eight_workers_claim_each_enqueued_configuration_once_in_postgres() {
+    if pg::skip(module_path!()) {
+        return;
+    }
+    workers_share_one_study(Backend::Postgres, 8, 50, 200);
 }
 
 /// An evaluator that takes `secs` per trial: value = x0.
