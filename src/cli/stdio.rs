@@ -75,15 +75,42 @@ struct Told {
     status: Option<String>,
 }
 
-/// Options given as `key=value` on the command line; values parse as JSON when they can.
+/// One session of the protocol, a line in and a reply out (what `knobs stdio` runs between
+/// stdin and stdout; public so that it can be driven, and fuzzed, without a process).
+pub struct Protocol {
+    spec: OptimizerSpec,
+    session: Option<Session>,
+}
+
+impl Protocol {
+    /// A session of `optimizer` with its `key=value` options (values parse as JSON when they can).
+    pub fn new(optimizer: &str, options: &[String]) -> Result<Protocol> {
+        let spec = OptimizerSpec { name: optimizer.to_string(), options: OptimizerOptions::parse_pairs(options)? };
+        optim::registry::check_name(optimizer).map_err(Error::Config)?;
+        Ok(Protocol { spec, session: None })
+    }
+
+    /// The reply to one request line, and whether it closed the session. A malformed or
+    /// refused request gets `{"ok": false, "error": ...}`, never an `Err`.
+    pub fn reply(&mut self, line: &str) -> (Json, bool) {
+        match serde_json::from_str::<Request>(line) {
+            Ok(req) => {
+                let close = matches!(req, Request::Close { .. });
+                let reply = handle(req, &self.spec, &mut self.session)
+                    .unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()}));
+                (reply, close)
+            }
+            Err(e) => (json!({"ok": false, "error": format!("malformed request: {e}")}), false),
+        }
+    }
+}
+
 /// Serve the protocol until `close` or end of input.
 pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
-    let spec = OptimizerSpec { name: optimizer.to_string(), options: OptimizerOptions::parse_pairs(options)? };
-    optim::registry::check_name(optimizer).map_err(Error::Config)?;
+    let mut protocol = Protocol::new(optimizer, options)?;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut session: Option<Session> = None;
     let mut line = String::new();
     let mut input = stdin.lock();
     loop {
@@ -94,16 +121,7 @@ pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
         if line.trim().is_empty() {
             continue;
         }
-        let (reply, close) = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => {
-                let close = matches!(req, Request::Close { .. });
-                (
-                    handle(req, &spec, &mut session).unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()})),
-                    close,
-                )
-            }
-            Err(e) => (json!({"ok": false, "error": format!("malformed request: {e}")}), false),
-        };
+        let (reply, close) = protocol.reply(&line);
         serde_json::to_writer(&mut out, &reply).map_err(Error::json)?;
         out.write_all(b"\n").map_err(|e| Error::io("stdout", e))?;
         out.flush().map_err(|e| Error::io("stdout", e))?;
