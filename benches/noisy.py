@@ -114,8 +114,10 @@ def knobs_class(binary: str, optimizer: str, base: Dict[str, Any]):
             js = space.to_json()
             for p in js["params"]:
                 p["default"] = base[p["name"]]
-            self.info = self._call({"op": "init", "protocol": 1, "space": js, "budget": budget, "seed": seed,
-                                    "direction": "minimize"})
+            init = {"op": "init", "protocol": 1, "space": js, "budget": budget, "seed": seed,
+                    "direction": "minimize"}
+            init.update(json.loads(os.environ.get("NOISY_KNOBS_INIT", "{}")))
+            self.info = self._call(init)
 
         def close(self):
             if self.proc.poll() is None and self.closed_reply is None:
@@ -301,7 +303,10 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "noisy"))
     ap.add_argument("--knobs", default=os.path.join(ROOT, "target", "release", "knobs"))
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--knobs-init", default="{}",
+                    help='extra fields of knobs\' init message, e.g. \'{"confirm": false}\' (use its own --out)')
     args = ap.parse_args()
+    os.environ["NOISY_KNOBS_INIT"] = json.dumps(json.loads(args.knobs_init))  # read by the pool's workers
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "runs.jsonl")
     if not args.summary_only:
