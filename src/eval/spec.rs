@@ -22,7 +22,7 @@ use super::buffer::Buffered;
 #[cfg(feature = "forecast")]
 use super::workload::{self, WorkloadModel, WorkloadSpec};
 use super::{CommandEvaluator, CommandSpec, Evaluator, FunctionEvaluator, FunctionSpec, functions};
-use crate::error::{Problem, Result};
+use crate::error::{Error, Problem, Result};
 use crate::space::Space;
 
 /// `{type: external}`: knobs does not evaluate the trials; the clients of
@@ -92,20 +92,19 @@ impl EvaluatorSpec {
     pub fn build(&self, space: &Space, #[allow(unused_variables)] base_dir: &Path) -> Result<Box<dyn Evaluator>> {
         Ok(match self {
             EvaluatorSpec::Function(f) => Box::new(FunctionEvaluator::new(f, space)?),
-            EvaluatorSpec::Command(c) => {
-                // Before any trial is stored: a typo in the program's path must not cost the
-                // study its baseline. Reported with every other problem of the section.
-                let mut problems = Vec::new();
-                c.check(space, &mut problems);
-                problems.extend(c.check_program(base_dir));
-                if !problems.is_empty() {
-                    return Err(crate::error::Error::Invalid(crate::error::Problems {
-                        source: "spec".into(),
-                        items: problems,
-                    }));
+            // Before any trial is stored, the program is checked too (a typo in its path must
+            // not cost the study its baseline), reported with the section's other problems.
+            EvaluatorSpec::Command(c) => match (CommandEvaluator::new(c, space), c.check_program(base_dir)) {
+                (Ok(e), None) => Box::new(e),
+                (Err(Error::Invalid(mut found)), Some(p)) => {
+                    found.items.push(p);
+                    return Err(Error::Invalid(found));
                 }
-                Box::new(CommandEvaluator::new(c, space)?)
-            }
+                (Err(e), _) => return Err(e),
+                (Ok(_), Some(p)) => {
+                    return Err(Error::Invalid(crate::error::Problems { source: "spec".into(), items: vec![p] }));
+                }
+            },
             #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => Box::new(spec.build(*model, base_dir)?),
             EvaluatorSpec::External(_) => {

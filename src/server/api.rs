@@ -25,7 +25,7 @@ use crate::storage::{StateFilter, Storage, TrialPage};
 use crate::study::{Report, SharedStudy};
 use crate::trial::{Trial, TrialState};
 
-/// Longest client id, request id and study name accepted (bytes).
+/// Longest client id and request id accepted (bytes); study names follow `spec::check_study_name`.
 const MAX_ID: usize = 200;
 /// Most recommendations one request may ask for.
 const MAX_TOP: usize = 100;

@@ -157,7 +157,7 @@ impl CommandEvaluator {
         if program.is_empty() {
             return Err(EvalError::Invalid("the program is empty after substitution (an inactive parameter?)".into()));
         }
-        let program = if program.contains('/') { base.join(&program) } else { PathBuf::from(program) };
+        let program = super::program_path(base, &program);
         let args = c.args.iter().map(|a| no_nul("an argument", render(a))).collect::<Result<Vec<_>, _>>()?;
 
         let mut env =

@@ -18,7 +18,7 @@
 //! - `metrics`: reading the metrics from stdout or a file.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -204,24 +204,32 @@ impl CommandSpec {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         };
         let at = |why: String| Some(Problem::new("evaluator.command[0]", why));
-        if program.contains('/') {
-            let here = base_dir.as_os_str().is_empty() || base_dir == Path::new(".");
-            let path = if here { Path::new(program).to_path_buf() } else { base_dir.join(program) };
-            if !path.exists() {
-                return at(format!("program {} does not exist", path.display()));
-            }
-            if !executable(&path) {
-                return at(format!("program {} is not an executable file (chmod +x it?)", path.display()));
-            }
-            return None;
+        if !program.contains('/') {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            return match std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+                true => None,
+                false => at(format!(
+                    "program `{program}` not found on PATH (give a path, e.g. ./{program}, for a file here)"
+                )),
+            };
         }
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
-            None
+        // Shown as written when the spec is in the current folder.
+        let base = if base_dir == Path::new(".") { Path::new("") } else { base_dir };
+        let path = program_path(base, program);
+        if !path.exists() {
+            at(format!("program {} does not exist", path.display()))
+        } else if !executable(&path) {
+            at(format!("program {} is not an executable file (chmod +x it?)", path.display()))
         } else {
-            at(format!("program `{program}` not found on PATH (give a path, e.g. ./{program}, for a file here)"))
+            None
         }
     }
+}
+
+/// The program to start: a name with a `/` is a path relative to `base` (the spec's folder),
+/// a bare name is looked up on `PATH` when it starts.
+fn program_path(base: &Path, program: &str) -> PathBuf {
+    if program.contains('/') { base.join(program) } else { PathBuf::from(program) }
 }
 
 /// `cache.ttl-s` → `KNOBS_PARAM_CACHE_TTL_S`.
