@@ -57,6 +57,7 @@ pub mod server;
 pub mod space;
 pub mod spec;
 pub mod stats;
+pub mod stdio;
 pub mod storage;
 pub mod study;
 pub mod surrogate;

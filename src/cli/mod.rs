@@ -22,7 +22,6 @@ pub mod confirm;
 pub mod evaluate;
 pub mod forecast;
 pub mod serve;
-pub mod stdio;
 pub mod telemetry;
 pub mod worker;
 
@@ -369,7 +368,7 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::serve_cmd(args),
         Command::Studies { store, json } => studies(store, json),
         Command::Optimizers { json } => optimizers(json),
-        Command::Stdio { optimizer, options } => stdio::serve(&optimizer, &options),
+        Command::Stdio { optimizer, options } => crate::stdio::serve(&optimizer, &options),
     };
     match result {
         Ok(code) => code,

@@ -360,7 +360,6 @@ impl Space {
     /// Parse a `space` list given as JSON (as a protocol message carries
     /// it), with the checks of a spec file: every problem is reported, paths
     /// start with `path`, messages name `source`.
-    #[cfg(feature = "cli")]
     pub(crate) fn from_json(v: &serde_json::Value, path: &str, source: &str) -> crate::Result<Space> {
         let yaml: serde_yaml::Value = serde_yaml::to_value(v)
             .map_err(|e| crate::error::Error::invalid(source, path, format!("not a list of parameters: {e}")))?;

@@ -85,7 +85,6 @@ impl Default for Confirm {
 impl Confirm {
     /// A `confirm` section given as JSON (`false`, `true` or `{when, top, repeats,
     /// budget_share}`), checked as a spec's is; every problem names `path` and `source`.
-    #[cfg(feature = "cli")]
     pub(crate) fn from_json(v: &serde_json::Value, path: &str, source: &str) -> crate::Result<Confirm> {
         let fail = |items| crate::error::Error::Invalid(crate::error::Problems { source: source.to_string(), items });
         let yaml: serde_yaml::Value = serde_yaml::to_value(v)
