@@ -12,12 +12,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JsonValue;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ErrorBody, JsonBody};
+use super::errors::{ApiError, ErrorBody, JsonBody, whole_number};
+use super::openapi::BearerAuth;
 use super::{AppState, MAX_ASK, MAX_PAGE};
 use crate::error::Error;
 use crate::spec::SpecFile;
@@ -40,21 +40,9 @@ const MAX_TOP: usize = 100;
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, StateParam))
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -129,10 +117,47 @@ async fn openapi_doc() -> Response {
 /// also be `{"ref": NAME}` (one the server's config declares, for `knobs
 /// worker`s sharing the study) or a `function` evaluator; evaluators that run
 /// commands or read files are only declared in the server's config.
-#[derive(ToSchema)]
-#[schema(value_type = Object)]
 #[allow(dead_code)] // only documents the body, which is read as JSON and checked by the spec parser
 pub struct SpecBody(pub JsonValue);
+
+impl utoipa::PartialSchema for SpecBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let object = || ObjectBuilder::new().schema_type(Type::Object);
+        let list = |min: usize| ArrayBuilder::new().items(object()).min_items(Some(min));
+        object()
+            .description(Some("A spec, as the YAML files' (see the README's spec reference); its semantics are checked by the server, every problem reported."))
+            .property("name", ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(200)))
+            .required("name")
+            .property("space", list(1))
+            .required("space")
+            .property("objectives", list(1))
+            .required("objectives")
+            .property("constraints", list(0))
+            .property("relations", list(0))
+            .property("optimizer", ObjectBuilder::new())
+            .property("seed", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+            .property("budget", object())
+            .property("evaluator", object())
+            .property("confirm", ObjectBuilder::new())
+            .property("recommend", object())
+            .property("parallelism", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+            .property("description", ObjectBuilder::new().schema_type(Type::String))
+            .into()
+    }
+}
+
+impl ToSchema for SpecBody {}
+
+/// A parameter's value: a number, a choice's text, or true/false.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only documents a request body's values
+pub enum ParamValue {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct StudyList {
@@ -292,7 +317,17 @@ fn resolve_evaluator(body: &mut serde_json::Map<String, JsonValue>, state: &AppS
 
 /// Create a study (or return it unchanged when it exists with the same space,
 /// objectives, optimizer and seed).
-#[utoipa::path(post, path = "/v1/studies", request_body = SpecBody, responses(
+#[utoipa::path(post, path = "/v1/studies", request_body(content = SpecBody, example = json!({
+    "name": "pool",
+    "space": [
+        {"name": "pool_size", "type": "int", "low": 1, "high": 64, "default": 8},
+        {"name": "timeout_ms", "type": "float", "low": 10, "high": 5000, "log": true},
+        {"name": "policy", "type": "categorical", "choices": ["lru", "lfu"]}
+    ],
+    "objectives": [{"metric": "p99_ms", "direction": "minimize"}],
+    "optimizer": "auto",
+    "budget": {"trials": 50}
+})), responses(
     (status = 201, description = "created", body = StudyView),
     (status = 200, description = "the same study already exists", body = StudyView),
     (status = 400, description = "invalid spec; `field` names the first problem's path", body = ErrorBody),
@@ -392,13 +427,16 @@ async fn close_study(
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     /// Trials wanted (1..=1000); fewer come back near the end of the budget.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub n: u32,
     /// Who asks: the trials are leased to it (and must be heartbeaten).
+    #[schema(min_length = 1, max_length = 200)]
     pub client_id: String,
     /// Idempotency key: asking again with the same client_id and request_id
     /// returns the same trials, also after a server restart.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub request_id: Option<String>,
 }
 
@@ -485,6 +523,7 @@ pub enum TellState {
 #[serde(deny_unknown_fields)]
 pub struct TellRequest {
     /// The epoch the trial was asked (or re-leased) at.
+    #[serde(deserialize_with = "whole_number")]
     pub epoch: u64,
     pub state: TellState,
     /// What was measured; `complete` needs every metric the objectives and constraints name.
@@ -501,6 +540,8 @@ pub struct TellRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
+    /// The epoch the trial was asked (or re-leased) at.
+    #[serde(deserialize_with = "whole_number")]
     pub epoch: u64,
 }
 
@@ -583,7 +624,7 @@ async fn heartbeat(
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// The configuration to evaluate; parameters left out take the spec's defaults.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, ParamValue>)]
     pub params: crate::space::Config,
 }
 
@@ -637,6 +678,7 @@ pub struct TrialsQuery {
     /// Only trials numbered after this one (the previous page's `next_after`).
     pub after: Option<u64>,
     /// Trials per page (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -719,6 +761,7 @@ async fn list_trials(
 #[into_params(parameter_in = Query)]
 pub struct RecommendationsQuery {
     /// How many configurations (1..=100; default: the spec's recommend.top).
+    #[param(minimum = 1, maximum = 100)]
     pub top: Option<usize>,
 }
 

@@ -142,3 +142,46 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
     de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")))?;
     Ok(value)
 }
+
+/// A whole number also when written `3.0`, as JSON Schema's `integer` (what the OpenAPI
+/// document declares) allows; serde's integers refuse it.
+pub fn whole_number<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    use serde::de::Error as _;
+    let n = serde_json::Number::deserialize(de)?;
+    let whole =
+        n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..9.007e15).contains(f)).map(|f| f as u64));
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number >= 0 in range, got {n}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_number;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Epoch {
+        #[serde(deserialize_with = "whole_number")]
+        epoch: u32,
+    }
+
+    fn parse(text: &str) -> Result<u32, String> {
+        serde_json::from_str::<Epoch>(text).map(|e| e.epoch).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_accepted_and_the_rest_refused() {
+        assert_eq!(parse(r#"{"epoch": 7}"#), Ok(7));
+        assert_eq!(parse(r#"{"epoch": 534485.0}"#), Ok(534485));
+        for bad in ["1.5", "-1", "-1.0", "1e300", "5000000000", "\"3\"", "null"] {
+            let got = parse(&format!(r#"{{"epoch": {bad}}}"#));
+            assert!(got.is_err(), "{bad} was accepted: {got:?}");
+        }
+        assert!(parse(r#"{"epoch": 1.5}"#).unwrap_err().contains("whole number"));
+    }
+}

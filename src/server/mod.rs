@@ -28,6 +28,7 @@ use crate::study::{Leases, SharedStudy};
 mod api;
 mod errors;
 mod metrics;
+mod openapi;
 
 pub(crate) use errors::ApiError;
 pub(crate) use metrics::Metrics;
@@ -189,7 +190,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// The OpenAPI document, as served at `/v1/openapi.json` and checked into the
 /// repository as `openapi.json`.
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    api::routes().split_for_parts().1
+    let mut doc = api::routes().split_for_parts().1;
+    // After the routes are in: the document's own modifiers run before them.
+    utoipa::Modify::modify(&openapi::CommonResponses, &mut doc);
+    doc
 }
 
 /// The OpenAPI document as the text of the checked-in `openapi.json`.
