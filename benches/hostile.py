@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Hostile spec files: how long `knobs validate` takes to refuse each, and its peak memory.
+"""Hostile spec files and telemetry recordings: how long knobs takes to refuse (or read) each,
+and its peak memory (`knobs validate` for specs, `knobs telemetry` for recordings).
 
     python3 benches/hostile.py [--knobs target/release/knobs]
 
 Each file is 1 MiB (the spec size cap) of one shape that has made YAML parsers slow or
 greedy: deep flow nesting (`[`, `{a: `, mixed, spaced, one per line), deep block nesting by
 indentation, nested `- ` and `? ` on one line, many anchors, an alias bomb, one long key, and
-nesting hidden inside a quoted scalar. Prints a markdown table (file, bytes, seconds, peak
+nesting hidden inside a quoted scalar. Recordings: a few rows far apart (a tiny file whose
+resampled series would be millions of gaps), deep nesting in JSON lines and in a Prometheus
+answer, one CSV row of 100,000 columns, 45,000 series of 10 rows, one
+1 MiB value. Prints a markdown table (file, bytes, seconds, peak
 RSS in MiB, the first problem reported). Needs only Python's standard library. The peak RSS
 of a child includes the Python process it was forked from (about 31 MiB): read it as a ceiling.
 """
@@ -51,6 +55,39 @@ def shapes():
     }
 
 
+def telemetry_shapes():
+    sparse = "timestamp,value\n" + "".join(f"{1700000000 + i},{i % 7}\n" for i in range(100))
+    sparse += f"{1700000000 + 40_000_000},1\n"
+    return {
+        "CSV: 101 rows, the last 463 days later": ("sparse.csv", sparse),
+        "CSV: one row of 100,000 columns": ("wide.csv", "timestamp," + ",".join(f"c{i}" for i in range(100000)) + "\n"
+                                            + "1700000000," + ",".join("1" for _ in range(100000)) + "\n"),
+        "CSV: 10 rows of 45,000 series": ("many.csv", "timestamp," + ",".join(f"c{i}" for i in range(45000)) + "\n"
+                                          + "".join(f"{1700000000 + 60 * r}," + ",".join(str((i + r) % 5) for i in range(45000))
+                                                    + "\n" for r in range(10))),
+        "CSV: one 1 MiB value": ("long.csv", "timestamp,value\n1700000000," + fill("9", "\n")[27:]),
+        "JSON lines: `[` nested 1 MiB deep": ("deep.jsonl", fill("[")),
+        "Prometheus JSON: `{\"a\":` nested": ("deep.json", fill('{"a":')),
+    }
+
+
+def run(args, cmd, path):
+    t0 = time.perf_counter()
+    p = subprocess.Popen([args.knobs, *cmd, path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    secs = time.perf_counter() - t0
+    try:
+        j = json.loads(out)
+        if isinstance(j, list):  # `knobs telemetry --json` read it: one report per file
+            first = f"(read: {sum(len(r.get('series', [])) for r in j)} series)"
+        else:
+            first = j["problems"][0]["message"] if j.get("problems") else j.get("error", "")
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError):
+        first = out[:80].decode(errors="replace")
+    return secs, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), first
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,18 +100,17 @@ def main() -> None:
             path = os.path.join(tmp, "spec.yaml")
             with open(path, "w") as f:
                 f.write(text)
-            t0 = time.perf_counter()
-            p = subprocess.Popen([args.knobs, "validate", "--json", path], stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL)
-            out = p.stdout.read()
-            _, status, usage = os.wait4(p.pid, 0)
-            secs = time.perf_counter() - t0
-            try:
-                first = json.loads(out.splitlines()[0])["problems"][0]["message"]
-            except (IndexError, KeyError, ValueError):
-                first = out[:80].decode(errors="replace")
-            print(f"| {name} | {len(text.encode())} | {secs:.2f} | {usage.ru_maxrss / 1024:.0f} | "
-                  f"{os.waitstatus_to_exitcode(status)} | {first[:70]} |")
+            secs, rss, code, first = run(args, ["validate", "--json"], path)
+            print(f"| {name} | {len(text.encode())} | {secs:.2f} | {rss:.0f} | {code} | {first[:70]} |")
+        print()
+        print("| recording | bytes | seconds | peak RSS MiB | exit | first problem |")
+        print("|---|---:|---:|---:|---:|---|")
+        for name, (file, text) in telemetry_shapes().items():
+            path = os.path.join(tmp, file)
+            with open(path, "w") as f:
+                f.write(text)
+            secs, rss, code, first = run(args, ["telemetry", "--json", "--plots", "none", "--out", tmp], path)
+            print(f"| {name} | {len(text.encode())} | {secs:.2f} | {rss:.0f} | {code} | {first[:70]} |")
 
 
 if __name__ == "__main__":

@@ -283,11 +283,13 @@ fn read_csv(text: &str, c: &mut Collector) {
     let stem = file_stem(&c.source);
     let columns: Vec<String> = header.iter().skip(1).map(str::to_string).collect();
     let mut bad_header = false;
+    // A set, not a scan of the columns before: 100,000 columns took 12 s that way.
+    let mut seen = std::collections::HashSet::new();
     for (i, name) in columns.iter().enumerate() {
         if name.is_empty() {
             c.problem(format!("line 1, column {}", i + 2), "empty column name; expected a metric name");
             bad_header = true;
-        } else if columns[..i].contains(name) {
+        } else if !seen.insert(name.as_str()) {
             c.problem(format!("line 1, column `{name}`"), "duplicate column name; expected unique metric names");
             bad_header = true;
         }
