@@ -19,8 +19,8 @@
 //!   "warnings" and "confirmation", why the confirmation phase ended)
 //!
 //! With a budget, the last quarter of it confirms: the best distinct candidates and the
-//! baseline are measured again, one round per ask; a phase that settles early ends the
-//! session before the budget (`"done":true`).
+//! baseline are measured again, one round per ask; a phase that settles early gives the
+//! rest of the budget back to the search.
 //! ```
 //! Exactly one response line per request; a bad request gets
 //! `{"ok":false,"error":"..."}` and the session goes on. Logs go to stderr.

@@ -39,6 +39,9 @@ pub use warnings::{Warning, WarningKind};
 use evidence::{Estimate, NoiseEstimate, difference, estimate};
 use model::{Landscape, Model};
 
+/// An unconfirmed configuration ranks ahead of the confirmed leader at this probability of
+/// being better (its measurements against the leader's, under the pooled noise).
+const CLEARLY_BETTER: f64 = 0.99;
 /// At most this many of the best ranked configurations are merged into candidates and chosen
 /// from (their near-copies further down count as `similar` no more).
 const CANDIDATES: usize = 1000;
@@ -494,7 +497,9 @@ impl<'a> Recommender<'a> {
     /// (which weighs a lucky single measurement against its neighbours), else by their mean.
     /// Configurations confirmed in two rounds or more come first, by their gain over the
     /// baseline measured beside them (by their confirmed mean without a baseline): the
-    /// evidence for them is what drift cannot fake. Not when the measurements are exact.
+    /// evidence for them is what drift cannot fake; ahead of them only a configuration whose
+    /// measurements beat the confirmed leader's with probability [`CLEARLY_BETTER`]. Not when
+    /// the measurements are exact.
     fn rank(&self, model: Option<&Model>, spread: f64, baseline: Option<usize>) -> (Vec<usize>, NoiseEstimate) {
         let mean = |g: usize| evidence::sum_squares(&self.groups[g].values).1;
         let x_of = |g: usize| self.space.encode(&self.groups[g].config).ok();
@@ -532,8 +537,22 @@ impl<'a> Recommender<'a> {
         };
         let (mut first, rest): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(|&g| confirmed(g).is_some());
         by(&|g| confirmed(g).unwrap_or(f64::INFINITY), &mut first);
-        first.extend(rest);
-        (first, noise)
+        // What the search measured after a phase that ended early goes ahead of the confirmed
+        // leader only when its measurements beat the leader's beyond what the noise could do.
+        let (mut ahead, rest): (Vec<usize>, Vec<usize>) = match first.first() {
+            Some(&leader) => {
+                let lead = estimate(&self.groups[leader].values, &noise);
+                rest.into_iter().partition(|&g| {
+                    difference(&estimate(&self.groups[g].values, &noise), &lead)
+                        .probability_better
+                        .is_some_and(|p| p >= CLEARLY_BETTER)
+                })
+            }
+            _ => (Vec::new(), rest),
+        };
+        ahead.extend(first);
+        ahead.extend(rest);
+        (ahead, noise)
     }
 
     /// A score interval in the user's units, low end first.

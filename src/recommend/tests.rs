@@ -295,3 +295,28 @@ fn risky_choices_are_left_out_unless_allowed() {
     assert_eq!(all.recommendations[0].config["n"], Value::Int(9));
     assert!(all.risky_best.is_none());
 }
+
+#[test]
+fn after_a_confirmation_only_a_clearly_better_new_measurement_goes_first() {
+    let confirmed = |number: u64, round: u64, n: i64, lat: f64| Trial {
+        batch: round,
+        confirm: true,
+        ..trial(number, n, &[("lat", lat), ("err", 0.0)])
+    };
+    let mut trials = vec![trial(0, 5, &[("lat", 10.0), ("err", 0.0)]), trial(1, 3, &[("lat", 8.0), ("err", 0.0)])];
+    for (k, (base, cand)) in [(10.05, 8.02), (9.95, 7.98), (10.0, 8.05)].into_iter().enumerate() {
+        let round = 100 + k as u64;
+        trials.push(confirmed(2 + 2 * k as u64, round, 5, base));
+        trials.push(confirmed(3 + 2 * k as u64, round, 3, cand));
+    }
+    // The search after the phase: n=9 measured once a hair better than the confirmed n=3 (well
+    // within the noise), n=8 measured once far better than anything the noise could make.
+    trials.push(trial(8, 9, &[("lat", 7.99), ("err", 0.0)]));
+    let r = recommend("s", &space(), &objectives(Direction::Minimize), &trials, 10);
+    let order: Vec<i64> = r.recommendations.iter().map(|x| x.config["n"].as_f64().unwrap() as i64).collect();
+    assert_eq!(order[0], 3, "one lucky-looking value does not displace the confirmed leader: {order:?}");
+    trials.push(trial(9, 8, &[("lat", 2.0), ("err", 0.0)]));
+    let r = recommend("s", &space(), &objectives(Direction::Minimize), &trials, 10);
+    let order: Vec<i64> = r.recommendations.iter().map(|x| x.config["n"].as_f64().unwrap() as i64).collect();
+    assert_eq!(&order[..2], &[8, 3], "a clear improvement goes first, the confirmed leader second: {order:?}");
+}

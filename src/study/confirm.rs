@@ -3,7 +3,11 @@
 //! what is printed is what was measured) and the baseline are measured
 //! again, one round per batch — baseline, A, B, … side by side, so that
 //! drift in the system hits them alike — until the ranking of the top is
-//! settled or the phase's budget is spent.
+//! settled or the phase's budget is spent. A phase that ends early gives the
+//! trials it did not use back to the search ([`ConfirmStop::returns_budget`]):
+//! the budget is spent looking for better, and what the search finds after
+//! the phase goes ahead of the confirmed leader only when it beats it beyond
+//! what the noise could do ([`crate::recommend`]).
 //!
 //! The plan is a pure function of the stored trials ([`next_round`]): a run
 //! killed mid-phase resumes where it was, and a later run (a cron job adding
@@ -71,6 +75,14 @@ impl ConfirmStop {
             ConfirmStop::Interrupted => "interrupted",
             ConfirmStop::Failing => "too many trials failed in a row",
         }
+    }
+
+    /// Whether the trials the phase did not use go back to the search: the top is settled,
+    /// every candidate was measured as often as allowed, or the repeats were identical. (A
+    /// budget, time or failure stop leaves nothing to give; a closing challenger, if the
+    /// search finds one, is ranked against the confirmed leader by the recommendations.)
+    pub fn returns_budget(&self) -> bool {
+        matches!(self, ConfirmStop::Settled | ConfirmStop::Repeats | ConfirmStop::Deterministic)
     }
 }
 
@@ -361,8 +373,8 @@ impl Study {
 /// used the trials it may ([`Plan::reserve`] keeps the rest for confirmation).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum SharedStep {
-    /// Search on, up to this many trials in the study (a phase that found the evaluator
-    /// deterministic gives the rest of the budget back).
+    /// Search on, up to this many trials in the study (a phase that ended early gives the
+    /// rest of the budget back).
     Search(u64),
     /// Hand these out as confirmation trials of `batch` (`None`: a new round, the next
     /// batch). A round may be handed out over several claims: its composition is a function
@@ -379,6 +391,15 @@ pub(super) enum SharedStep {
 pub(super) fn shared_step(plan: &Plan, trials: &[Trial], budget: u64, want: usize) -> SharedStep {
     let total = trials.len() as u64;
     if trials.iter().any(|t| t.confirm) && deterministic(plan.objectives, trials) {
+        return SharedStep::Search(budget);
+    }
+    // A phase of this budget that ended early gave the rest back: search trials after it
+    // mean the search has it (the phase's end was decided, below, when they began).
+    let share = budget.saturating_sub(plan.reserve(budget)) as usize;
+    if let Some(end) = trials.iter().rposition(|t| t.confirm)
+        && end >= share
+        && end + 1 < trials.len()
+    {
         return SharedStep::Search(budget);
     }
     let running = |ts: &[Trial]| ts.iter().any(|t| t.state == TrialState::Running);
@@ -402,7 +423,7 @@ pub(super) fn shared_step(plan: &Plan, trials: &[Trial], budget: u64, want: usiz
     }
     match next_round(plan, trials, budget.saturating_sub(total)) {
         Next::Round(round) => SharedStep::Round { batch: None, items: round.into_iter().take(want).collect() },
-        Next::Done(ConfirmStop::Deterministic) => SharedStep::Search(budget),
+        Next::Done(stop) if stop.returns_budget() => SharedStep::Search(budget),
         Next::Done(stop) => SharedStep::Done(stop),
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::confirm::{ConfirmReport, ConfirmStop};
+use super::confirm::ConfirmReport;
 use super::evaluation::{Evaluations, Judged};
 use super::progress::{self, Progress};
 use super::stored::{check_identity, stored_spec};
@@ -510,8 +510,8 @@ impl Study {
         let mut stop = self.search(search_total, start, search_time, &progress)?;
         let confirmation = if reserve > 0 && stop.confirms() {
             let c = self.confirm_rounds(total, start, time, &progress)?;
-            if c.stop == ConfirmStop::Deterministic {
-                // Nothing to confirm after all: the rest of the budget goes back to the search.
+            if c.stop.returns_budget() {
+                // Settled early (or nothing to confirm after all): the rest goes back to the search.
                 stop = self.search(total, start, time, &progress)?;
             }
             Some(c)

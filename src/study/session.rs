@@ -247,8 +247,8 @@ impl Session {
                 }
                 Next::Done(stop) => {
                     self.confirm_stop = Some(stop);
-                    if stop == ConfirmStop::Deterministic {
-                        // Identical repeats: nothing to confirm; the rest goes back to the search.
+                    if stop.returns_budget() {
+                        // Settled early (or identical repeats): the rest goes back to the search.
                         self.search_budget = self.budget;
                         self.phase = Phase::Search;
                         return self.ask(n);

@@ -69,13 +69,17 @@ fn confirmation_measures_the_best_beside_the_baseline_and_pairing_cancels_drift(
     let trials = study.trials();
     let c = report.confirmation.expect("a noisy evaluator is confirmed");
     // Reserved: 25% of 40 in whole rounds of baseline + 2 candidates: 4 rounds, 12 trials; a
-    // ranking settled sooner leaves the rest unused.
+    // ranking settled sooner gives the rest back to the search.
     assert!(c.rounds >= 3 && c.trials <= 12, "{c:?}");
     assert!(matches!(c.stop, ConfirmStop::Settled | ConfirmStop::Repeats | ConfirmStop::Budget), "{c:?}");
-    assert_eq!(trials.len() as u64, 28 + c.trials);
+    let end = 28 + c.trials as usize;
+    assert!(c.stop.returns_budget() && c.trials < 12, "this drift settles before the phase's budget: {c:?}");
+    assert_eq!(trials.len(), 40, "the search took what the phase left");
     let confirm: Vec<_> = trials.iter().filter(|t| t.confirm).collect();
     assert_eq!(confirm.len() as u64, c.trials);
     assert!(trials[..28].iter().all(|t| !t.confirm), "the search comes first");
+    assert!(trials[28..end].iter().all(|t| t.confirm), "then the phase, in one piece");
+    assert!(trials[end..].iter().all(|t| !t.confirm), "then the search again, with what the phase left");
     let mut batches: BTreeMap<u64, Vec<&knobs::trial::Trial>> = BTreeMap::new();
     for t in &confirm {
         batches.entry(t.batch).or_default().push(t);
@@ -292,6 +296,11 @@ fn a_deterministic_session_gets_its_confirmation_budget_back() {
 /// that rounds are handed out over several claims); the values drift and are noisy unless
 /// `deterministic`. Returns the study's trials.
 fn shared_run(deterministic: bool) -> Vec<knobs::trial::Trial> {
+    shared_run_with(if deterministic { 0.0 } else { 1.0 })
+}
+
+/// [`shared_run`] with drift and noise scaled by `scale` (0: exact measurements).
+fn shared_run_with(scale: f64) -> Vec<knobs::trial::Trial> {
     use knobs::study::{Leases, Report, SharedStudy};
     let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
     let shared = SharedStudy::open(spec("budget: {trials: 48}"), storage).unwrap();
@@ -307,7 +316,7 @@ fn shared_run(deterministic: bool) -> Vec<knobs::trial::Trial> {
         if (step % 2 == 1 || running.len() >= 3) && !running.is_empty() {
             let t = running.remove(0);
             let h = ((told * 2 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
-            let v = if deterministic { truth(&t.config) } else { truth(&t.config) + 0.3 * told as f64 + 2.0 * h };
+            let v = truth(&t.config) + scale * (0.3 * told as f64 + 2.0 * h);
             told += 1;
             let metrics = BTreeMap::from([("value".to_string(), v)]);
             shared.tell(t.number, t.epoch, Report::Complete { metrics, elapsed_s: None }).unwrap();
@@ -339,6 +348,17 @@ fn workers_of_a_shared_study_confirm_round_by_round() {
     let recs = knobs::study::recommendations(&spec, &trials, 3, false);
     let imp = recs.recommendations[0].improvement.as_ref().unwrap();
     assert!(imp.paired_rounds >= 3, "{imp:?}");
+}
+
+#[test]
+fn a_shared_study_whose_phase_settles_early_searches_with_the_rest() {
+    // Noise and drift a hundredth of the workers' above: three rounds settle the top.
+    let trials = shared_run_with(0.01);
+    assert_eq!(trials.len(), 48, "the whole budget is used");
+    let first = trials.iter().position(|t| t.confirm).expect("a confirmation phase");
+    let end = first + trials[first..].iter().position(|t| !t.confirm).expect("search trials after the phase");
+    assert!(end - first <= 12, "the phase took {} trials, less than its share", end - first);
+    assert!(trials[end..].iter().all(|t| !t.confirm), "the rest went to the search, not to a second phase");
 }
 
 #[test]
