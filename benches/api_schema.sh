@@ -6,6 +6,7 @@
 #
 #   benches/api_schema.sh          # 2 minutes, SQLite storage in a temp folder
 #   benches/api_schema.sh 600
+#   KNOBS=target/debug/knobs benches/api_schema.sh 60    # the binary `cargo test` built (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-120}"
@@ -14,10 +15,11 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis==4.32.5'
 fi
-[ -x target/release/knobs ] || cargo build --release
+knobs="${KNOBS:-target/release/knobs}"
+[ -n "${KNOBS:-}" ] || [ -x "$knobs" ] || cargo build --release
 dir="$(mktemp -d)"
 token="api-schema-$(date +%s%N)"
-KNOBS_TOKEN="$token" target/release/knobs serve --storage "$dir/knobs.db" --port 0 -q >"$dir/out" 2>"$dir/err" &
+KNOBS_TOKEN="$token" "$knobs" serve --storage "$dir/knobs.db" --port 0 -q >"$dir/out" 2>"$dir/err" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 50); do
