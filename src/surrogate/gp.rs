@@ -416,8 +416,12 @@ impl Gp {
     /// One draw of `f` at several unit-cube points (ints rounded) from the joint posterior:
     /// the means plus `L z`, with `L L^T` the posterior covariance among the points (jitter
     /// added as for the training covariance when it is not positive definite). `None` when it
-    /// cannot be factored even with jitter.
+    /// cannot be factored even with jitter; an empty draw for no points.
     pub fn sample_joint(&self, xs: &[Vec<f64>], rng: &mut crate::rng::Rng) -> Option<Vec<f64>> {
+        if xs.is_empty() {
+            // nalgebra cannot build a matrix of no columns (found by the stdio fuzz target).
+            return Some(Vec::new());
+        }
         let txs: Vec<Vec<f64>> = xs.iter().map(|x| transform(&self.kinds, x, false)).collect();
         let m = txs.len();
         let sf2 = self.hyper.signal_var();

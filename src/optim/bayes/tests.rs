@@ -141,3 +141,19 @@ fn noisy_evaluations_do_not_pile_up_at_an_edge() {
     let in_a_basin = later.iter().filter(|o| branin(&o.x).unwrap() < 3.0).count();
     assert!(in_a_basin * 2 >= later.len(), "{in_a_basin} of {} trials below 3", later.len());
 }
+
+#[test]
+fn a_noisy_space_with_every_point_measured_still_answers() {
+    // Two choices, noisy values: once both are measured, no Thompson candidate is new. The
+    // draw over no candidates panicked (found by the stdio fuzz target); now the acquisition
+    // path answers (a known point, measured again).
+    let mut opt = bayes(vec![Dim::Categorical { choices: 2 }], 0);
+    let mut k = 0.0;
+    let noisy = move |x: &[f64]| {
+        k += 1.0;
+        Some(if x[0] < 0.5 { 1.0 } else { 2.0 } + 0.8 * (k * 1.7f64).sin())
+    };
+    let noisy = std::cell::RefCell::new(noisy);
+    let obs = run(&mut opt, &|x| (noisy.borrow_mut())(x), 20, 1);
+    assert_eq!(obs.len(), 20);
+}
