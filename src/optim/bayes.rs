@@ -426,10 +426,6 @@ impl Bayes {
         if cands.len() > THOMPSON_POINTS {
             cands.drain(..cands.len() - THOMPSON_POINTS);
         }
-        if cands.is_empty() {
-            // Every candidate is measured already (a small discrete space).
-            return None;
-        }
         let draw = model.gp.sample_joint(&cands, &mut self.state.rng)?;
         let mut best: Option<(f64, usize)> = None;
         for (i, v) in draw.into_iter().enumerate() {

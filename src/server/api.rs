@@ -117,8 +117,8 @@ async fn openapi_doc() -> Response {
 /// also be `{"ref": NAME}` (one the server's config declares, for `knobs
 /// worker`s sharing the study) or a `function` evaluator; evaluators that run
 /// commands or read files are only declared in the server's config.
-#[allow(dead_code)] // only documents the body, which is read as JSON and checked by the spec parser
-pub struct SpecBody(pub JsonValue);
+/// Only documents the body, which is read as JSON and checked by the spec parser.
+pub struct SpecBody;
 
 impl utoipa::PartialSchema for SpecBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -153,8 +153,10 @@ where
     use serde::Deserialize;
     use serde::de::Error as _;
     let n = serde_json::Number::deserialize(de)?;
+    // Beyond 2^53 a float no longer holds every whole number.
+    let exact = (1u64 << 53) as f64;
     let whole =
-        n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..9.007e15).contains(f)).map(|f| f as u64));
+        n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=exact).contains(f)).map(|f| f as u64));
     whole
         .and_then(|w| T::try_from(w).ok())
         .ok_or_else(|| D::Error::custom(format!("expected a whole number >= 0 in range, got {n}")))

@@ -33,6 +33,8 @@ mod openapi;
 pub(crate) use errors::ApiError;
 pub(crate) use metrics::Metrics;
 
+/// The one route that needs no token (liveness), for `authenticate` and the OpenAPI document.
+pub(crate) const OPEN_PATH: &str = "/healthz";
 /// Largest request body accepted (bytes); larger ones get 413.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// Most trials one ask may request.
@@ -217,7 +219,7 @@ async fn time_limit(State(state): State<Arc<AppState>>, req: Request, next: Next
 
 async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Some(tokens) = &state.options.tokens else { return next.run(req).await };
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == OPEN_PATH {
         return next.run(req).await;
     }
     let given = req

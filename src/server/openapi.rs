@@ -32,8 +32,8 @@ impl Modify for CommonResponses {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for op in ops.into_iter().flatten() {
-                // The same rule as the server's `authenticate`: only /healthz is open.
-                if path != "/healthz" {
+                // The same rule as the server's `authenticate`.
+                if path != super::OPEN_PATH {
                     add(op, "401", "no valid `Authorization: Bearer <token>` header");
                     add(op, "503", "the storage is not open yet, or the request took longer than the server's timeout");
                 }

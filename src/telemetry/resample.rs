@@ -5,11 +5,11 @@ use crate::error::{Error, Result};
 
 /// More buckets than this is almost surely a wrong step (1 s over years), not a wish.
 const MAX_BUCKETS: usize = 50_000_000;
-/// Beyond this many buckets, a series must have at least one point per [`SPARSE_RATIO`]
-/// buckets: a handful of rows far apart would otherwise make a tiny file cost gigabytes (101
-/// rows over 40 million one-second buckets took 2.4 GB and 6 s) for a series of gaps.
-const SPARSE_FLOOR: usize = 100_000;
+/// Beyond [`SPARSE_FLOOR`] buckets, at most this many per point: a handful of rows far apart
+/// would otherwise make a tiny file cost gigabytes (101 rows over 40 million one-second
+/// buckets took 2.4 GB and 6 s) for a series of gaps.
 const SPARSE_RATIO: usize = 100;
+const SPARSE_FLOOR: usize = 100_000;
 
 /// What [`normalize`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,17 +112,12 @@ pub fn resample(series: &Series, step: Option<i64>) -> Result<Resampled> {
         return Err(Error::Config("no points to resample".into()));
     };
     let n = ((last - first) / step) as usize + 1;
-    if n > MAX_BUCKETS {
-        return Err(Error::Config(format!(
-            "step {step} s over {} s makes {n} buckets (more than {MAX_BUCKETS}); expected a larger step",
-            last - first
-        )));
-    }
     let points = series.points.len();
-    if n > SPARSE_FLOOR && n > SPARSE_RATIO * points {
+    let limit = MAX_BUCKETS.min(SPARSE_FLOOR.max(SPARSE_RATIO.saturating_mul(points)));
+    if n > limit {
         return Err(Error::Config(format!(
-            "step {step} s over {} s makes {n} buckets for {points} points (more than {SPARSE_RATIO} per point): \
-             almost all gaps; expected a larger step",
+            "step {step} s over {} s makes {n} buckets for {points} points (more than {limit}: at most \
+             {SPARSE_RATIO} per point beyond {SPARSE_FLOOR}, {MAX_BUCKETS} in all); expected a larger step",
             last - first
         )));
     }

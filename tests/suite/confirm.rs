@@ -71,7 +71,6 @@ fn confirmation_measures_the_best_beside_the_baseline_and_pairing_cancels_drift(
     // Reserved: 25% of 40 in whole rounds of baseline + 2 candidates: 4 rounds, 12 trials; a
     // ranking settled sooner gives the rest back to the search.
     assert!(c.rounds >= 3 && c.trials <= 12, "{c:?}");
-    assert!(matches!(c.stop, ConfirmStop::Settled | ConfirmStop::Repeats | ConfirmStop::Budget), "{c:?}");
     let end = 28 + c.trials as usize;
     assert!(c.stop.returns_budget() && c.trials < 12, "this drift settles before the phase's budget: {c:?}");
     assert_eq!(trials.len(), 40, "the search took what the phase left");
