@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every cargo-fuzz target (or the ones named) for SECONDS each, two at a time, each from
-# its hand-written seeds (fuzz/seeds/TARGET), the committed corpus (fuzz/corpus/TARGET: the
-# smallest set of inputs that covers what every campaign so far reached) and what earlier runs
+# its hand-written seeds (fuzz/seeds/TARGET), the committed corpus (fuzz/corpus/TARGET: a
+# small set of inputs that covers what every campaign so far reached) and what earlier runs
 # here found (fuzz/target/found/TARGET, not in git). Runs never write into the committed
 # folders. An input that panics, or takes over 10 s, or needs over 2 GiB, fails the run;
 # libFuzzer leaves it in fuzz/artifacts/TARGET/ and this script prints its log.
@@ -39,7 +39,8 @@ if [ $minimize = 1 ]; then
     new="$(mktemp -d)"
     mkdir -p "corpus/$t" "target/found/$t"
     cargo fuzz run "${build[@]}" "$t" "$new" "corpus/$t" "target/found/$t" -- \
-      -set_cover_merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout=10 >"$new.log" 2>&1 || { tail -40 "$new.log" >&2; exit 1; }
+      -set_cover_merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout=10 >"$new.log" 2>&1 ||
+      { tail -40 "$new.log" >&2; rm -rf "$new" "$new.log"; exit 1; }
     rm -rf "corpus/$t" "$new.log"
     mv "$new" "corpus/$t"
     echo "fuzz $t: corpus $(ls "corpus/$t" | wc -l) inputs, $(cat "corpus/$t"/* | wc -c) bytes"

@@ -9,6 +9,7 @@ const MAX_BUCKETS: usize = 50_000_000;
 /// would otherwise make a tiny file cost gigabytes (101 rows over 40 million one-second
 /// buckets took 2.4 GB and 6 s) for a series of gaps.
 const SPARSE_RATIO: usize = 100;
+/// Up to this many buckets a series may be as sparse as it likes.
 const SPARSE_FLOOR: usize = 100_000;
 
 /// What [`normalize`] changed.
