@@ -48,6 +48,7 @@ pub mod forecast;
 pub mod format;
 pub mod objective;
 pub mod optim;
+pub mod pareto;
 pub mod recommend;
 #[cfg(feature = "plots")]
 pub mod report;

@@ -2,9 +2,10 @@
 //! the optimizer minimizes, plus a constraint violation.
 //!
 //! Several objectives are combined by weighted scalarization (each term
-//! sign-normalized so lower is better). They stay separate in the spec so
-//! Pareto search can come later. A trial that breaks a constraint is
-//! infeasible and ranks below every feasible one.
+//! sign-normalized so lower is better), unless the study asks for Pareto search
+//! ([`Objectives::pareto`]): then each stays a coordinate of a vector
+//! ([`Objectives::signed_values`]) and the study looks for the trade-offs. A trial that breaks
+//! a constraint is infeasible and ranks below every feasible one.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,8 +30,25 @@ pub struct Objective {
     /// Whether lower or higher values of the metric are better.
     pub direction: Direction,
     /// Factor of the term in the score; with one objective it only rescales the score, and
-    /// [`Objectives::display_value`] divides it out again.
+    /// [`Objectives::display_value`] divides it out again. Always 1 in a Pareto study.
     pub weight: f64,
+    /// In a Pareto study, the objective's value (in the metric's units) up to which the
+    /// hypervolume is measured; `None`: the baseline's value, or the worst feasible value seen
+    /// when the baseline has none or is no worse than a point of the front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<f64>,
+}
+
+impl Objective {
+    /// An objective on `metric` with weight 1 and no reference point.
+    pub fn new(metric: impl Into<String>, direction: Direction) -> Self {
+        Objective { metric: metric.into(), direction, weight: 1.0, reference: None }
+    }
+
+    /// A value of the metric, signed so that lower is better.
+    pub fn signed(&self, value: f64) -> f64 {
+        if self.direction == Direction::Maximize { -value } else { value }
+    }
 }
 
 /// The comparison of a [`Constraint`].
@@ -126,13 +144,18 @@ pub struct Objectives {
     pub objectives: Vec<Objective>,
     /// Bounds a trial must meet to be feasible; may be empty.
     pub constraints: Vec<Constraint>,
+    /// Pareto search (`pareto: true` in a spec, two or more objectives): no weighted sum;
+    /// the study looks for the configurations no other beats in every objective.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pareto: bool,
 }
 
 impl Default for Objectives {
     fn default() -> Self {
         Objectives {
-            objectives: vec![Objective { metric: "value".into(), direction: Direction::Minimize, weight: 1.0 }],
+            objectives: vec![Objective::new("value", Direction::Minimize)],
             constraints: Vec::new(),
+            pareto: false,
         }
     }
 }
@@ -155,28 +178,21 @@ impl Objectives {
         v
     }
 
+    /// Every objective's value, signed so that lower is better, in the spec's order; a missing
+    /// or non-finite metric is an error naming it.
+    pub fn signed_values(&self, metrics: &BTreeMap<String, f64>) -> Result<Vec<f64>, String> {
+        self.objectives.iter().map(|o| Ok(o.signed(metric(metrics, &o.metric)?))).collect()
+    }
+
     /// Score metrics; a missing or non-finite metric is an error naming it.
     pub fn score(&self, metrics: &BTreeMap<String, f64>) -> Result<Outcome, String> {
-        let get = |name: &str| match metrics.get(name) {
-            Some(v) if v.is_finite() => Ok(*v),
-            Some(v) => Err(format!("metric `{name}` is {v}, not a finite number")),
-            None => Err(format!(
-                "metric `{name}` missing; the evaluator reported: {}",
-                if metrics.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            )),
-        };
         let mut score = 0.0;
-        for o in &self.objectives {
-            let v = get(&o.metric)?;
-            score += o.weight * if o.direction == Direction::Maximize { -v } else { v };
+        for (o, v) in self.objectives.iter().zip(self.signed_values(metrics)?) {
+            score += o.weight * v;
         }
         let mut violation = 0.0;
         for c in &self.constraints {
-            violation += c.violation(get(&c.metric)?);
+            violation += c.violation(metric(metrics, &c.metric)?);
         }
         Ok(Outcome { score, violation })
     }
@@ -217,8 +233,14 @@ impl Objectives {
         }
     }
 
-    /// One line for humans, e.g. `minimize latency_ms` or `minimize 0.7*latency_ms -0.3*throughput`.
+    /// One line for humans, e.g. `minimize latency_ms`, `minimize 0.7*latency_ms -0.3*throughput`
+    /// or `Pareto front of minimize p99_ms, minimize cost`.
     pub fn describe(&self) -> String {
+        let word = |o: &Objective| if o.direction == Direction::Maximize { "maximize" } else { "minimize" };
+        if self.pareto {
+            let terms: Vec<String> = self.objectives.iter().map(|o| format!("{} {}", word(o), o.metric)).collect();
+            return format!("Pareto front of {}", terms.join(", "));
+        }
         match self.objectives.as_slice() {
             [o] => format!("{} {}", if o.direction == Direction::Maximize { "maximize" } else { "minimize" }, o.metric),
             many => {
@@ -236,6 +258,22 @@ impl Objectives {
                 format!("minimize {}", terms.join(" ").trim_start_matches('+'))
             }
         }
+    }
+}
+
+/// A metric's finite value, or an error naming it (and what the evaluator did report).
+fn metric(metrics: &BTreeMap<String, f64>, name: &str) -> Result<f64, String> {
+    match metrics.get(name) {
+        Some(v) if v.is_finite() => Ok(*v),
+        Some(v) => Err(format!("metric `{name}` is {v}, not a finite number")),
+        None => Err(format!(
+            "metric `{name}` missing; the evaluator reported: {}",
+            if metrics.is_empty() {
+                "nothing".to_string()
+            } else {
+                metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )),
     }
 }
 
@@ -261,10 +299,11 @@ mod tests {
     fn weighted_scalarization_and_violation() {
         let o = Objectives {
             objectives: vec![
-                Objective { metric: "lat".into(), direction: Direction::Minimize, weight: 2.0 },
-                Objective { metric: "rps".into(), direction: Direction::Maximize, weight: 0.5 },
+                Objective { weight: 2.0, ..Objective::new("lat", Direction::Minimize) },
+                Objective { weight: 0.5, ..Objective::new("rps", Direction::Maximize) },
             ],
             constraints: vec![Constraint::parse("p99 <= 50").unwrap()],
+            pareto: false,
         };
         let out = o.score(&m(&[("lat", 10.0), ("rps", 100.0), ("p99", 40.0)])).unwrap();
         assert_eq!(out, Outcome { score: 20.0 - 50.0, violation: 0.0 });
@@ -277,8 +316,9 @@ mod tests {
     #[test]
     fn display_value_round_trips_for_maximize() {
         let o = Objectives {
-            objectives: vec![Objective { metric: "rps".into(), direction: Direction::Maximize, weight: 1.0 }],
+            objectives: vec![Objective::new("rps", Direction::Maximize)],
             constraints: vec![],
+            pareto: false,
         };
         let s = o.score(&m(&[("rps", 123.0)])).unwrap().score;
         assert_eq!(o.display_value(s), 123.0);

@@ -1,5 +1,6 @@
 //! `knobs stdio`: one optimizer behind the JSON-lines ask/tell protocol
-//! (version 1 of the peer benchmark harness), on stdin/stdout.
+//! (version 1 of the peer benchmark harness, and version 2 for several objectives), on
+//! stdin/stdout.
 //!
 //! ```text
 //! → {"op":"init","protocol":1,"budget":100,"seed":3,"direction":"minimize","space":{"params":[...]}}
@@ -21,6 +22,18 @@
 //! With a budget, the last quarter of it confirms: the best distinct candidates and the
 //! baseline are measured again, one round per ask; a phase that settles early gives the
 //! rest of the budget back to the search.
+//!
+//! Protocol 2 (several objectives, a Pareto search) differs in three messages:
+//!
+//! → {"op":"init","protocol":2,"budget":100,"seed":3,"space":{...},
+//!    "objectives":[{"name":"latency","direction":"minimize"},{"name":"cost"}]}
+//!   (two or more objectives; `direction` defaults to minimize; no top-level "direction")
+//! → {"op":"tell","results":[{"id":0,"values":[12.5,3.0]},{"id":1,"values":null,"status":"failed"}]}
+//! → {"op":"close","recommend":true}
+//! ← {"ok":true,"front":[{"values":[12.5,3.0],"params":{...}}, ...]}
+//!   ("front": every non-dominated configuration told, by its values; with "recommend":
+//!   also "recommended", knobs' front with the knee and the best per objective marked
+//!   (as `knobs recommend --json` writes `pareto_front`), "hypervolume", "reference_point")
 //! ```
 //! Exactly one response line per request; a bad request gets
 //! `{"ok":false,"error":"..."}` and the session goes on. Logs go to stderr.
@@ -33,6 +46,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::error::{Error, Result};
+use crate::objective::{Direction, Objective};
 use crate::optim::{self, OptimizerOptions, OptimizerSpec};
 use crate::space::Space;
 use crate::spec::Confirm;
@@ -46,6 +60,8 @@ enum Request {
         budget: Option<u64>,
         seed: Option<u64>,
         direction: Option<String>,
+        /// Protocol 2: the objectives of a Pareto search, in the order of told `values`.
+        objectives: Option<Vec<InitObjective>>,
         space: Json,
         parallelism: Option<usize>,
         /// The confirmation phase, as a spec's `confirm` (default `auto`).
@@ -72,7 +88,24 @@ enum Request {
 struct Told {
     id: Json,
     value: Option<f64>,
+    /// Protocol 2: one value per objective.
+    values: Option<Vec<f64>>,
     status: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitObjective {
+    name: String,
+    direction: Option<String>,
+}
+
+fn direction(d: Option<&str>, path: &str) -> Result<Direction> {
+    match d {
+        None | Some("minimize") => Ok(Direction::Minimize),
+        Some("maximize") => Ok(Direction::Maximize),
+        Some(d) => Err(Error::Config(format!("{path}: `{d}` must be minimize or maximize"))),
+    }
 }
 
 /// One session of the protocol, a line in and a reply out (what `knobs stdio` runs between
@@ -133,14 +166,54 @@ pub fn serve(optimizer: &str, options: &[String]) -> Result<i32> {
 
 fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> Result<Json> {
     match req {
-        Request::Init { protocol, budget, seed, direction, space, parallelism, confirm, deterministic } => {
-            if let Some(p) = protocol.filter(|p| *p != 1) {
-                return Err(Error::Config(format!("protocol {p} is not supported; this knobs speaks protocol 1")));
+        Request::Init {
+            protocol,
+            budget,
+            seed,
+            direction: dir,
+            objectives,
+            space,
+            parallelism,
+            confirm,
+            deterministic,
+        } => {
+            let protocol = protocol.unwrap_or(1);
+            if !(1..=2).contains(&protocol) {
+                return Err(Error::Config(format!(
+                    "protocol {protocol} is not supported; this knobs speaks protocols 1 and 2"
+                )));
             }
-            let maximize = match direction.as_deref() {
-                None | Some("minimize") => false,
-                Some("maximize") => true,
-                Some(d) => return Err(Error::Config(format!("direction `{d}` must be minimize or maximize"))),
+            let maximize = direction(dir.as_deref(), "direction")? == Direction::Maximize;
+            let objectives = match (protocol, objectives) {
+                (1, Some(_)) => {
+                    return Err(Error::Config("objectives: several objectives need protocol 2".into()));
+                }
+                (2, None) => {
+                    return Err(Error::Config("protocol 2 needs `objectives`: a list of {name, direction}".into()));
+                }
+                (2, Some(list)) if list.len() < 2 => {
+                    return Err(Error::Config(format!(
+                        "objectives: a Pareto search needs two or more (got {}); use protocol 1 for one",
+                        list.len()
+                    )));
+                }
+                (_, Some(list)) => {
+                    if dir.is_some() {
+                        return Err(Error::Config(
+                            "direction: give each objective its direction instead (protocol 2)".into(),
+                        ));
+                    }
+                    let mut out: Vec<Objective> = Vec::with_capacity(list.len());
+                    for (i, o) in list.into_iter().enumerate() {
+                        if out.iter().any(|x| x.metric == o.name) {
+                            return Err(Error::Config(format!("objectives[{i}].name: `{}` is listed twice", o.name)));
+                        }
+                        let d = direction(o.direction.as_deref(), &format!("objectives[{i}].direction"))?;
+                        out.push(Objective::new(o.name, d));
+                    }
+                    out
+                }
+                (_, None) => Vec::new(),
             };
             let params = space.get("params").cloned().unwrap_or(space);
             let space = Space::from_json(&params, "space.params", "init")?;
@@ -155,6 +228,7 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
                     None => Confirm::default(),
                 },
                 deterministic,
+                objectives,
             };
             *session = Some(Session::new(space, &spec.name, options)?);
             Ok(json!({"ok": true, "name": format!("knobs-{}", spec.name), "version": env!("CARGO_PKG_VERSION")}))
@@ -170,14 +244,50 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
         }
         Request::Tell { results } => {
             let s = session.as_mut().ok_or_else(|| Error::Config("tell before init".into()))?;
+            let pareto = s.objectives() > 1;
             let mut told = Vec::with_capacity(results.len());
+            let mut vectors = Vec::with_capacity(results.len());
             for r in results {
                 let id = r.id.as_u64().ok_or_else(|| Error::Config(format!("tell: id {} was never asked", r.id)))?;
                 let failed = r.status.as_deref().is_some_and(|st| st != "ok");
+                match (pareto, r.value.is_some(), r.values.is_some()) {
+                    (true, true, _) => {
+                        return Err(Error::Config(format!(
+                            "tell: id {id}: this session has several objectives; send `values`"
+                        )));
+                    }
+                    (false, _, true) => {
+                        return Err(Error::Config(format!(
+                            "tell: id {id}: `values` needs protocol 2 with objectives; send `value`"
+                        )));
+                    }
+                    _ => {}
+                }
                 told.push((id, r.value.filter(|_| !failed)));
+                vectors.push((id, r.values.filter(|_| !failed)));
             }
-            s.tell_many(&told)?;
+            if pareto {
+                s.tell_vectors(&vectors)?
+            } else {
+                s.tell_many(&told)?
+            }
             Ok(json!({"ok": true}))
+        }
+        Request::Close { recommend } if session.as_ref().is_some_and(|s| s.objectives() > 1) => {
+            let s = session.as_ref().expect("checked above");
+            let front: Vec<Json> =
+                s.front().into_iter().map(|(values, params)| json!({"values": values, "params": params})).collect();
+            let mut reply = json!({"ok": true, "front": front});
+            if recommend {
+                let recs = s.recommend(0);
+                if let Some(f) = recs.pareto {
+                    reply["recommended"] = json!(f.pareto_front);
+                    reply["hypervolume"] = json!(f.hypervolume);
+                    reply["reference_point"] = json!(f.reference_point);
+                }
+                reply["warnings"] = json!(recs.warnings);
+            }
+            Ok(reply)
         }
         Request::Close { recommend } => {
             let best = session.as_ref().and_then(|s| s.best().map(|(v, c)| json!({"value": v, "params": c})));

@@ -191,8 +191,9 @@ struct StoreArgs {
 
 #[derive(Args, Debug)]
 struct PlotArgs {
-    /// Write a convergence plot (convergence.svg or .png) to the output directory, beside the
-    /// recommendations; `none` writes no plot.
+    /// Write the plots (convergence and importance; for a Pareto study the front and the
+    /// hypervolume) as .svg or .png to the output directory, beside the recommendations;
+    /// `none` writes none.
     #[arg(long, value_enum, default_value_t = Plots::Svg)]
     plots: Plots,
 }
@@ -475,6 +476,9 @@ fn write_plots(
     plots: Plots,
 ) -> crate::Result<Vec<(&'static str, PathBuf)>> {
     let Some(format) = plots.format() else { return Ok(Vec::new()) };
+    if let Some(front) = &recs.pareto {
+        return write_front_plots(dir, spec, trials, recs, front, format);
+    }
     let convergence = Convergence::from_trials(&spec.objectives, trials);
     if convergence.is_empty() {
         tracing::warn!(study = %spec.name, "no convergence plot: the study has no complete trial yet");
@@ -490,6 +494,41 @@ fn write_plots(
         let imps: Vec<(String, f64)> = recs.importance.iter().map(|i| (i.param.clone(), i.importance)).collect();
         report::importance_plot(&path, &format!("{}: parameter importance (GP main effects)", spec.name), &imps)?;
         written.push(("importance", path));
+    }
+    Ok(written)
+}
+
+/// A Pareto study's plots: the front and the hypervolume against trials.
+fn write_front_plots(
+    dir: &Path,
+    spec: &Spec,
+    trials: &[crate::trial::Trial],
+    recs: &Recommendations,
+    front: &crate::recommend::pareto::ParetoFront,
+    format: PlotFormat,
+) -> crate::Result<Vec<(&'static str, PathBuf)>> {
+    if front.pareto_front.is_empty() {
+        tracing::warn!(study = %spec.name, "no front plot: the study has no feasible complete trial yet");
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let objectives = &spec.objectives;
+    let baseline = recs.baseline.as_ref().filter(|b| b.feasible).and_then(|b| {
+        objectives.objectives.iter().map(|o| b.metrics.get(&o.metric).copied()).collect::<Option<Vec<f64>>>()
+    });
+    let data = report::FrontData::new(objectives, trials, front, baseline);
+    let path = dir.join(format!("front.{}", format.extension()));
+    report::front_plot(&path, &format!("{}: {}", spec.name, objectives.describe()), &data)?;
+    let mut written = vec![("front", path)];
+    let reference: Vec<f64> =
+        objectives.objectives.iter().zip(&front.reference_point).map(|(o, r)| o.signed(*r)).collect();
+    let history = report::hypervolume_history(objectives, trials, &reference);
+    if history.len() >= 2 {
+        let path = dir.join(format!("hypervolume.{}", format.extension()));
+        let reference: Vec<String> = front.reference_point.iter().map(|v| crate::format::fmt_num(*v)).collect();
+        let title = format!("{}: hypervolume up to ({})", spec.name, reference.join(", "));
+        report::hypervolume_plot(&path, &title, &history)?;
+        written.push(("hypervolume", path));
     }
     Ok(written)
 }

@@ -137,7 +137,10 @@ impl EvaluatorSpec {
     /// Metrics this evaluator reports, when known before running.
     pub fn metrics(&self) -> Option<Vec<String>> {
         match self {
-            EvaluatorSpec::Function(_) => Some(vec![functions::METRIC.to_string()]),
+            EvaluatorSpec::Function(f) => Some(match functions::Function::from_name(&f.name) {
+                Some(function) => function.metrics().iter().map(|m| m.to_string()).collect(),
+                None => vec![functions::METRIC.to_string()],
+            }),
             EvaluatorSpec::Command(_) => None,
             #[cfg(feature = "forecast")]
             EvaluatorSpec::Workload { model, spec } => Some(spec.metrics(*model)),

@@ -23,6 +23,10 @@
 //! with mostly unordered choices; a final quasi-Newton polish turns a
 //! nearly converged point of a smooth problem into a precise one.
 //!
+//! A Pareto study (several objectives) gets `parego` (a GP per random scalarization) when the
+//! budget is at most 200 trials or unknown, else `nsga2` for two objectives and `nsga3` for
+//! three or more ([`pareto`]); `auto`'s options do not apply there.
+//!
 //! On a switch every observation so far is told to the next optimizer as a
 //! point it did not propose (CMA-ES centres its first run on the best one).
 //! Candidates still pending at a switch are told to the new optimizer when
@@ -240,6 +244,25 @@ fn build_phase(
     chosen.apply(&phases[k].optimizer).build(&p)
 }
 
+/// `auto` in a Pareto study: `parego` while evaluations are expensive (a budget of at most
+/// [`SMALL_BUDGET`] trials, or none known); with more, `nsga2` for two objectives and `nsga3`
+/// for more (reference directions keep the front spread where crowding distance no longer
+/// does). At 100 evaluations `parego` reaches a hypervolume of 0.83 on ZDT1 (6 variables,
+/// reference 1.1) where `nsga2` and random search reach 0 (median of 5 seeds; the
+/// `parego::tests::model_tier_comparison` test prints it). The options of `auto` shape its
+/// single-objective phases; here only their names are checked.
+pub(crate) fn pareto(problem: &Problem, _config: AutoConfig) -> Result<Box<dyn Optimizer>> {
+    use super::nsga::{Nsga, NsgaConfig};
+    use super::parego::{ParEgo, ParEgoConfig};
+    if problem.budget.is_none_or(|b| b <= SMALL_BUDGET) {
+        return Ok(Box::new(ParEgo::new(problem, ParEgoConfig::default())?));
+    }
+    Ok(Box::new(match problem.objectives {
+        0..=2 => Nsga::nsga2(problem, NsgaConfig::default())?,
+        _ => Nsga::nsga3(problem, NsgaConfig::default())?,
+    }))
+}
+
 impl Auto {
     /// Check the options (every bad one is reported), plan the phases for
     /// the problem and build the first.
@@ -304,6 +327,7 @@ impl Auto {
                 violation: t.violation,
                 gradient: None,
                 slacks: Vec::new(),
+                objectives: Vec::new(),
             })
             .collect();
         self.inner.tell(&told)?;
@@ -396,7 +420,7 @@ mod tests {
     use super::*;
 
     fn problem(dims: Vec<Dim>, budget: Option<u64>) -> Problem {
-        Problem { dims, seed: 1, budget, parallelism: 1 }
+        Problem { budget, ..Problem::new(dims, 1) }
     }
 
     fn names(p: &[Phase]) -> Vec<&str> {

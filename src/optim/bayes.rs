@@ -197,6 +197,14 @@ impl Bayes {
         })
     }
 
+    /// Treat `x` as asked and not yet told (a fantasy in every model) though this instance did
+    /// not propose it: for an optimizer that builds a `bayes` per ask (`parego`). Its ticket
+    /// is one no ask hands out.
+    pub(crate) fn assume_pending(&mut self, x: Vec<f64>) {
+        let ticket = u64::MAX - self.state.pending.len() as u64;
+        self.state.pending.push((ticket, x));
+    }
+
     fn snap(&self, x: &mut [f64]) {
         for (v, d) in x.iter_mut().zip(&self.dims) {
             *v = d.snap(*v);

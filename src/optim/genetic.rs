@@ -13,8 +13,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
+use super::variation::{Breeder, Grid, ask_novel, crossover, mutate_gene};
+pub use super::variation::{Crossover, Mutation};
 use super::{
-    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets, reflect,
+    Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
 };
 use crate::cube::sobol_point;
 use crate::error::Result;
@@ -23,33 +25,6 @@ use crate::error::Result;
 pub(crate) const CODEC: StateCodec = StateCodec::new("genetic", 1);
 /// RNG stream of this optimizer (independent of the other optimizers' streams).
 const STREAM: u64 = 0x6E_6574_6963;
-/// Attempts at breeding a child that is not a duplicate before falling back
-/// to random points.
-const MAX_TRIES: usize = 40;
-
-/// How two parents' continuous and integer genes are recombined.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Crossover {
-    /// Simulated binary crossover with distribution index `eta`: large values
-    /// keep children near their parents, small values spread them out.
-    Sbx(f64),
-    /// BLX-alpha: a child gene is uniform on the parents' interval widened by
-    /// `alpha` times its length on both sides.
-    Blend(f64),
-}
-
-/// How a gene is perturbed when it mutates.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mutation {
-    /// Deb's bounded polynomial mutation with distribution index `eta`
-    /// (about `1/(eta+1)` of the range per step; respects the bounds).
-    Polynomial(f64),
-    /// A normal step with this standard deviation (unit-cube units), folded
-    /// back into `[0,1]`.
-    Gaussian(f64),
-}
 
 /// Options of `genetic`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,23 +89,8 @@ impl GeneticConfig {
         if !(0.0..=1.0).contains(&self.crossover_rate) {
             check.bad("crossover_rate", format!("must be in [0, 1] (got {})", self.crossover_rate));
         }
-        match self.crossover {
-            Crossover::Sbx(eta) if !(eta.is_finite() && eta >= 0.0) => {
-                check.bad("crossover", format!("sbx eta must be a finite number >= 0 (got {eta})"));
-            }
-            Crossover::Blend(a) if !(a.is_finite() && a >= 0.0) => {
-                check.bad("crossover", format!("blend alpha must be a finite number >= 0 (got {a})"));
-            }
-            _ => {}
-        }
-        match self.mutation {
-            Mutation::Polynomial(eta) if !(eta.is_finite() && eta >= 0.0) => {
-                check.bad("mutation", format!("polynomial eta must be a finite number >= 0 (got {eta})"));
-            }
-            Mutation::Gaussian(s) if !(s.is_finite() && s > 0.0) => {
-                check.bad("mutation", format!("gaussian sigma must be a finite number > 0 (got {s})"));
-            }
-            _ => {}
+        for (option, message) in self.crossover.problems().into_iter().chain(self.mutation.problems()) {
+            check.bad(option, message);
         }
         if let Some(r) = self.mutation_rate
             && !(0.0..=1.0).contains(&r)
@@ -181,10 +141,7 @@ pub struct Genetic {
     offspring: usize,
     mutation_rate: f64,
     sobol_seed: u64,
-    /// Number of distinct points when every dimension is discrete and the
-    /// space is small enough to be exhausted; `None` otherwise.
-    space_size: Option<u64>,
-    all_discrete: bool,
+    grid: Grid,
     state: State,
 }
 
@@ -204,16 +161,6 @@ impl Genetic {
         }
         let mutation_rate = config.mutation_rate.unwrap_or(1.0 / d.max(1) as f64);
         let offspring = config.offspring.unwrap_or(population);
-        let all_discrete = problem.dims.iter().all(|dim| dim.levels().is_some());
-        let space_size = if all_discrete {
-            problem
-                .dims
-                .iter()
-                .try_fold(1u64, |acc, dim| acc.checked_mul(dim.levels().unwrap_or(1).max(1)))
-                .filter(|&n| n <= 10_000_000)
-        } else {
-            None
-        };
         Ok(Genetic {
             dims: problem.dims.clone(),
             config,
@@ -221,8 +168,7 @@ impl Genetic {
             offspring,
             mutation_rate,
             sobol_seed: problem.seed ^ STREAM.rotate_left(29),
-            space_size,
-            all_discrete,
+            grid: Grid::new(&problem.dims),
             state: State {
                 rng: Rng::new(problem.seed, STREAM),
                 next_ticket: Tickets::default(),
@@ -236,20 +182,13 @@ impl Genetic {
         })
     }
 
-    /// Snap discrete genes to their bin centres (the value they decode to).
     fn snap(&self, x: &mut [f64]) {
-        for (v, dim) in x.iter_mut().zip(&self.dims) {
-            *v = if v.is_nan() { 0.5 } else { dim.snap(*v) };
-        }
-    }
-
-    fn key(&self, x: &[f64]) -> u64 {
-        discrete_key(&self.dims, x)
+        self.grid.snap(x);
     }
 
     fn is_duplicate(&self, x: &[f64]) -> bool {
-        if self.all_discrete {
-            return self.state.seen.contains(&self.key(x));
+        if let Some(seen) = self.grid.was_seen(&self.state.seen, x) {
+            return seen;
         }
         let s = &self.state;
         s.parents
@@ -258,10 +197,6 @@ impl Genetic {
             .chain(s.pool.iter().map(|o| &o.x))
             .chain(s.pending.iter().map(|c| &c.x))
             .any(|y| y.as_slice() == x)
-    }
-
-    fn exhausted(&self) -> bool {
-        self.space_size.is_some_and(|n| self.state.seen.len() as u64 >= n)
     }
 
     /// Index of a tournament winner among the parents (sorted best first).
@@ -312,37 +247,8 @@ impl Genetic {
         child
     }
 
-    /// The next point to evaluate, or `None` when a finite space is used up.
-    fn next_point(&mut self, must_answer: bool) -> Option<Vec<f64>> {
-        // A used-up space still answers while results are pending (the
-        // contract allows an empty answer only when nothing is pending).
-        if self.exhausted() && (!must_answer || self.state.pending.is_empty()) {
-            return None;
-        }
-        let mut x = Vec::new();
-        for attempt in 0..MAX_TRIES {
-            x = if self.state.parents.is_empty() { self.sobol_next() } else { self.breed(1.0 + attempt as f64) };
-            if !self.is_duplicate(&x) {
-                return Some(x);
-            }
-        }
-        for _ in 0..MAX_TRIES {
-            x = self.state.rng.unit_point(self.dims.len());
-            self.snap(&mut x);
-            if !self.is_duplicate(&x) {
-                return Some(x);
-            }
-        }
-        // Only a (nearly) used-up discrete space gets here; re-evaluating is
-        // better than answering nothing while results are still pending.
-        Some(x)
-    }
-
     fn remember(&mut self, x: &[f64]) {
-        if self.all_discrete {
-            let k = self.key(x);
-            self.state.seen.insert(k);
-        }
+        self.grid.remember(&mut self.state.seen, x);
     }
 
     /// Pick the next parents from the parents and the pool.
@@ -403,136 +309,28 @@ fn push_distinct(to: &mut Vec<Observed>, from: Vec<Observed>, cap: usize) {
     }
 }
 
-/// A stable hash of the bins a point falls in.
-fn discrete_key(dims: &[Dim], x: &[f64]) -> u64 {
-    let mut h: u64 = 0x243F_6A88_85A3_08D3;
-    for (dim, &u) in dims.iter().zip(x) {
-        let k = match dim.levels() {
-            Some(n) => ((u.clamp(0.0, 1.0) * n as f64).floor() as u64).min(n.saturating_sub(1)),
-            None => u.to_bits(),
-        };
-        h = splitmix(h ^ k);
+impl Breeder for Genetic {
+    fn grid(&self) -> &Grid {
+        &self.grid
     }
-    h
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Recombine two parents into one child: categorical genes uniformly (each
-/// from one parent), the others with SBX or blend crossover.
-fn crossover(dims: &[Dim], p1: &[f64], p2: &[f64], op: Crossover, rng: &mut Rng) -> Vec<f64> {
-    let mut child = p1.to_vec();
-    for j in 0..child.len() {
-        if dims[j].is_categorical() {
-            if rng.chance(0.5) {
-                child[j] = p2[j];
-            }
-            continue;
-        }
-        child[j] = match op {
-            // Per-variable exchange probability 1/2, as in Deb's NSGA-II.
-            Crossover::Sbx(eta) => {
-                if rng.chance(0.5) {
-                    sbx(p1[j], p2[j], eta, rng)
-                } else {
-                    p1[j]
-                }
-            }
-            Crossover::Blend(alpha) => {
-                let (lo, hi) = (p1[j].min(p2[j]), p1[j].max(p2[j]));
-                let w = hi - lo;
-                rng.range(lo - alpha * w, hi + alpha * w).clamp(0.0, 1.0)
-            }
-        };
+    fn propose(&mut self, attempt: usize) -> Vec<f64> {
+        if self.state.parents.is_empty() { self.sobol_next() } else { self.breed(1.0 + attempt as f64) }
     }
-    child
-}
-
-/// Bounded simulated binary crossover on `[0,1]` (Deb & Agrawal 1995, in the
-/// bounded form of the NSGA-II reference code): one of the two children.
-fn sbx(a: f64, b: f64, eta: f64, rng: &mut Rng) -> f64 {
-    let (y1, y2) = (a.min(b), a.max(b));
-    if y2 - y1 < 1e-14 {
-        return a;
+    fn is_duplicate(&self, x: &[f64]) -> bool {
+        Genetic::is_duplicate(self, x)
     }
-    let u = rng.uniform();
-    let spread = |beta: f64| {
-        let alpha = 2.0 - beta.powf(-(eta + 1.0));
-        if u <= 1.0 / alpha {
-            (u * alpha).powf(1.0 / (eta + 1.0))
-        } else {
-            (1.0 / (2.0 - u * alpha)).powf(1.0 / (eta + 1.0))
-        }
-    };
-    let c1 = 0.5 * ((y1 + y2) - spread(1.0 + 2.0 * y1 / (y2 - y1)) * (y2 - y1));
-    let c2 = 0.5 * ((y1 + y2) + spread(1.0 + 2.0 * (1.0 - y2) / (y2 - y1)) * (y2 - y1));
-    let c = if rng.chance(0.5) { c1 } else { c2 };
-    if c.is_finite() { c.clamp(0.0, 1.0) } else { a }
-}
-
-/// Deb's bounded polynomial mutation of `y` in `[0,1]`.
-fn polynomial(y: f64, eta: f64, rng: &mut Rng) -> f64 {
-    let u = rng.uniform();
-    let p = 1.0 / (eta + 1.0);
-    let dq = if u < 0.5 {
-        let xy = 1.0 - y;
-        let val = 2.0 * u + (1.0 - 2.0 * u) * xy.powf(eta + 1.0);
-        val.powf(p) - 1.0
-    } else {
-        let xy = y;
-        let val = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * xy.powf(eta + 1.0);
-        1.0 - val.powf(p)
-    };
-    (y + dq).clamp(0.0, 1.0)
-}
-
-/// Mutate one gene: continuous genes by the configured operator, integer
-/// genes by at least one level, categorical genes to a different choice.
-fn mutate_gene(dim: Dim, y: f64, op: Mutation, rng: &mut Rng) -> f64 {
-    let step = |y: f64, rng: &mut Rng| match op {
-        Mutation::Polynomial(eta) => polynomial(y, eta, rng),
-        Mutation::Gaussian(sigma) => reflect(y + sigma * rng.normal()),
-    };
-    match dim {
-        Dim::Continuous => step(y, rng),
-        Dim::Integer { levels } => {
-            if levels <= 1 {
-                return dim.snap(y);
-            }
-            let n = levels as f64;
-            let before = dim.snap(y);
-            let after = dim.snap(step(before, rng));
-            if after != before {
-                return after;
-            }
-            let k = (before * n).floor();
-            let up = if k <= 0.0 {
-                true
-            } else if k >= n - 1.0 {
-                false
-            } else {
-                rng.chance(0.5)
-            };
-            let k = if up { k + 1.0 } else { k - 1.0 };
-            (k + 0.5) / n
-        }
-        Dim::Categorical { choices } => {
-            if choices <= 1 {
-                return dim.snap(y);
-            }
-            let n = choices as usize;
-            let k = ((y.clamp(0.0, 1.0) * n as f64).floor() as usize).min(n - 1);
-            let mut j = rng.below(n - 1);
-            if j >= k {
-                j += 1;
-            }
-            (j as f64 + 0.5) / n as f64
-        }
+    fn rng(&mut self) -> &mut Rng {
+        &mut self.state.rng
+    }
+    fn seen(&self) -> &BTreeSet<u64> {
+        &self.state.seen
+    }
+    fn nothing_pending(&self) -> bool {
+        self.state.pending.is_empty()
+    }
+    fn hand_out(&mut self, x: Vec<f64>) -> Candidate {
+        self.remember(&x);
+        self.state.pending.hand_out(&mut self.state.next_ticket, |ticket| Candidate { ticket, x })
     }
 }
 
@@ -547,16 +345,7 @@ impl Optimizer for Genetic {
         // caller asking for its whole budget would get one generation of
         // thousands). When the generation is fully pending, one extra child.
         let room = self.offspring.saturating_sub(self.state.pool.len() + self.state.pending.len());
-        let limit = n.min(room.max(1));
-        let mut out = Vec::with_capacity(limit);
-        while out.len() < limit {
-            let Some(x) = self.next_point(out.is_empty()) else {
-                break;
-            };
-            self.remember(&x);
-            out.push(self.state.pending.hand_out(&mut self.state.next_ticket, |ticket| Candidate { ticket, x }));
-        }
-        Ok(out)
+        Ok(ask_novel(self, n.min(room.max(1))))
     }
 
     fn tell(&mut self, results: &[Observed]) -> Result<()> {
@@ -582,73 +371,10 @@ impl Optimizer for Genetic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::variation::discrete_key;
 
     fn problem(dims: Vec<Dim>) -> Problem {
         Problem::new(dims, 3)
-    }
-
-    #[test]
-    fn crossover_keeps_categorical_genes_from_a_parent() {
-        let dims = vec![Dim::Categorical { choices: 5 }, Dim::Continuous, Dim::Categorical { choices: 3 }];
-        let p1 = vec![0.1, 0.2, 0.5];
-        let p2 = vec![0.9, 0.8, 1.0 / 6.0];
-        let mut rng = Rng::new(1, 2);
-        let (mut from1, mut from2) = (0, 0);
-        for op in [Crossover::Sbx(15.0), Crossover::Blend(0.5)] {
-            for _ in 0..500 {
-                let c = crossover(&dims, &p1, &p2, op, &mut rng);
-                for j in [0, 2] {
-                    assert!(c[j] == p1[j] || c[j] == p2[j], "gene {j} = {} came from neither parent", c[j]);
-                    if c[j] == p1[j] { from1 += 1 } else { from2 += 1 }
-                }
-                assert!((0.0..=1.0).contains(&c[1]));
-            }
-        }
-        assert!(from1 > 800 && from2 > 800, "uniform crossover must take both parents' genes ({from1}/{from2})");
-    }
-
-    #[test]
-    fn sbx_children_stay_in_bounds_and_near_parents() {
-        let mut rng = Rng::new(4, 5);
-        let mut near = 0;
-        for _ in 0..2000 {
-            let c = sbx(0.3, 0.5, 15.0, &mut rng);
-            assert!((0.0..=1.0).contains(&c));
-            if (0.2..=0.6).contains(&c) {
-                near += 1;
-            }
-        }
-        assert!(near > 1800, "sbx with eta 15 should stay close to the parents ({near}/2000)");
-        for _ in 0..200 {
-            let c = sbx(0.0, 1.0, 2.0, &mut rng);
-            assert!((0.0..=1.0).contains(&c));
-        }
-    }
-
-    #[test]
-    fn integer_mutation_moves_at_least_one_level_and_categorical_changes_choice() {
-        let mut rng = Rng::new(7, 8);
-        let int = Dim::Integer { levels: 50 };
-        let cat = Dim::Categorical { choices: 4 };
-        for k in [0.0, 10.0, 49.0] {
-            let y = (k + 0.5) / 50.0;
-            for op in [Mutation::Polynomial(20.0), Mutation::Polynomial(500.0), Mutation::Gaussian(1e-6)] {
-                let m = mutate_gene(int, y, op, &mut rng);
-                assert_ne!(int.snap(m), y, "integer gene did not move (level {k}, {op:?})");
-                assert!((0.0..=1.0).contains(&m));
-            }
-        }
-        for k in 0..4 {
-            let y = (k as f64 + 0.5) / 4.0;
-            let mut hit = [false; 4];
-            for _ in 0..200 {
-                let m = mutate_gene(cat, y, Mutation::Polynomial(20.0), &mut rng);
-                let j = (m * 4.0).floor() as usize;
-                assert_ne!(j, k, "categorical mutation kept the same choice");
-                hit[j] = true;
-            }
-            assert_eq!(hit.iter().filter(|h| **h).count(), 3, "every other choice must be reachable");
-        }
     }
 
     #[test]

@@ -23,12 +23,15 @@ pub mod cmaes;
 mod codec;
 pub mod genetic;
 pub mod gradient;
+pub mod nsga;
+pub mod parego;
 pub mod random;
 pub mod registry;
 pub use crate::rng;
 pub mod sobol;
 pub mod swarm;
 mod tickets;
+pub(crate) mod variation;
 
 pub(crate) use crate::cube::reflect;
 pub use crate::cube::{Dim, clamp_unit};
@@ -47,12 +50,15 @@ pub struct Problem {
     pub budget: Option<u64>,
     /// How many evaluations run at once (a hint for batch sizes).
     pub parallelism: usize,
+    /// How many objectives a result carries: 1, or two and more in a Pareto study (results
+    /// then carry [`Observed::objectives`]); only multi-objective optimizers accept more than 1.
+    pub objectives: usize,
 }
 
 impl Problem {
     /// A problem with no known budget and one evaluation at a time.
     pub fn new(dims: Vec<Dim>, seed: u64) -> Self {
-        Problem { dims, seed, budget: None, parallelism: 1 }
+        Problem { dims, seed, budget: None, parallelism: 1, objectives: 1 }
     }
     /// The number of coordinates.
     pub fn dim(&self) -> usize {
@@ -91,21 +97,45 @@ pub struct Observed {
     /// learn where the feasible region's boundary runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slacks: Vec<f64>,
+    /// In a Pareto study, every objective's value (sign-normalized, lower is better, in the
+    /// spec's order; `value` is then their sum); empty otherwise. Multi-objective optimizers
+    /// read this, and take `[value]` when it is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<f64>,
 }
 
 impl Observed {
     /// A feasible result with this value.
     pub fn ok(ticket: Option<u64>, x: Vec<f64>, value: f64) -> Self {
-        Observed { ticket, x, value: Some(value), violation: 0.0, gradient: None, slacks: Vec::new() }
+        Observed {
+            ticket,
+            x,
+            value: Some(value),
+            violation: 0.0,
+            gradient: None,
+            slacks: Vec::new(),
+            objectives: Vec::new(),
+        }
     }
     /// A failed evaluation (no value).
     pub fn failed(ticket: Option<u64>, x: Vec<f64>) -> Self {
-        Observed { ticket, x, value: None, violation: 0.0, gradient: None, slacks: Vec::new() }
+        Observed { ticket, x, value: None, violation: 0.0, gradient: None, slacks: Vec::new(), objectives: Vec::new() }
     }
     /// The same result with the evaluator's gradient (unit-cube coordinates).
     pub fn with_gradient(mut self, gradient: Vec<f64>) -> Self {
         self.gradient = Some(gradient);
         self
+    }
+    /// A feasible result of a Pareto study: every objective's value (lower is better); the
+    /// scalar `value` is their sum.
+    pub fn vector(ticket: Option<u64>, x: Vec<f64>, objectives: Vec<f64>) -> Self {
+        Observed { value: Some(objectives.iter().sum()), objectives, ..Observed::failed(ticket, x) }
+    }
+    /// The objective vector: [`Observed::objectives`], or `[value]` when that is empty;
+    /// `None` for a failed evaluation.
+    pub fn objective_vector(&self) -> Option<std::borrow::Cow<'_, [f64]>> {
+        let v = self.value?;
+        Some(if self.objectives.is_empty() { vec![v].into() } else { self.objectives.as_slice().into() })
     }
     /// Whether it has a value and violates no constraint.
     pub fn is_feasible(&self) -> bool {

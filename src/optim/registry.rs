@@ -111,6 +111,9 @@ type Ctor = fn(&'static str, &Problem, &OptimizerOptions) -> Result<Box<dyn Opti
 struct Entry {
     name: &'static str,
     summary: &'static str,
+    /// Whether it searches several objectives at once (a Pareto study); the others are
+    /// refused there.
+    pareto: bool,
     ctor: Ctor,
 }
 
@@ -159,47 +162,77 @@ const ENTRIES: &[Entry] = &[
     Entry {
         name: super::random::CODEC.name,
         summary: "uniform random sampling (the baseline to beat)",
+        pareto: true,
         ctor: |n, p, o| Ok(Box::new(super::random::RandomSearch::new(p, options(n, o)?))),
     },
     Entry {
         name: super::sobol::CODEC.name,
         summary: "scrambled Sobol quasi-random points (even coverage)",
+        pareto: true,
         ctor: |n, p, o| Ok(Box::new(super::sobol::Sobol::new(p, options(n, o)?))),
     },
     Entry {
         name: super::genetic::CODEC.name,
         summary: "genetic algorithm: tournament selection, SBX/uniform crossover, polynomial mutation, elitism",
+        pareto: false,
         ctor: |n, p, o| Ok(Box::new(super::genetic::Genetic::new(p, options(n, o)?)?)),
     },
     Entry {
         name: super::cmaes::CODEC.name,
         summary: "CMA-ES with IPOP/BIPOP restarts (strong general-purpose evolution strategy)",
+        pareto: false,
         ctor: |n, p, o| Ok(Box::new(super::cmaes::CmaEs::new(p, options(n, o)?)?)),
     },
     Entry {
         name: super::swarm::CODEC.name,
         summary: "particle swarm with constriction and a ring neighbourhood",
+        pareto: false,
         ctor: |n, p, o| Ok(Box::new(super::swarm::ParticleSwarm::new(p, options(n, o)?)?)),
     },
     Entry {
         name: super::annealing::CODEC.name,
         summary: "simulated annealing, adaptive steps, parallel chains",
+        pareto: false,
         ctor: |n, p, o| Ok(Box::new(super::annealing::Annealing::new(p, options(n, o)?)?)),
     },
     Entry {
         name: super::bayes::CODEC.name,
         summary: "Bayesian optimization: Gaussian process (Matern-5/2, ARD) + log expected improvement",
+        pareto: false,
         ctor: |n, p, o| Ok(Box::new(super::bayes::Bayes::new(p, options(n, o)?)?)),
     },
     Entry {
         name: super::gradient::CODEC.name,
         summary: "multi-start L-BFGS with finite-difference gradients (SPSA when noisy), for smooth objectives",
+        pareto: false,
         ctor: |n, p, o| Ok(Box::new(super::gradient::Gradient::new(p, options(n, o)?)?)),
+    },
+    Entry {
+        name: super::nsga::NSGA2.name,
+        summary: "NSGA-II: Pareto search by non-dominated sorting and crowding distance (two objectives)",
+        pareto: true,
+        ctor: |n, p, o| Ok(Box::new(super::nsga::Nsga::nsga2(p, options(n, o)?)?)),
+    },
+    Entry {
+        name: super::nsga::NSGA3.name,
+        summary: "NSGA-III: Pareto search with reference directions (three or more objectives)",
+        pareto: true,
+        ctor: |n, p, o| Ok(Box::new(super::nsga::Nsga::nsga3(p, options(n, o)?)?)),
+    },
+    Entry {
+        name: super::parego::CODEC.name,
+        summary: "ParEGO: Pareto search for expensive evaluations, a GP on a random scalarization per ask",
+        pareto: true,
+        ctor: |n, p, o| Ok(Box::new(super::parego::ParEgo::new(p, options(n, o)?)?)),
     },
     Entry {
         name: super::auto::CODEC.name,
         summary: "picks and switches among the others from budget, dimension, parameter types (the default)",
-        ctor: |n, p, o| Ok(Box::new(super::auto::Auto::new(p, options(n, o)?)?)),
+        pareto: true,
+        ctor: |n, p, o| match p.objectives {
+            1 => Ok(Box::new(super::auto::Auto::new(p, options(n, o)?)?)),
+            _ => super::auto::pareto(p, options(n, o)?),
+        },
     },
 ];
 
@@ -234,10 +267,33 @@ pub fn check_options(spec: &OptimizerSpec) -> Vec<SpecProblem> {
     }
 }
 
+/// The optimizers that search several objectives at once, for a Pareto study.
+pub fn pareto_names() -> Vec<&'static str> {
+    ENTRIES.iter().filter(|e| e.pareto).map(|e| e.name).collect()
+}
+
+/// `Ok` when the optimizer `name` can search `objectives` objectives at once, else why not and
+/// which can (one objective: every optimizer can).
+pub fn check_objectives(name: &str, objectives: usize) -> std::result::Result<(), String> {
+    match ENTRIES.iter().find(|e| e.name == name) {
+        Some(e) if objectives > 1 && !e.pareto => Err(format!(
+            "`{name}` searches one objective; a Pareto study (`pareto: true`) needs one of: {}",
+            pareto_names().join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Build the optimizer a spec names.
 pub fn build(spec: &OptimizerSpec, problem: &Problem) -> Result<Box<dyn Optimizer>> {
     match ENTRIES.iter().find(|e| e.name == spec.name) {
-        Some(e) => (e.ctor)(e.name, problem, &spec.options),
+        Some(e) => match check_objectives(e.name, problem.objectives) {
+            Ok(()) => (e.ctor)(e.name, problem, &spec.options),
+            Err(message) => Err(Error::Invalid(Problems {
+                source: "spec".into(),
+                items: vec![SpecProblem::new("optimizer.name", message)],
+            })),
+        },
         None => Err(Error::Invalid(Problems {
             source: "spec".into(),
             items: vec![SpecProblem::new("optimizer.name", check_name(&spec.name).unwrap_err())],

@@ -149,13 +149,15 @@ pub(crate) fn foreign(o: &Observed, dim: usize) -> Option<Observed> {
 /// A told result as an optimizer stores it: its own copy of the coordinates,
 /// non-finite numbers made safe (a NaN or infinite value counts as a failed
 /// evaluation, a NaN or infinite violation as the largest one, a gradient
-/// with a non-finite component as none).
+/// with a non-finite component as none, a non-finite objective as a failure).
 pub(crate) fn sanitized(x: Vec<f64>, o: &Observed) -> Observed {
-    let value = o.value.filter(|v| v.is_finite());
+    let objectives_ok = o.objectives.iter().all(|v| v.is_finite());
+    let value = o.value.filter(|v| v.is_finite() && objectives_ok);
+    let objectives = if value.is_some() { o.objectives.clone() } else { Vec::new() };
     let violation = if o.violation.is_nan() || o.violation == f64::INFINITY { f64::MAX } else { o.violation.max(0.0) };
     let gradient = o.gradient.clone().filter(|g| value.is_some() && g.iter().all(|v| v.is_finite()));
     let slacks = if o.slacks.iter().all(|v| v.is_finite()) { o.slacks.clone() } else { Vec::new() };
-    Observed { ticket: None, x, value, violation, gradient, slacks }
+    Observed { ticket: None, x, value, violation, gradient, slacks, objectives }
 }
 
 #[cfg(test)]

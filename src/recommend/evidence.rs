@@ -78,6 +78,11 @@ impl NoiseEstimate {
         }
     }
 
+    /// Nothing known about the noise (no interval is given).
+    pub fn unknown() -> NoiseEstimate {
+        NoiseEstimate { var: f64::NAN, dof: 0.0, source: NoiseSource::Unknown }
+    }
+
     /// No noise: the evaluator is deterministic.
     pub fn none() -> NoiseEstimate {
         NoiseEstimate { var: 0.0, dof: f64::INFINITY, source: NoiseSource::Deterministic }

@@ -27,6 +27,7 @@ use crate::trial::{Trial, TrialState};
 mod distinct;
 pub(crate) mod evidence;
 mod model;
+pub mod pareto;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -249,6 +250,10 @@ pub struct Recommendations {
     pub importance: Vec<Importance>,
     /// The largest interactions between pairs of parameters (at least 1% each).
     pub interactions: Vec<Interaction>,
+    /// In a Pareto study: the front, its hypervolume and reference point (`recommendations`
+    /// is then empty: no configuration is best in every objective).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub pareto: Option<pareto::ParetoFront>,
 }
 
 /// The evidence for one distinct configuration.
@@ -389,8 +394,12 @@ impl<'a> Recommender<'a> {
         first.iter().map(|m| m.0).find(|&g| Some(g) != baseline)
     }
 
-    /// Rank the distinct complete configurations; keep the top `k`.
+    /// Rank the distinct complete configurations; keep the top `k` (in a Pareto study: the
+    /// whole front, see [`pareto`]).
     pub fn finish(self, study: &str, k: usize) -> Recommendations {
+        if self.objectives.pareto {
+            return self.finish_pareto(study);
+        }
         let (space, objectives) = (self.space, self.objectives);
         let any_feasible = self.groups.iter().any(Group::feasible);
         let model = if any_feasible { Model::predicting(space, &self.points) } else { None };
@@ -434,17 +443,7 @@ impl<'a> Recommender<'a> {
             })
             .collect();
 
-        let baseline = base_index.zip(base_estimate).map(|(b, est)| {
-            let g = &self.groups[b];
-            Baseline {
-                config: g.config.clone(),
-                metrics: g.mean_metrics(),
-                value: objectives.display_value(est.mean),
-                value_interval: est.interval.map(|i| self.display_interval(i)),
-                evaluations: g.values.len(),
-                feasible: g.feasible(),
-            }
-        });
+        let baseline = base_index.zip(base_estimate).map(|(b, est)| self.baseline(b, &est));
         let better_than_baseline = baseline.as_ref().filter(|b| b.feasible).and_then(|_| {
             let probabilities: Vec<f64> =
                 recommendations.iter().filter_map(|r| r.improvement.as_ref()?.probability_better).collect();
@@ -489,6 +488,50 @@ impl<'a> Recommender<'a> {
             warnings,
             importance,
             interactions,
+            pareto: None,
+        }
+    }
+
+    /// A Pareto study's front (see [`pareto`]): every feasible, allowed configuration no other
+    /// beats in every objective, by the means of their evaluations.
+    fn finish_pareto(self, study: &str) -> Recommendations {
+        let (space, objectives) = (self.space, self.objectives);
+        let base_index = space.baseline().and_then(|b| self.groups.iter().position(|g| g.config == b));
+        let allowed = |g: &Group| self.allow_risky || space.risky_choices(&g.config).is_empty();
+        let candidates: Vec<pareto::Candidate> = (0..self.groups.len())
+            .filter(|&i| Some(i) != base_index && self.groups[i].feasible() && allowed(&self.groups[i]))
+            .map(|i| {
+                let g = &self.groups[i];
+                pareto::Candidate {
+                    config: &g.config,
+                    metrics: g.mean_metrics(),
+                    evaluations: g.values.len(),
+                    trials: &g.trials,
+                }
+            })
+            .collect();
+        let baseline =
+            base_index.map(|b| self.baseline(b, &estimate(&self.groups[b].values, &NoiseEstimate::unknown())));
+        let front = pareto::front(objectives, candidates, baseline.as_ref().filter(|b| b.feasible).map(|b| &b.metrics));
+        let source = if self.deterministic { NoiseSource::Deterministic } else { NoiseSource::Unknown };
+        let noise = Noise { std: None, source, noisy: false, repeated: 0, share: None };
+        let warnings = self.seen.warnings(objectives, space, &baseline, &noise, &[], None);
+        Recommendations {
+            study: study.to_string(),
+            objective: objectives.describe(),
+            constraints: objectives.constraints.iter().map(|c| c.to_string()).collect(),
+            trials: self.seen.trials,
+            complete: self.seen.complete,
+            failed: self.seen.failed,
+            baseline,
+            noise,
+            recommendations: Vec::new(),
+            better_than_baseline: None,
+            risky_best: None,
+            warnings,
+            importance: Vec::new(),
+            interactions: Vec::new(),
+            pareto: Some(front),
         }
     }
 
@@ -553,6 +596,19 @@ impl<'a> Recommender<'a> {
         ahead.extend(first);
         ahead.extend(rest);
         (ahead, noise)
+    }
+
+    /// The baseline's row: group `b` with its estimate.
+    fn baseline(&self, b: usize, est: &Estimate) -> Baseline {
+        let g = &self.groups[b];
+        Baseline {
+            config: g.config.clone(),
+            metrics: g.mean_metrics(),
+            value: self.objectives.display_value(est.mean),
+            value_interval: est.interval.map(|i| self.display_interval(i)),
+            evaluations: g.values.len(),
+            feasible: g.feasible(),
+        }
     }
 
     /// A score interval in the user's units, low end first.

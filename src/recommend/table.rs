@@ -4,6 +4,7 @@
 use crate::format::{fmt_num, fmt_spread};
 use crate::space::{Space, Value};
 
+use super::pareto::ParetoFront;
 use super::{CONFIDENT, Improvement, NoiseSource, Recommendation, Recommendations};
 
 fn fmt_value(v: &Value) -> String {
@@ -55,6 +56,27 @@ fn note(r: &Recommendation) -> String {
     parts.join("; ")
 }
 
+/// Rows (the first is the header) as aligned columns with a rule under the header.
+fn grid(rows: &[Vec<String>]) -> String {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let cell = |r: &Vec<String>, c: usize| r.get(c).map_or(0, |s| s.chars().count());
+    let widths: Vec<usize> = (0..width).map(|c| rows.iter().map(|r| cell(r, c)).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// At most this many points of a front are printed (all are in the YAML and JSON).
+const FRONT_ROWS: usize = 15;
+
 impl Recommendations {
     /// A plain-text table for terminals.
     pub fn table(&self, space: &Space) -> String {
@@ -65,6 +87,13 @@ impl Recommendations {
         ));
         if !self.constraints.is_empty() {
             out.push_str(&format!("constraints: {}\n", self.constraints.join(", ")));
+        }
+        if let Some(front) = &self.pareto {
+            out.push_str(&self.front_table(front, space));
+            for w in &self.warnings {
+                out.push_str(&format!("warning: {}\n", w.message));
+            }
+            return out;
         }
         let params: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
         let model = self.recommendations.iter().any(|r| r.predicted.is_some());
@@ -132,17 +161,7 @@ impl Recommendations {
             }
             rows.push(row);
         }
-        let widths: Vec<usize> =
-            (0..width).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-        for (i, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-            if i == 0 {
-                out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
-                out.push('\n');
-            }
-        }
+        out.push_str(&grid(&rows));
         if self.recommendations.is_empty() {
             out.push_str("no feasible configuration found yet\n");
         }
@@ -163,6 +182,89 @@ impl Recommendations {
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", w.message));
         }
+        out
+    }
+
+    /// A Pareto study's front: one row per point (the knee and the best per objective
+    /// first), every objective, the change against the baseline, the parameters.
+    fn front_table(&self, front: &ParetoFront, space: &Space) -> String {
+        let mut out = String::new();
+        let names = &front.objectives;
+        let reference: Vec<String> = front.reference_point.iter().map(|v| fmt_num(*v)).collect();
+        out.push_str(&format!(
+            "front: {} configuration{} no other beats in every objective; hypervolume {} up to ({}) ({})\n",
+            front.pareto_front.len(),
+            if front.pareto_front.len() == 1 { "" } else { "s" },
+            fmt_num(front.hypervolume),
+            reference.join(", "),
+            if front.reference_source == "spec" { "the spec's reference point" } else { "derived reference point" }
+        ));
+        let params: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
+        let mut header: Vec<String> = vec!["#".into()];
+        header.extend(names.iter().cloned());
+        header.push("vs baseline".into());
+        header.extend(params.iter().map(|p| p.to_string()));
+        header.push("note".into());
+        let mut rows = vec![header];
+        let cells = |config: &crate::space::Config| -> Vec<String> {
+            params.iter().map(|p| config.get(*p).map(fmt_value).unwrap_or_else(|| "-".into())).collect()
+        };
+        if let Some(b) = &self.baseline {
+            let mut row = vec!["base".to_string()];
+            row.extend(names.iter().map(|n| b.metrics.get(n).map_or("-".into(), |v| fmt_num(*v))));
+            row.push(if b.feasible { "-".into() } else { "(infeasible)".into() });
+            row.extend(cells(&b.config));
+            rows.push(row);
+        }
+        for (i, p) in front.pareto_front.iter().take(FRONT_ROWS).enumerate() {
+            let mut row = vec![(i + 1).to_string()];
+            row.extend(p.objectives.iter().map(|v| fmt_num(*v)));
+            let versus: Vec<String> = p
+                .versus_baseline
+                .iter()
+                .map(|d| {
+                    format!("{} {}", d.metric, d.percent.map_or_else(|| format!("{:+}", fmt_num(d.absolute)), pct))
+                })
+                .collect();
+            row.push(if versus.is_empty() { "-".into() } else { versus.join(", ") });
+            row.extend(cells(&p.config));
+            let mut notes = Vec::new();
+            if p.knee {
+                notes.push("knee".to_string());
+            }
+            if !p.best_for.is_empty() {
+                notes.push(format!("best {}", p.best_for.join(", ")));
+            }
+            if front.baseline_dominated_by.contains(&i) {
+                notes.push("beats baseline in all".into());
+            }
+            row.push(notes.join("; "));
+            rows.push(row);
+        }
+        out.push_str(&grid(&rows));
+        if front.pareto_front.is_empty() {
+            out.push_str("no feasible configuration found yet\n");
+        } else if front.pareto_front.len() > FRONT_ROWS {
+            out.push_str(&format!(
+                "({} more on the front: every point is in recommendations.yaml and --json)\n",
+                front.pareto_front.len() - FRONT_ROWS
+            ));
+        }
+        match (&self.baseline, front.baseline_dominated_by.len()) {
+            (Some(b), 0) if b.feasible => out.push_str(
+                "baseline: no configuration found beats it in every objective; each point of the front trades \
+                 one objective for another\n",
+            ),
+            (Some(b), n) if b.feasible => out.push_str(&format!(
+                "baseline: {n} of the front beat{} it in every objective (marked)\n",
+                if n == 1 { "s" } else { "" }
+            )),
+            _ => {}
+        }
+        out.push_str(
+            "vs baseline: per objective, better than today's values by this much (positive = better); \
+             knee: the most balanced trade-off\n",
+        );
         out
     }
 

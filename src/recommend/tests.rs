@@ -35,8 +35,9 @@ fn trial(number: u64, n: i64, metrics: &[(&str, f64)]) -> Trial {
 
 fn objectives(direction: Direction) -> Objectives {
     Objectives {
-        objectives: vec![Objective { metric: "lat".into(), direction, weight: 2.0 }],
+        objectives: vec![Objective { weight: 2.0, ..Objective::new("lat", direction) }],
         constraints: vec![Constraint::parse("err <= 0.1").unwrap()],
+        pareto: false,
     }
 }
 
@@ -210,11 +211,9 @@ fn improvement_comes_with_an_interval_and_a_probability() {
 fn warnings_name_what_deserves_a_second_look() {
     // `cost` never varies; the baseline failed; nothing is clearly better.
     let objectives = Objectives {
-        objectives: vec![
-            Objective { metric: "lat".into(), direction: Direction::Minimize, weight: 1.0 },
-            Objective { metric: "cost".into(), direction: Direction::Minimize, weight: 1.0 },
-        ],
+        objectives: vec![Objective::new("lat", Direction::Minimize), Objective::new("cost", Direction::Minimize)],
         constraints: vec![],
+        pareto: false,
     };
     let mut failed = trial(0, 5, &[]);
     failed.state = TrialState::Failed { reason: "exit 127: ./bench: not found".into() };
@@ -319,4 +318,59 @@ fn after_a_confirmation_only_a_clearly_better_new_measurement_goes_first() {
     let r = recommend("s", &space(), &objectives(Direction::Minimize), &trials, 10);
     let order: Vec<i64> = r.recommendations.iter().map(|x| x.config["n"].as_f64().unwrap() as i64).collect();
     assert_eq!(&order[..2], &[8, 3], "a clear improvement goes first, the confirmed leader second: {order:?}");
+}
+
+#[test]
+fn a_pareto_study_recommends_its_front_against_the_baseline() {
+    // Minimize latency, maximize throughput; n=5 is the baseline.
+    let objectives = Objectives {
+        objectives: vec![Objective::new("lat", Direction::Minimize), Objective::new("rps", Direction::Maximize)],
+        constraints: vec![Constraint::parse("err <= 0.1").unwrap()],
+        pareto: true,
+    };
+    let trials = vec![
+        trial(0, 5, &[("lat", 10.0), ("rps", 100.0), ("err", 0.0)]), // baseline
+        trial(1, 1, &[("lat", 4.0), ("rps", 60.0), ("err", 0.0)]),   // fastest, fewer rps
+        trial(2, 3, &[("lat", 6.0), ("rps", 120.0), ("err", 0.0)]),  // beats the baseline in both
+        trial(3, 3, &[("lat", 8.0), ("rps", 120.0), ("err", 0.0)]),  // same config: mean lat 7
+        trial(4, 8, &[("lat", 20.0), ("rps", 200.0), ("err", 0.0)]), // most rps, slow
+        trial(5, 9, &[("lat", 21.0), ("rps", 150.0), ("err", 0.0)]), // dominated by n=8
+        trial(6, 2, &[("lat", 1.0), ("rps", 500.0), ("err", 0.9)]),  // best of all but infeasible
+    ];
+    let r = recommend("s", &space(), &objectives, &trials, 3);
+    assert!(r.recommendations.is_empty(), "no single configuration is best in a Pareto study");
+    let f = r.pareto.as_ref().expect("a front");
+    let n: Vec<i64> = f.pareto_front.iter().map(|p| p.config["n"].as_f64().unwrap() as i64).collect();
+    // Every non-dominated feasible configuration, whatever k is: the knee (n=3) first, then the
+    // best latency (n=1) and the best throughput (n=8).
+    assert_eq!(n, vec![3, 1, 8]);
+    let knee = &f.pareto_front[0];
+    assert!(knee.knee && knee.evaluations == 2);
+    assert_eq!(knee.objectives, vec![7.0, 120.0], "means over evaluations, in the metrics' units");
+    assert_eq!(knee.versus_baseline[0].percent, Some(30.0));
+    assert_eq!(knee.versus_baseline[1].percent, Some(20.0));
+    assert_eq!((knee.better.len(), knee.worse.len()), (2, 0));
+    assert_eq!(f.pareto_front[1].best_for, vec!["lat".to_string()]);
+    assert_eq!(
+        (f.pareto_front[1].better.clone(), f.pareto_front[1].worse.clone()),
+        (vec!["lat".into()], vec!["rps".into()])
+    );
+    assert_eq!(f.baseline_dominated_by, vec![0]);
+    // The reference point: the baseline's or the front's worst, a tenth of the range further.
+    assert_eq!(f.reference_source, "derived");
+    assert!(
+        (f.reference_point[0] - 21.6).abs() < 1e-9 && (f.reference_point[1] - 46.0).abs() < 1e-9,
+        "{:?}",
+        f.reference_point
+    );
+    let hv = crate::pareto::hypervolume(&[&[7.0, -120.0], &[4.0, -60.0], &[20.0, -200.0]], &[21.6, -46.0]);
+    assert!((f.hypervolume - hv).abs() < 1e-9);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["pareto_front"].as_array().unwrap().len(), 3);
+    assert!(json["hypervolume"].is_number() && json["reference_point"].is_array());
+    let table = r.table(&space());
+    assert!(
+        table.contains("front: 3 configurations") && table.contains("knee") && table.contains("best rps"),
+        "{table}"
+    );
 }

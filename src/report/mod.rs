@@ -1,4 +1,5 @@
-//! Reports: plots of a study (convergence, parameter importance) and of
+//! Reports: plots of a study (convergence, parameter importance; a Pareto study's front and
+//! hypervolume) and of
 //! telemetry (a recorded series with its flags, a forecast), written as SVG
 //! or PNG (chosen by the file's extension).
 //!
@@ -14,11 +15,13 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 
 mod convergence;
+mod front;
 mod importance;
 #[cfg(feature = "forecast")]
 mod series;
 
 pub use convergence::{BaselineLevel, Convergence, ConvergencePoint, convergence_plot};
+pub use front::{FrontData, front_plot, hypervolume_history, hypervolume_plot};
 pub use importance::importance_plot;
 #[cfg(feature = "forecast")]
 pub use series::{forecast_plot, telemetry_plot};

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 fn objectives(direction: Direction) -> Objectives {
     Objectives {
-        objectives: vec![Objective { metric: "latency_ms".into(), direction, weight: 1.0 }],
+        objectives: vec![Objective::new("latency_ms", direction)],
         constraints: vec![Constraint::parse("err <= 0.1").unwrap()],
+        pareto: false,
     }
 }
 
@@ -246,4 +247,61 @@ fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn a_front_is_drawn_and_its_hypervolume_grows_to_the_fronts() {
+    let objectives = Objectives {
+        objectives: vec![
+            Objective::new("latency_ms", Direction::Minimize),
+            Objective::new("cost", Direction::Minimize),
+        ],
+        constraints: vec![],
+        pareto: true,
+    };
+    let pairs = [(5.0, 5.0), (3.0, 4.0), (4.0, 2.0), (1.0, 6.0), (6.0, 1.0), (4.5, 4.5)];
+    let trials: Vec<Trial> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, &(l, c))| Trial {
+            metrics: [("latency_ms".to_string(), l), ("cost".to_string(), c)].into(),
+            ..trial(i as u64, TrialState::Complete, 0.0, 0.0)
+        })
+        .collect();
+    let reference = [7.0, 7.0];
+    let history = hypervolume_history(&objectives, &trials, &reference);
+    assert_eq!(history.first(), Some(&(0, 4.0)));
+    assert!(history.windows(2).all(|w| w[1].1 >= w[0].1), "{history:?}");
+    let front: Vec<&[f64]> = vec![&[3.0, 4.0], &[4.0, 2.0], &[1.0, 6.0], &[6.0, 1.0]];
+    assert_eq!(history.last().map(|h| (h.0, h.1)), Some((5, crate::pareto::hypervolume(&front, &reference))));
+
+    let data = FrontData {
+        names: vec!["latency_ms".into(), "cost".into()],
+        trials: pairs.iter().map(|&(l, c)| vec![l, c]).collect(),
+        front: front.iter().map(|p| p.to_vec()).collect(),
+        knee: Some(0),
+        baseline: Some(vec![5.0, 5.0]),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("front.svg");
+    front_plot(&path, "a front", &data).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    for text in ["a front", "latency_ms", "cost", "knee", "baseline", "front (4 configurations)"] {
+        assert!(svg.contains(text), "{text} missing from the plot");
+    }
+    // Three objectives: a scatter matrix, one panel per pair, each objective's name on the diagonal.
+    let three = FrontData {
+        names: vec!["a".into(), "b".into(), "c".into()],
+        trials: vec![vec![1.0, 2.0, 3.0]],
+        front: vec![vec![1.0, 2.0, 3.0], vec![2.0, 1.0, 3.0]],
+        knee: None,
+        baseline: None,
+    };
+    front_plot(&path, "three", &three).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.contains(">\na\n<") && svg.contains(">\nc\n<") && svg.contains("front (2 configurations)"));
+    // Nothing to draw is an error saying so.
+    let empty = FrontData { front: vec![], ..three };
+    assert!(front_plot(&path, "t", &empty).unwrap_err().to_string().contains("no front plot"));
+    assert!(hypervolume_plot(&dir.path().join("h.svg"), "t", &history[..1]).is_err());
 }

@@ -206,7 +206,8 @@ pub struct Progress {
     pub pruned: u64,
     /// Enqueued configurations not handed out yet.
     pub queued: u64,
-    /// The best feasible complete trial so far.
+    /// The best feasible complete trial so far (none in a Pareto study: see its
+    /// recommendations for the front).
     pub best: Option<Best>,
 }
 
@@ -247,8 +248,9 @@ fn study_view(storage: &Arc<dyn Storage>, shared: &SharedStudy) -> Result<StudyV
     let (trials, complete, failed, running) =
         counts.map_or((0, 0, 0, 0), |c| (c.trials, c.complete, c.failed, c.running));
     let mut best: Option<(f64, Trial)> = None;
+    // A Pareto study has no best: its front is in the recommendations.
     each_trial(storage, &spec.name, Some(StateFilter::Complete), |t| {
-        if let Ok(o) = spec.objectives.score(&t.metrics)
+        if let Some(o) = spec.objectives.score(&t.metrics).ok().filter(|_| !spec.objectives.pareto)
             && o.feasible()
             && best.as_ref().is_none_or(|(b, _)| o.score < *b)
         {

@@ -12,6 +12,7 @@ use super::{Checked, KEYS, Spec};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::eval::EvaluatorSpec;
 use crate::objective::Objectives;
+use crate::optim::registry;
 use crate::space::{Space, parse_space};
 use crate::yaml;
 
@@ -78,6 +79,21 @@ impl SpecFile {
         let optimizer = parse_optimizer(yaml::get(m, "optimizer"), &mut p);
         let evaluator = check_evaluator(m, space.as_ref(), objectives.as_ref(), &mut p);
         let budget = parse_budget(yaml::get(m, "budget"), &mut p);
+        // Read again here so that these are reported with the objectives' own problems.
+        let pareto = yaml::get(m, "pareto").and_then(|v| v.as_bool()).unwrap_or(false);
+        if let Some(Err(e)) = optimizer.as_ref().filter(|_| pareto).map(|o| registry::check_objectives(&o.name, 2)) {
+            p.push(Problem::new("optimizer.name", e));
+        }
+        if let Some(b) = &budget
+            && pareto
+            && b.target.is_some()
+        {
+            p.push(Problem::new(
+                "budget.target",
+                "a Pareto study has no single value to reach; stop it by trials, time or patience (trials \
+                 without a new point on the front)",
+            ));
+        }
         let parallelism = check_parallelism(m, &mut p);
         let storage = yaml::get(m, "storage").and_then(|v| yaml::as_str(v, "storage", &mut p)).map(str::to_string);
         let output = yaml::get(m, "output").and_then(|v| yaml::as_str(v, "output", &mut p)).map(str::to_string);

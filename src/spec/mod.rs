@@ -32,6 +32,7 @@ const KEYS: &[&str] = &[
     "seed",
     "space",
     "objectives",
+    "pareto",
     "constraints",
     "optimizer",
     "evaluator",
@@ -212,6 +213,9 @@ impl Spec {
         let mut p = optim::Problem::new(self.space.dims(), self.seed);
         p.budget = Some(self.budget.trials);
         p.parallelism = self.parallelism;
+        if self.objectives.pareto {
+            p.objectives = self.objectives.objectives.len();
+        }
         p
     }
 

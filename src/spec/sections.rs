@@ -15,6 +15,8 @@ use crate::yaml::{self, join};
 pub(super) fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) -> Option<Objectives> {
     let before = p.len();
     let mut out = Objectives::default();
+    let pareto = yaml::get(m, "pareto").and_then(|v| yaml::as_bool(v, "pareto", p)).unwrap_or(false);
+    out.pareto = pareto;
     if let Some(list) = yaml::get(m, "objectives").and_then(|v| yaml::sequence(v, "objectives", p)) {
         if list.is_empty() {
             p.push(Problem::new("objectives", "is empty; give at least one metric to minimize or maximize"));
@@ -24,11 +26,11 @@ pub(super) fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) ->
             let path = format!("objectives[{i}]");
             // Shorthand: `- latency_ms` means minimize it.
             if let Yaml::String(s) = item {
-                out.objectives.push(Objective { metric: s.clone(), direction: Direction::Minimize, weight: 1.0 });
+                out.objectives.push(Objective::new(s.clone(), Direction::Minimize));
                 continue;
             }
             let Some(o) = yaml::mapping(item, &path, p) else { continue };
-            yaml::check_keys(o, &path, &["metric", "direction", "weight"], p);
+            yaml::check_keys(o, &path, &["metric", "direction", "weight", "reference"], p);
             let metric = match yaml::get(o, "metric") {
                 Some(v) => yaml::as_str(v, &join(&path, "metric"), p).map(str::to_string),
                 None => {
@@ -48,6 +50,14 @@ pub(super) fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) ->
             };
             let weight = match yaml::get(o, "weight").map(|v| yaml::as_f64(v, &join(&path, "weight"), p)) {
                 None => Some(1.0),
+                Some(Some(_)) if pareto => {
+                    p.push(Problem::new(
+                        join(&path, "weight"),
+                        "a Pareto study (`pareto: true`) weighs no objective: it finds the trade-offs \
+                         instead; remove `weight`, or `pareto` for a weighted sum",
+                    ));
+                    None
+                }
                 Some(Some(w)) if w > 0.0 => Some(w),
                 Some(Some(w)) => {
                     p.push(Problem::new(
@@ -58,11 +68,25 @@ pub(super) fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) ->
                 }
                 Some(None) => None,
             };
-            if let (Some(metric), Some(direction), Some(weight)) = (metric, direction, weight) {
+            let reference = match yaml::get(o, "reference").map(|v| yaml::as_f64(v, &join(&path, "reference"), p)) {
+                None => Some(None),
+                Some(Some(_)) if !pareto => {
+                    p.push(Problem::new(
+                        join(&path, "reference"),
+                        "is the hypervolume's reference point of a Pareto study; add `pareto: true` or remove it",
+                    ));
+                    None
+                }
+                Some(Some(r)) => Some(Some(r)),
+                Some(None) => None,
+            };
+            if let (Some(metric), Some(direction), Some(weight), Some(reference)) =
+                (metric, direction, weight, reference)
+            {
                 if out.objectives.iter().any(|x| x.metric == metric) {
                     p.push(Problem::new(join(&path, "metric"), format!("`{metric}` is listed twice")));
                 }
-                out.objectives.push(Objective { metric, direction, weight });
+                out.objectives.push(Objective { metric, direction, weight, reference });
             }
         }
     }
@@ -93,6 +117,15 @@ pub(super) fn parse_objectives(m: &serde_yaml::Mapping, p: &mut Vec<Problem>) ->
                 _ => p.push(Problem::new(path, "must be a string like `p99_latency_ms <= 50` or {metric, max|min}")),
             }
         }
+    }
+    if pareto && p.len() == before && out.objectives.len() < 2 {
+        p.push(Problem::new(
+            "pareto",
+            format!(
+                "Pareto search needs two or more objectives (the spec has {}); list them under `objectives`",
+                out.objectives.len()
+            ),
+        ));
     }
     (p.len() == before).then_some(out)
 }

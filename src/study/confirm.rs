@@ -148,7 +148,9 @@ impl<'a> Plan<'a> {
             ConfirmWhen::Always => true,
             ConfirmWhen::Auto => !self.deterministic,
         };
-        if !on {
+        // A Pareto study's front is not re-measured yet: its confirmation compares every
+        // objective, which the rounds below do not.
+        if !on || self.objectives.pareto {
             return 0;
         }
         let round = c.top as u64 + u64::from(self.space.baseline().is_some());
@@ -208,6 +210,9 @@ fn paired_better(rounds: &[BTreeMap<String, f64>], a: &str, b: &str) -> Option<f
 /// trials it may still take.
 pub fn next_round(plan: &Plan, trials: &[Trial], budget_left: u64) -> Next {
     let settings = plan.settings;
+    if plan.objectives.pareto {
+        return Next::Done(ConfirmStop::NothingToConfirm);
+    }
     let phase = current_phase(trials);
     if !phase.is_empty() && deterministic(plan.objectives, trials) {
         return Next::Done(ConfirmStop::Deterministic);

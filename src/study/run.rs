@@ -111,6 +111,9 @@ pub struct RunReport {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Tally {
     best: Option<(f64, u64)>,
+    /// In a Pareto study, the objective vectors of the feasible trials no other beats (the
+    /// front so far): a trial that joins it is what resets `patience` there.
+    front: Vec<Vec<f64>>,
     since_improvement: u64,
     consecutive_failures: u64,
     last_failure: String,
@@ -122,12 +125,24 @@ impl Tally {
     /// Add one finished trial.
     fn count(&mut self, objectives: &Objectives, t: &Trial) {
         self.finished += 1;
-        match outcome(objectives, t).filter(|o| o.feasible()) {
-            Some(o) if self.best.is_none_or(|(b, _)| o.score < b) => {
-                self.best = Some((o.score, t.number));
-                self.since_improvement = 0;
+        if objectives.pareto {
+            let joins = match outcome(objectives, t).filter(|o| o.feasible()) {
+                Some(_) => objectives
+                    .signed_values(&t.metrics)
+                    .ok()
+                    .filter(|v| !self.front.iter().any(|f| f == v || crate::pareto::dominates(f, v))),
+                None => None,
+            };
+            match joins {
+                Some(v) => {
+                    self.front.retain(|f| !crate::pareto::dominates(&v, f));
+                    self.front.push(v);
+                    self.since_improvement = 0;
+                }
+                None => self.since_improvement += 1,
             }
-            _ => self.since_improvement += 1,
+        } else {
+            self.count_best(objectives, t);
         }
         match &t.state {
             TrialState::Failed { reason } => {
@@ -135,6 +150,17 @@ impl Tally {
                 self.last_failure = reason.clone();
             }
             _ => self.consecutive_failures = 0,
+        }
+    }
+
+    /// A single-objective study's best so far.
+    fn count_best(&mut self, objectives: &Objectives, t: &Trial) {
+        match outcome(objectives, t).filter(|o| o.feasible()) {
+            Some(o) if self.best.is_none_or(|(b, _)| o.score < b) => {
+                self.best = Some((o.score, t.number));
+                self.since_improvement = 0;
+            }
+            _ => self.since_improvement += 1,
         }
     }
 }
@@ -162,6 +188,10 @@ pub(crate) fn observed(
             violation: o.violation,
             gradient,
             slacks: objectives.slacks(&t.metrics).unwrap_or_default(),
+            objectives: match objectives.pareto {
+                true => objectives.signed_values(&t.metrics).unwrap_or_default(),
+                false => Vec::new(),
+            },
         },
         None => Observed::failed(ticket, t.x.clone()),
     }

@@ -25,14 +25,15 @@
 //! assert!(best < 3.0, "{best} at {params:?}");
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use super::confirm::{ConfirmStop, Next, Plan, next_round};
+use super::observed;
 use crate::error::{Error, Result};
 use crate::objective::{Direction, Objective, Objectives};
-use crate::optim::{self, Observed, Optimizer, OptimizerOptions, OptimizerSpec, Problem};
+use crate::optim::{self, Optimizer, OptimizerOptions, OptimizerSpec, Problem};
 use crate::recommend::{Recommendations, Recommender};
 use crate::space::{Config, Space};
 use crate::spec::Confirm;
@@ -61,6 +62,11 @@ pub struct SessionOptions {
     /// The caller's measurements are exact (the same configuration always gives the same
     /// value): no confirmation under `auto`, no noise in the recommendations.
     pub deterministic: bool,
+    /// Two or more objectives make a Pareto session: results are told as one value per
+    /// objective ([`Session::tell_vectors`]) and [`Session::recommend`] gives the front
+    /// (`maximize` then does not apply: each objective has its direction). Empty (the
+    /// default): one objective, the metric `value`.
+    pub objectives: Vec<Objective>,
 }
 
 impl Default for SessionOptions {
@@ -73,6 +79,7 @@ impl Default for SessionOptions {
             options: Default::default(),
             confirm: Confirm::default(),
             deterministic: false,
+            objectives: Vec::new(),
         }
     }
 }
@@ -140,17 +147,24 @@ impl Session {
         let mut problem = Problem::new(space.dims(), options.seed);
         problem.budget = options.budget;
         problem.parallelism = options.parallelism.max(1);
-        let optimizer = optim::build(&spec, &problem)?;
         let direction = if options.maximize { Direction::Maximize } else { Direction::Minimize };
-        let objectives = Objectives {
-            objectives: vec![Objective { metric: "value".into(), direction, weight: 1.0 }],
-            constraints: vec![],
+        let objectives = match options.objectives.len() {
+            0 => {
+                Objectives { objectives: vec![Objective::new("value", direction)], constraints: vec![], pareto: false }
+            }
+            1 => Objectives { objectives: options.objectives, constraints: vec![], pareto: false },
+            m => {
+                problem.objectives = m;
+                Objectives { objectives: options.objectives, constraints: vec![], pareto: true }
+            }
         };
+        let optimizer = optim::build(&spec, &problem)?;
+        let maximize = !objectives.pareto && objectives.objectives[0].direction == Direction::Maximize;
         let mut session = Session {
             space,
             objectives,
+            maximize,
             optimizer,
-            maximize: options.maximize,
             budget: options.budget,
             confirm: options.confirm,
             deterministic: options.deterministic,
@@ -299,50 +313,125 @@ impl Session {
     }
 
     /// Tell several results at once (the optimizer sees them together).
-    /// Refused as a whole, telling nothing, when an id is not pending.
+    /// Refused as a whole, telling nothing, when an id is not pending, or in a Pareto session
+    /// (which [`Session::tell_vectors`] tells).
     pub fn tell_many(&mut self, results: &[(u64, Option<f64>)]) -> Result<()> {
+        if self.objectives.pareto {
+            return Err(Error::Config(format!(
+                "tell: this session has {} objectives; tell one value per objective",
+                self.objectives.objectives.len()
+            )));
+        }
+        let metric = self.objectives.objectives[0].metric.clone();
+        let told: Vec<(u64, Option<BTreeMap<String, f64>>)> = results
+            .iter()
+            .map(|&(id, v)| (id, v.filter(|v| v.is_finite()).map(|v| [(metric.clone(), v)].into())))
+            .collect();
+        self.record(&told)
+    }
+
+    /// Tell results of a Pareto session: one value per objective, in the order of
+    /// [`SessionOptions::objectives`] (`None`, or a non-finite value: the evaluation failed).
+    /// Refused as a whole, telling nothing, when an id is not pending or a vector has another
+    /// length.
+    pub fn tell_vectors(&mut self, results: &[(u64, Option<Vec<f64>>)]) -> Result<()> {
+        let names: Vec<String> = self.objectives.objectives.iter().map(|o| o.metric.clone()).collect();
+        let mut told = Vec::with_capacity(results.len());
+        for (id, values) in results {
+            let metrics = match values {
+                Some(v) if v.len() != names.len() => {
+                    return Err(Error::Config(format!(
+                        "tell: id {id} has {} values; this session has {} objectives ({})",
+                        v.len(),
+                        names.len(),
+                        names.join(", ")
+                    )));
+                }
+                Some(v) if v.iter().all(|x| x.is_finite()) => {
+                    Some(names.iter().cloned().zip(v.iter().copied()).collect())
+                }
+                _ => None,
+            };
+            told.push((*id, metrics));
+        }
+        self.record(&told)
+    }
+
+    /// Record told metrics (`None`: failed) as trials and tell the optimizer.
+    fn record(&mut self, results: &[(u64, Option<BTreeMap<String, f64>>)]) -> Result<()> {
         for (i, (id, _)) in results.iter().enumerate() {
             if !self.pending.contains_key(id) || results[..i].iter().any(|(j, _)| j == id) {
                 return Err(Error::Config(format!("tell: id {id} is not pending (never asked, or told already)")));
             }
         }
         let mut obs = Vec::with_capacity(results.len());
-        for &(id, value) in results {
-            let Some(Asked { x, config, ticket, baseline, confirm, round }) = self.pending.remove(&id) else {
+        for (id, metrics) in results {
+            let Some(Asked { x, config, ticket, baseline, confirm, round }) = self.pending.remove(id) else {
                 continue;
             };
-            let (state, metrics) = match value.filter(|v| v.is_finite()) {
-                Some(v) => (TrialState::Complete, [("value".to_string(), v)].into()),
+            let (state, metrics) = match metrics {
+                Some(m) => (TrialState::Complete, m.clone()),
                 None => (TrialState::Failed { reason: "told as failed".into() }, Default::default()),
             };
-            self.told.push(Trial {
-                number: id,
+            let trial = Trial {
+                number: *id,
                 batch: round,
                 ticket,
-                x: x.clone(),
-                config: config.clone(),
+                x,
+                config,
                 state,
                 metrics,
                 elapsed_s: None,
                 epoch: 0,
                 baseline,
                 confirm,
-            });
-            match value.filter(|v| v.is_finite()) {
-                Some(v) => {
-                    let v = if self.maximize { -v } else { v };
-                    if self.best.as_ref().is_none_or(|(b, _)| v < *b) {
-                        self.best = Some((v, config.clone()));
-                    }
-                    obs.push(Observed::ok(ticket, x, v));
-                }
-                None => obs.push(Observed::failed(ticket, x)),
+            };
+            let o = observed(&self.objectives, &trial, ticket, None);
+            if let Some(v) = o.value.filter(|_| !self.objectives.pareto)
+                && self.best.as_ref().is_none_or(|(b, _)| v < *b)
+            {
+                self.best = Some((v, trial.config.clone()));
             }
+            obs.push(o);
+            self.told.push(trial);
         }
         self.optimizer.tell(&obs)
     }
 
-    /// The best value told so far (in the caller's sign) and its configuration.
+    /// How many objectives results carry (1, or two and more in a Pareto session).
+    pub fn objectives(&self) -> usize {
+        self.objectives.objectives.len()
+    }
+
+    /// Every configuration told so far that no other told one beats in every objective, with
+    /// its values (in the caller's signs, the objectives' order), in the order told. A
+    /// configuration told several times counts with its first measurement here (see
+    /// [`Session::recommend`] for the means).
+    pub fn front(&self) -> Vec<(Vec<f64>, &Config)> {
+        let told: Vec<(&Trial, Vec<f64>)> = self
+            .told
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .filter_map(|t| Some((t, self.objectives.signed_values(&t.metrics).ok()?)))
+            .collect();
+        let members: Vec<crate::pareto::Member> =
+            told.iter().map(|(_, v)| crate::pareto::Member::feasible(v)).collect();
+        let mut seen: Vec<&Config> = Vec::new();
+        let mut out = Vec::new();
+        for i in crate::pareto::non_dominated(&members) {
+            let (t, v) = &told[i];
+            if seen.contains(&&t.config) {
+                continue;
+            }
+            seen.push(&t.config);
+            let values = v.iter().zip(&self.objectives.objectives).map(|(x, o)| o.signed(*x)).collect();
+            out.push((values, &t.config));
+        }
+        out
+    }
+
+    /// The best value told so far (in the caller's sign) and its configuration; `None` in a
+    /// Pareto session (see [`Session::recommend`] for its front).
     pub fn best(&self) -> Option<(f64, &Config)> {
         self.best.as_ref().map(|(v, c)| (if self.maximize { -v } else { *v }, c))
     }

@@ -330,7 +330,8 @@ fn test_function_gradients_match_finite_differences() {
                 _ => x.to_vec(),
             };
             let Some(g) = f.gradient(&x) else {
-                assert_eq!(f, Function::MixedService);
+                // Only mixed_service and the multi-objective functions have none.
+                assert!(f == Function::MixedService || f.metrics().len() > 1, "{f:?} has no gradient");
                 continue;
             };
             let value = |x: &[f64]| {

@@ -15,6 +15,7 @@ mod forecast;
 mod gradient;
 mod optimizers;
 mod orphans;
+mod pareto;
 mod pg;
 mod pgbench;
 mod recommend;

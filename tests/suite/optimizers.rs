@@ -32,7 +32,7 @@ macro_rules! suite {
 }
 
 suite! {
-    optimizers: [random, sobol, genetic, cmaes, swarm, annealing, bayes, gradient, auto],
+    optimizers: [random, sobol, genetic, cmaes, swarm, annealing, bayes, gradient, nsga2, nsga3, parego, auto],
     properties: [
         stays_in_bounds_and_respects_dims,
         deterministic_under_a_seed,
@@ -75,7 +75,7 @@ fn build(name: &str, dims: Vec<Dim>, seed: u64, budget: u64) -> Box<dyn Optimize
 /// they are held to the same standard on a budget of at most 80 (random
 /// search gets the same budget in every comparison).
 fn scaled(name: &str, budget: usize) -> usize {
-    if matches!(name, "bayes" | "auto") { budget.min(80) } else { budget }
+    if matches!(name, "bayes" | "parego" | "auto") { budget.min(80) } else { budget }
 }
 
 fn continuous(d: usize) -> Vec<Dim> {
@@ -248,6 +248,7 @@ fn accepts_foreign_points_and_infeasible_results(name: &str) {
             violation: i as f64,
             gradient: None,
             slacks: Vec::new(),
+            objectives: Vec::new(),
         })
         .collect();
     opt.tell(&told).expect("tell infeasible");

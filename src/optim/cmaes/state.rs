@@ -41,6 +41,7 @@ impl Told {
             violation: self.violation,
             gradient: None,
             slacks: Vec::new(),
+            objectives: Vec::new(),
         }
     }
     /// The value when feasible.

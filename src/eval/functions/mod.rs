@@ -1,6 +1,7 @@
 //! Test functions: the classic continuous benchmarks and `mixed_service`,
 //! exactly as the peer harness defines them (`bench/peers/functions.py`),
-//! so that knobs and its peers are measured on the same work.
+//! so that knobs and its peers are measured on the same work; and the
+//! multi-objective ZDT1-3 and DTLZ2 ([`pareto`]), which report `f1`, `f2` (, `f3`).
 //!
 //! Continuous functions read the space's parameters in declaration order as
 //! `x0..x{d-1}`. `mixed_service` reads `pool_size`, `cache_ttl_s`,
@@ -14,10 +15,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{EvalContext, EvalError, Evaluator, Measurement};
+
+pub mod pareto;
 use crate::error::{Error, Problem, Problems, Result};
 use crate::space::{Config, Domain, Param, Space, Value};
 
-/// The one metric a test function reports.
+/// The one metric a single-objective test function reports.
 pub const METRIC: &str = "value";
 
 /// The `evaluator:` section for a test function:
@@ -50,6 +53,14 @@ pub enum Function {
     StyblinskiTang,
     /// A service-like function of named parameters of mixed types.
     MixedService,
+    /// ZDT1: two objectives, convex front (two dimensions or more, in `[0, 1]`).
+    Zdt1,
+    /// ZDT2: two objectives, concave front.
+    Zdt2,
+    /// ZDT3: two objectives, disconnected front.
+    Zdt3,
+    /// DTLZ2: three objectives, spherical front (three dimensions or more, in `[0, 1]`).
+    Dtlz2,
 }
 
 /// How many parameters a continuous function takes.
@@ -61,7 +72,7 @@ enum Arity {
 
 impl Function {
     /// Every function, in the order of [`Function::names`].
-    pub const ALL: [Function; 7] = [
+    pub const ALL: [Function; 11] = [
         Function::Branin,
         Function::Hartmann6,
         Function::Ackley,
@@ -69,6 +80,10 @@ impl Function {
         Function::Rastrigin,
         Function::StyblinskiTang,
         Function::MixedService,
+        Function::Zdt1,
+        Function::Zdt2,
+        Function::Zdt3,
+        Function::Dtlz2,
     ];
 
     /// The name used in a spec.
@@ -81,7 +96,25 @@ impl Function {
             Function::Rastrigin => "rastrigin",
             Function::StyblinskiTang => "styblinski_tang",
             Function::MixedService => "mixed_service",
+            Function::Zdt1 => "zdt1",
+            Function::Zdt2 => "zdt2",
+            Function::Zdt3 => "zdt3",
+            Function::Dtlz2 => "dtlz2",
         }
+    }
+
+    /// The metrics it reports: `value`, or `f1`, `f2` (, `f3`) for the multi-objective ones.
+    pub fn metrics(self) -> &'static [&'static str] {
+        match self {
+            Function::Zdt1 | Function::Zdt2 | Function::Zdt3 => &pareto::METRICS[..2],
+            Function::Dtlz2 => &pareto::METRICS[..],
+            _ => std::slice::from_ref(&METRIC),
+        }
+    }
+
+    /// Whether its variables must lie in `[0, 1]` (the multi-objective functions').
+    fn unit_box(self) -> bool {
+        self.metrics().len() > 1
     }
 
     /// The function with this name in a spec.
@@ -100,14 +133,20 @@ impl Function {
             Function::Branin => Some(Arity::Exactly(2)),
             Function::Hartmann6 => Some(Arity::Exactly(6)),
             Function::Ackley | Function::Rastrigin | Function::StyblinskiTang => Some(Arity::AtLeast(1)),
-            Function::Rosenbrock => Some(Arity::AtLeast(2)),
+            Function::Rosenbrock | Function::Zdt1 | Function::Zdt2 | Function::Zdt3 => Some(Arity::AtLeast(2)),
+            Function::Dtlz2 => Some(Arity::AtLeast(3)),
             Function::MixedService => None,
         }
     }
 
-    /// Evaluate a continuous function (`None` for `mixed_service`).
-    fn continuous(self, x: &[f64]) -> Option<f64> {
-        Some(match self {
+    /// Evaluate a continuous function: one value per metric ([`Function::metrics`]); `None`
+    /// for `mixed_service`.
+    fn continuous(self, x: &[f64]) -> Option<Vec<f64>> {
+        Some(vec![match self {
+            Function::Zdt1 => return Some(pareto::zdt1(x).to_vec()),
+            Function::Zdt2 => return Some(pareto::zdt2(x).to_vec()),
+            Function::Zdt3 => return Some(pareto::zdt3(x).to_vec()),
+            Function::Dtlz2 => return Some(pareto::dtlz2(x).to_vec()),
             Function::Branin => branin(x),
             Function::Hartmann6 => hartmann6(x),
             Function::Ackley => ackley(x),
@@ -115,10 +154,11 @@ impl Function {
             Function::Rastrigin => rastrigin(x),
             Function::StyblinskiTang => styblinski_tang(x),
             Function::MixedService => return None,
-        })
+        }])
     }
 
-    /// The analytic gradient of a continuous function (`None` for `mixed_service`).
+    /// The analytic gradient of a single-objective continuous function (`None` for
+    /// `mixed_service` and the multi-objective ones).
     pub fn gradient(self, x: &[f64]) -> Option<Vec<f64>> {
         Some(match self {
             Function::Branin => branin_gradient(x),
@@ -127,7 +167,7 @@ impl Function {
             Function::Rosenbrock => rosenbrock_gradient(x),
             Function::Rastrigin => x.iter().map(|v| 2.0 * v + 20.0 * PI * (2.0 * PI * v).sin()).collect(),
             Function::StyblinskiTang => x.iter().map(|v| 2.0 * v * v * v - 16.0 * v + 2.5).collect(),
-            Function::MixedService => return None,
+            Function::MixedService | Function::Zdt1 | Function::Zdt2 | Function::Zdt3 | Function::Dtlz2 => return None,
         })
     }
 }
@@ -478,10 +518,15 @@ impl FunctionSpec {
             Some(arity) => check_continuous(name, arity, space, problems),
             None => check_mixed_service(space, problems),
         }
-        if self.gradients && function.arity().is_none() {
+        if function.unit_box() {
+            check_unit_box(name, space, problems);
+        }
+        if self.gradients && (function.arity().is_none() || function.unit_box()) {
             problems.push(Problem::new(
                 "evaluator.gradients",
-                format!("function `{name}` has no analytic gradient; only the continuous functions do"),
+                format!(
+                    "function `{name}` has no analytic gradient; only the single-objective continuous functions do"
+                ),
             ));
         }
     }
@@ -518,6 +563,26 @@ fn check_continuous(name: &str, arity: Arity, space: &Space, problems: &mut Vec<
                 PATH,
                 format!(
                     "function `{name}` needs every parameter in every configuration; `{}` is conditional (`when`)",
+                    p.name
+                ),
+            ));
+        }
+    }
+}
+
+/// The multi-objective functions are defined on `[0, 1]` in every variable.
+fn check_unit_box(name: &str, space: &Space, problems: &mut Vec<Problem>) {
+    for p in &space.params {
+        let (low, high) = match p.domain {
+            Domain::Float { low, high, .. } => (low, high),
+            Domain::Int { low, high, .. } => (low as f64, high as f64),
+            _ => continue,
+        };
+        if low < 0.0 || high > 1.0 {
+            problems.push(Problem::new(
+                PATH,
+                format!(
+                    "function `{name}` is defined on [0, 1] in every variable; `{}` allows [{low}, {high}]",
                     p.name
                 ),
             ));
@@ -587,6 +652,9 @@ fn check_mixed_service(space: &Space, problems: &mut Vec<Problem>) {
     }
 }
 
+/// A gradient by parameter name.
+type Gradient = BTreeMap<String, f64>;
+
 /// Evaluates one [`Function`] over a checked space.
 #[derive(Debug, Clone)]
 pub struct FunctionEvaluator {
@@ -618,8 +686,9 @@ impl FunctionEvaluator {
         self.function
     }
 
-    /// The value, and the gradient (parameter → derivative) when asked for one.
-    fn value(&self, config: &Config) -> Result<(f64, Option<BTreeMap<String, f64>>), EvalError> {
+    /// The value of each metric ([`Function::metrics`]), and the gradient (parameter →
+    /// derivative) when asked for one.
+    fn value(&self, config: &Config) -> Result<(Vec<f64>, Option<Gradient>), EvalError> {
         let get =
             |name: &str| config.get(name).ok_or_else(|| EvalError::Invalid(format!("parameter `{name}` is missing")));
         let not =
@@ -662,7 +731,7 @@ impl FunctionEvaluator {
                     MS_CACHE_TTL_S.1.to_string(),
                 ));
             }
-            return Ok((mixed_service(c, t, g, k), None));
+            return Ok((vec![mixed_service(c, t, g, k)], None));
         }
         let x = self
             .params
@@ -674,18 +743,19 @@ impl FunctionEvaluator {
             .collect::<Result<Vec<f64>, EvalError>>()?;
         let gradient = if self.gradients { self.function.gradient(&x) } else { None };
         let gradient = gradient.map(|g| self.params.iter().cloned().zip(g).collect());
-        Ok((self.function.continuous(&x).unwrap_or(f64::NAN), gradient))
+        Ok((self.function.continuous(&x).unwrap_or_else(|| vec![f64::NAN]), gradient))
     }
 }
 
 impl Evaluator for FunctionEvaluator {
     fn evaluate(&self, config: &Config, _ctx: &EvalContext) -> Result<Measurement, EvalError> {
         let start = Instant::now();
-        let (value, gradient) = self.value(config)?;
-        if !value.is_finite() {
-            return Err(EvalError::Invalid(format!("{} evaluated to {value}", self.function.name())));
+        let (values, gradient) = self.value(config)?;
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(EvalError::Invalid(format!("{} evaluated to {bad}", self.function.name())));
         }
-        let mut m = Measurement::new([(METRIC.to_string(), value)].into(), start.elapsed());
+        let metrics = self.function.metrics().iter().map(|m| m.to_string()).zip(values).collect();
+        let mut m = Measurement::new(metrics, start.elapsed());
         if let Some(g) = gradient.filter(|g| g.values().all(|v| v.is_finite())) {
             m.gradients.insert(METRIC.to_string(), g);
         }
@@ -693,7 +763,7 @@ impl Evaluator for FunctionEvaluator {
     }
 
     fn metrics(&self) -> Vec<String> {
-        vec![METRIC.to_string()]
+        self.function.metrics().iter().map(|m| m.to_string()).collect()
     }
 
     fn deterministic(&self) -> bool {
