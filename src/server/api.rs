@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ErrorBody, JsonBody, whole_number};
+use super::errors::{ApiError, ApiPath, ErrorBody, JsonBody, whole_number};
 use super::openapi::BearerAuth;
 use super::{AppState, MAX_ASK, MAX_PAGE};
 use crate::error::Error;
@@ -398,7 +398,10 @@ async fn list_studies(State(state): State<Arc<AppState>>) -> Result<Json<StudyLi
 /// The study's spec and progress: trials by state, the best value, the budget.
 #[utoipa::path(get, path = "/v1/studies/{name}", params(("name" = String, Path, description = "study name")),
     responses((status = 200, body = StudyView), (status = 404, body = ErrorBody)))]
-async fn get_study(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<StudyView>, ApiError> {
+async fn get_study(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<StudyView>, ApiError> {
     let storage = state.storage()?;
     blocking(move || {
         let shared = state.study(&storage, &name)?;
@@ -412,7 +415,7 @@ async fn get_study(State(state): State<Arc<AppState>>, Path(name): Path<String>)
     responses((status = 200, body = StudyView), (status = 404, body = ErrorBody)))]
 async fn close_study(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<StudyView>, ApiError> {
     let storage = state.storage()?;
     blocking(move || {
@@ -477,7 +480,7 @@ pub struct AskedTrial {
 ))]
 async fn ask(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(req): JsonBody<AskRequest>,
 ) -> Result<Json<AskResponse>, ApiError> {
     if req.n == 0 || req.n > MAX_ASK {
@@ -568,7 +571,7 @@ fn trial_number(number: &str) -> Result<u64, ApiError> {
 ))]
 async fn tell(
     State(state): State<Arc<AppState>>,
-    Path((name, number)): Path<(String, String)>,
+    ApiPath((name, number)): ApiPath<(String, String)>,
     JsonBody(req): JsonBody<TellRequest>,
 ) -> Result<Json<Ack>, ApiError> {
     let number = trial_number(&number)?;
@@ -610,7 +613,7 @@ async fn tell(
 ))]
 async fn heartbeat(
     State(state): State<Arc<AppState>>,
-    Path((name, number)): Path<(String, String)>,
+    ApiPath((name, number)): ApiPath<(String, String)>,
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Json<Ack>, ApiError> {
     let number = trial_number(&number)?;
@@ -648,7 +651,7 @@ pub struct EnqueueResponse {
 ))]
 async fn enqueue(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> Result<(StatusCode, Json<EnqueueResponse>), ApiError> {
     let storage = state.storage()?;
@@ -734,7 +737,7 @@ pub struct TrialsPage {
     responses((status = 200, body = TrialsPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_trials(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     query: Result<Query<TrialsQuery>, QueryRejection>,
 ) -> Result<Json<TrialsPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("(query)", e.body_text()))?;
@@ -774,7 +777,7 @@ pub struct RecommendationsQuery {
     responses((status = 200, description = "as `knobs recommend --json`", body = Object), (status = 404, body = ErrorBody)))]
 async fn recommendations(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     query: Result<Query<RecommendationsQuery>, QueryRejection>,
 ) -> Result<Json<JsonValue>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("(query)", e.body_text()))?;

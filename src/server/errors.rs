@@ -2,8 +2,9 @@
 //! status that says what happened.
 
 use axum::Json;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -115,6 +116,25 @@ where
             ));
         }
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// The path's parameters (axum's `Path`), refused as an [`ApiError`] (JSON) rather than with
+/// axum's plain-text answer, e.g. for a segment whose percent-encoding is not UTF-8.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(e) => Err(ApiError::bad_request("(path)", format!("the URL's path: {}", e.body_text()))),
+        }
     }
 }
 

@@ -394,6 +394,13 @@ fn malformed_requests_get_the_documented_status() {
     assert_error(s.post("/v1/studies/m/ask", &json!({"n": -1, "client_id": "c"})), 400, Some("n"));
     assert_error(s.post("/v1/studies/m/ask", &json!({"n": 1})), 400, Some("client_id"));
     assert_error(s.post("/v1/studies/m/trials/0/tell", &json!({"epoch": 0, "state": "done"})), 400, Some("state"));
+    // A path segment whose percent-encoding is not UTF-8 gets the JSON error too (fuzzing found
+    // axum's plain-text answer here).
+    for path in ["/v1/studies/m/trials/1%ff/tell", "/v1/studies/%c3%28/ask"] {
+        let (status, body) = raw_post(s.addr(), path, "{\"epoch\": 0, \"state\": \"failed\"}", Some(TOKEN));
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("\"error\"") && body.contains("UTF-8"), "{path}: {body}");
+    }
 
     // Spec problems are reported with their field path.
     let mut unknown = spec("u", 10);
