@@ -17,7 +17,8 @@ pub struct EvaluateArgs {
     /// The experiment spec (YAML) whose evaluator and objectives to use.
     pub spec: PathBuf,
     /// Configurations to score: a YAML/JSON mapping `name: value`, or a recommendations.yaml/json
-    /// written by `knobs run` (each recommendation is scored). Repeatable.
+    /// written by `knobs run` (each recommendation is scored; of a Pareto study, each point of its
+    /// front). Repeatable.
     #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
     /// Set a parameter (value read as YAML: 12, 0.5, lru, true) in every `--config` configuration, or
@@ -73,28 +74,35 @@ fn read_configs(path: &Path) -> Result<Vec<Candidate>> {
         ));
     };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("config").to_string();
-    match m.get("recommendations") {
-        Some(serde_yaml::Value::Sequence(recs)) => {
+    // A Pareto study's file lists its front under `pareto_front` (and no recommendations).
+    let front = m.get("pareto_front").and_then(|v| v.as_sequence()).filter(|f| !f.is_empty());
+    let (list, key) = match front {
+        Some(f) => (Some(f), "pareto_front"),
+        None => (m.get("recommendations").and_then(|v| v.as_sequence()), "recommendations"),
+    };
+    match list {
+        Some(recs) => {
             let mut out = Vec::new();
             for (i, r) in recs.iter().enumerate() {
                 let Some(c) = r.get("config").and_then(|c| c.as_mapping()) else {
-                    return Err(Error::invalid(&shown, format!("recommendations[{i}].config"), "missing"));
+                    return Err(Error::invalid(&shown, format!("{key}[{i}].config"), "missing"));
                 };
                 let rank = r.get("rank").and_then(|v| v.as_u64()).unwrap_or(i as u64 + 1);
-                // results/<study>/recommendations.yaml → "<study> #1"
+                // results/<study>/recommendations.yaml → "<study> #1"; a front's knee says so.
                 let study = path.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str());
                 let prefix = match (stem.as_str(), study) {
                     ("recommendations", Some(study)) => format!("{study} #"),
                     _ => format!("{stem} #"),
                 };
+                let knee = r.get("knee").and_then(|v| v.as_bool()) == Some(true);
                 out.push(Candidate {
-                    label: format!("{prefix}{rank}"),
-                    config: mapping_config(c, &format!("recommendations[{i}].config."))?,
+                    label: format!("{prefix}{rank}{}", if knee { " (knee)" } else { "" }),
+                    config: mapping_config(c, &format!("{key}[{i}].config."))?,
                 });
             }
             Ok(out)
         }
-        _ => Ok(vec![Candidate { label: stem, config: mapping_config(m, "")? }]),
+        None => Ok(vec![Candidate { label: stem, config: mapping_config(m, "")? }]),
     }
 }
 

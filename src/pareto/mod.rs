@@ -68,6 +68,29 @@ pub fn dominates(a: &[f64], b: &[f64]) -> bool {
     better
 }
 
+/// The non-dominated set of the vectors inserted so far (lower is better), kept as they come:
+/// what a study's front is while it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Archive(Vec<Vec<f64>>);
+
+impl Archive {
+    /// Add `v` unless a member equals or dominates it, dropping the members it dominates;
+    /// whether it joined.
+    pub fn insert(&mut self, v: Vec<f64>) -> bool {
+        if self.0.iter().any(|a| *a == v || dominates(a, &v)) {
+            return false;
+        }
+        self.0.retain(|a| !dominates(&v, a));
+        self.0.push(v);
+        true
+    }
+
+    /// The members, as slices.
+    pub fn members(&self) -> Vec<&[f64]> {
+        self.0.iter().map(Vec::as_slice).collect()
+    }
+}
+
 /// Non-dominated sorting (Deb et al. 2002): the indices of `members` by front, the first front
 /// being the non-dominated ones; within a front, indices ascend.
 pub fn fronts(members: &[Member]) -> Vec<Vec<usize>> {
@@ -230,6 +253,17 @@ mod tests {
         assert_eq!(f, vec![vec![0, 1, 3], vec![2], vec![4], vec![5]]);
         assert_eq!(non_dominated(&members), vec![0, 1, 3]);
         assert_eq!(f.iter().map(Vec::len).sum::<usize>(), pts.len());
+    }
+
+    #[test]
+    fn the_archive_keeps_what_nothing_dominates() {
+        let mut a = Archive::default();
+        assert!(a.insert(vec![3.0, 3.0]));
+        assert!(a.insert(vec![1.0, 5.0]));
+        assert!(!a.insert(vec![3.0, 3.0]), "a copy adds nothing");
+        assert!(!a.insert(vec![4.0, 4.0]), "a dominated point is refused");
+        assert!(a.insert(vec![2.0, 2.0]), "it joins and drops (3, 3)");
+        assert_eq!(a.members(), vec![&[1.0, 5.0][..], &[2.0, 2.0][..]]);
     }
 
     #[test]

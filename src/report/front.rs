@@ -197,16 +197,12 @@ pub fn hypervolume_history(objectives: &Objectives, trials: &[Trial], reference:
         .collect();
     let n = scored.len();
     let step = n.div_ceil(CHECKPOINTS).max(1);
-    let mut archive: Vec<Vec<f64>> = Vec::new();
+    let mut archive = pareto::Archive::default();
     let mut out = Vec::new();
-    for (i, (number, v)) in scored.iter().enumerate() {
-        if !archive.iter().any(|a| a == v || pareto::dominates(a, v)) {
-            archive.retain(|a| !pareto::dominates(v, a));
-            archive.push(v.clone());
-        }
+    for (i, (number, v)) in scored.into_iter().enumerate() {
+        archive.insert(v);
         if (i + 1) % step == 0 || i + 1 == n {
-            let refs: Vec<&[f64]> = archive.iter().map(Vec::as_slice).collect();
-            out.push((*number, pareto::hypervolume(&refs, reference)));
+            out.push((number, pareto::hypervolume(&archive.members(), reference)));
         }
     }
     out

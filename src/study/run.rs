@@ -113,7 +113,7 @@ pub(super) struct Tally {
     best: Option<(f64, u64)>,
     /// In a Pareto study, the objective vectors of the feasible trials no other beats (the
     /// front so far): a trial that joins it is what resets `patience` there.
-    front: Vec<Vec<f64>>,
+    front: crate::pareto::Archive,
     since_improvement: u64,
     consecutive_failures: u64,
     last_failure: String,
@@ -126,20 +126,14 @@ impl Tally {
     fn count(&mut self, objectives: &Objectives, t: &Trial) {
         self.finished += 1;
         if objectives.pareto {
-            let joins = match outcome(objectives, t).filter(|o| o.feasible()) {
-                Some(_) => objectives
-                    .signed_values(&t.metrics)
-                    .ok()
-                    .filter(|v| !self.front.iter().any(|f| f == v || crate::pareto::dominates(f, v))),
-                None => None,
-            };
-            match joins {
-                Some(v) => {
-                    self.front.retain(|f| !crate::pareto::dominates(&v, f));
-                    self.front.push(v);
-                    self.since_improvement = 0;
-                }
-                None => self.since_improvement += 1,
+            let joins = outcome(objectives, t)
+                .filter(|o| o.feasible())
+                .and_then(|_| objectives.signed_values(&t.metrics).ok())
+                .is_some_and(|v| self.front.insert(v));
+            if joins {
+                self.since_improvement = 0;
+            } else {
+                self.since_improvement += 1;
             }
         } else {
             self.count_best(objectives, t);

@@ -143,3 +143,38 @@ fn stdio_protocol_2_tells_vectors_and_closes_with_the_front() {
     assert!(closed["recommended"].as_array().is_some_and(|r| r.len() == front.len()), "{closed}");
     assert!(closed["hypervolume"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn the_cli_writes_the_front_and_evaluate_scores_every_point_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/parego.yaml");
+    let knobs = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_knobs"));
+        c.env("KNOBS_LOG", "warn");
+        c
+    };
+    let out = knobs()
+        .arg("run")
+        .arg(&spec)
+        .args(["--trials", "20", "--json", "--storage"])
+        .arg(dir.path().join("k.db"))
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let front = v["pareto_front"].as_array().unwrap().len();
+    assert!(front >= 2 && v["hypervolume"].as_f64().unwrap() > 0.0, "{v}");
+    let recs = dir.path().join("example-parego/recommendations.yaml");
+    for plot in ["front.svg", "hypervolume.svg"] {
+        assert!(dir.path().join("example-parego").join(plot).is_file(), "{plot} missing");
+    }
+    let out = knobs().arg("evaluate").arg(&spec).arg("--config").arg(&recs).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labels: Vec<&str> = e["evaluations"].as_array().unwrap().iter().filter_map(|r| r["label"].as_str()).collect();
+    // The baseline and every point of the front, the knee named.
+    assert_eq!(labels.len(), front + 1, "{labels:?}");
+    assert!(labels.iter().any(|l| l.ends_with("(knee)")), "{labels:?}");
+}
