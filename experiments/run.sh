@@ -5,7 +5,7 @@
 set -eu
 cargo build --release --quiet
 K=./target/release/knobs
-for d in elb-pool twitter-cache service-tuning; do rm -rf "experiments/$d/results" "experiments/$d/knobs.db"*; done
+for d in elb-pool twitter-cache service-tuning service-pareto; do rm -rf "experiments/$d/results" "experiments/$d/knobs.db"*; done
 
 $K run experiments/elb-pool/spec.yaml --no-progress > experiments/elb-pool/results.txt 2>&1
 $K evaluate experiments/elb-pool/actual.yaml \
@@ -21,5 +21,9 @@ $K evaluate experiments/service-tuning/actual.yaml \
   --config experiments/service-tuning/results/service-forecast/recommendations.yaml \
   --config experiments/service-tuning/results/service-lastweek/recommendations.yaml \
   > experiments/service-tuning/actual.txt 2>&1
-for d in elb-pool twitter-cache service-tuning; do rm -f "experiments/$d/knobs.db"*; done
+
+$K run experiments/service-pareto/spec.yaml --no-progress > experiments/service-pareto/results.txt 2>&1
+$K evaluate experiments/service-tuning/actual.yaml \
+  --config experiments/service-pareto/results/service-pareto/recommendations.yaml > experiments/service-pareto/actual.txt 2>&1
+for d in elb-pool twitter-cache service-tuning service-pareto; do rm -f "experiments/$d/knobs.db"*; done
 echo "done: experiments/*/results*, actual.txt"
