@@ -55,7 +55,7 @@ BASELINE_AT = 0.3
 def peers_path() -> str:
     p = os.environ.get("PEERS", "")
     if not p or not os.path.isfile(os.path.join(p, "harness.py")):
-        sys.exit("benches/noisy.py: set PEERS to the peer harness folder (the one with harness.py)")
+        sys.exit(f"benches/{os.path.basename(sys.argv[0])}: set PEERS to the peer harness folder (the one with harness.py)")
     return os.path.abspath(p)
 
 

@@ -47,25 +47,14 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXP
     os.environ.setdefault(_v, "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from noisy import load, parse_seeds, setup_imports  # noqa: E402  (PEERS, seed ranges, runs.jsonl as the noisy tier)
 PROBLEMS = ["zdt1", "zdt2", "zdt3", "dtlz2", "service"]
 TIERS = {
     "model": {"budget": 100, "seeds": "0-9",
               "optimizers": ["knobs-auto", "optuna-nsga2", "optuna-tpe", "optuna-gp", "pymoo-nsga2", "optuna-random"]},
     "population": {"budget": 5000, "seeds": "0-4", "optimizers": ["knobs-nsga2", "optuna-nsga2", "pymoo-nsga2"]},
 }
-
-
-def peers_path() -> str:
-    p = os.environ.get("PEERS", "")
-    if not p or not os.path.isfile(os.path.join(p, "harness.py")):
-        sys.exit("benches/pareto.py: set PEERS to the peer harness folder (the one with harness.py)")
-    return os.path.abspath(p)
-
-
-def setup_imports() -> None:
-    p = peers_path()
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
 
 # --- problems ---------------------------------------------------------------------------------
@@ -325,24 +314,6 @@ def summarize(runs: List[Dict[str, Any]]) -> str:
             out.append(f"- {k}: at least every peer's median hypervolume on {n} of {len(cells)} problems")
         out.append("")
     return "\n".join(out) + "\n"
-
-
-def parse_seeds(s: str) -> List[int]:
-    out: List[int] = []
-    for part in s.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return out
-
-
-def load(path: str) -> List[Dict[str, Any]]:
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def main() -> None:

@@ -246,7 +246,6 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
             let s = session.as_mut().ok_or_else(|| Error::Config("tell before init".into()))?;
             let pareto = s.objectives() > 1;
             let mut told = Vec::with_capacity(results.len());
-            let mut vectors = Vec::with_capacity(results.len());
             for r in results {
                 let id = r.id.as_u64().ok_or_else(|| Error::Config(format!("tell: id {} was never asked", r.id)))?;
                 let failed = r.status.as_deref().is_some_and(|st| st != "ok");
@@ -263,14 +262,11 @@ fn handle(req: Request, spec: &OptimizerSpec, session: &mut Option<Session>) -> 
                     }
                     _ => {}
                 }
-                told.push((id, r.value.filter(|_| !failed)));
-                vectors.push((id, r.values.filter(|_| !failed)));
+                // One objective is a vector of one.
+                let values = if pareto { r.values } else { r.value.map(|v| vec![v]) };
+                told.push((id, values.filter(|_| !failed)));
             }
-            if pareto {
-                s.tell_vectors(&vectors)?
-            } else {
-                s.tell_many(&told)?
-            }
+            s.tell_vectors(&told)?;
             Ok(json!({"ok": true}))
         }
         Request::Close { recommend } if session.as_ref().is_some_and(|s| s.objectives() > 1) => {

@@ -151,6 +151,15 @@ pub struct Bayes {
     state: State,
 }
 
+/// Size of the Sobol initial design: `initial` when given, else max(5, 2·dims), at most 20
+/// and at most a third of a known budget (at least 2).
+pub(crate) fn initial_design(problem: &Problem, initial: Option<usize>) -> usize {
+    initial.unwrap_or_else(|| {
+        let by_dim = (2 * problem.dim()).clamp(5, 20);
+        problem.budget.map_or(by_dim, |b| by_dim.min((b as usize / 3).max(2)))
+    })
+}
+
 impl Bayes {
     /// Check the options (every bad one is reported) and size the initial
     /// design for the problem.
@@ -169,13 +178,7 @@ impl Bayes {
             check.bad("starts", format!("must be between 1 and 256, not {}", config.starts));
         }
         check.finish()?;
-        let d = problem.dim();
-        let mut initial = config.initial.unwrap_or_else(|| (2 * d).clamp(5, 20));
-        if config.initial.is_none()
-            && let Some(b) = problem.budget
-        {
-            initial = initial.min((b as usize / 3).max(2));
-        }
+        let initial = initial_design(problem, config.initial);
         Ok(Bayes {
             dims: problem.dims.clone(),
             kinds: kinds_of(&problem.dims),

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::variation::{Breeder, Grid, ask_novel, crossover, mutate_gene};
+use super::variation::{Breeder, Grid, Variation, ask_novel, mutate_gene};
 pub use super::variation::{Crossover, Mutation};
 use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
@@ -73,6 +73,15 @@ impl Default for GeneticConfig {
 }
 
 impl GeneticConfig {
+    fn variation(&self) -> Variation {
+        Variation {
+            crossover: self.crossover,
+            crossover_rate: self.crossover_rate,
+            mutation: self.mutation,
+            mutation_rate: self.mutation_rate,
+        }
+    }
+
     fn check(&self) -> Result<()> {
         let mut check = OptionCheck::default();
         if let Some(p) = self.population
@@ -86,17 +95,7 @@ impl GeneticConfig {
         if self.tournament < 1 {
             check.bad("tournament", "must be at least 1 (got 0)");
         }
-        if !(0.0..=1.0).contains(&self.crossover_rate) {
-            check.bad("crossover_rate", format!("must be in [0, 1] (got {})", self.crossover_rate));
-        }
-        for (option, message) in self.crossover.problems().into_iter().chain(self.mutation.problems()) {
-            check.bad(option, message);
-        }
-        if let Some(r) = self.mutation_rate
-            && !(0.0..=1.0).contains(&r)
-        {
-            check.bad("mutation_rate", format!("must be in [0, 1] (got {r})"));
-        }
+        self.variation().check(&mut check);
         if let (Some(e), Some(p)) = (self.elites, self.population)
             && e > p
         {
@@ -222,18 +221,8 @@ impl Genetic {
         }
         let p1 = self.state.parents[a].x.clone();
         let p2 = self.state.parents[b].x.clone();
-        let rng = &mut self.state.rng;
-        let mut child = if rng.chance(self.config.crossover_rate) {
-            crossover(&self.dims, &p1, &p2, self.config.crossover, rng)
-        } else {
-            p1.clone()
-        };
         let rate = (self.mutation_rate * boost).min(1.0);
-        for (gene, &dim) in child.iter_mut().zip(&self.dims) {
-            if rng.chance(rate) {
-                *gene = mutate_gene(dim, *gene, self.config.mutation, rng);
-            }
-        }
+        let mut child = self.config.variation().child(&self.dims, &p1, &p2, rate, &mut self.state.rng);
         self.snap(&mut child);
         if child == p1 || child == p2 {
             // A copy of a parent teaches nothing: change one gene that can change.

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bayes::{Bayes, BayesConfig};
+use super::bayes::{Bayes, BayesConfig, initial_design};
 use super::rng::Rng;
 use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
@@ -85,13 +85,7 @@ impl ParEgo {
             check.bad("starts", format!("must be between 1 and 256, not {}", config.starts));
         }
         check.finish()?;
-        let d = problem.dim();
-        let mut initial = config.initial.unwrap_or_else(|| (2 * d).clamp(5, 20));
-        if config.initial.is_none()
-            && let Some(b) = problem.budget
-        {
-            initial = initial.min((b as usize / 3).max(2));
-        }
+        let initial = initial_design(problem, config.initial);
         Ok(ParEgo {
             problem: problem.clone(),
             config,
@@ -222,19 +216,9 @@ impl Optimizer for ParEgo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::nsga::tests::{dtlz2, hv, run, zdt1, zdt2};
     use crate::optim::nsga::{Nsga, NsgaConfig};
     use crate::optim::random::{RandomConfig, RandomSearch};
-    use crate::pareto::hypervolume;
-
-    fn zdt1(x: &[f64]) -> Vec<f64> {
-        crate::eval::functions::pareto::zdt1(x).to_vec()
-    }
-    fn zdt2(x: &[f64]) -> Vec<f64> {
-        crate::eval::functions::pareto::zdt2(x).to_vec()
-    }
-    fn dtlz2(x: &[f64]) -> Vec<f64> {
-        crate::eval::functions::pareto::dtlz2(x).to_vec()
-    }
 
     fn hv_after(
         opt: &mut dyn Optimizer,
@@ -243,21 +227,7 @@ mod tests {
         batch: usize,
         reference: &[f64],
     ) -> f64 {
-        let mut seen: Vec<Vec<f64>> = Vec::new();
-        while seen.len() < budget {
-            let asked = opt.ask(batch.min(budget - seen.len())).unwrap();
-            let told: Vec<Observed> = asked
-                .iter()
-                .map(|c| {
-                    let v = f(&c.x);
-                    seen.push(v.clone());
-                    Observed::vector(Some(c.ticket), c.x.clone(), v)
-                })
-                .collect();
-            opt.tell(&told).unwrap();
-        }
-        let refs: Vec<&[f64]> = seen.iter().map(Vec::as_slice).collect();
-        hypervolume(&refs, reference)
+        hv(&run(opt, f, budget, batch), reference)
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::{Candidate, Dim, reflect};
+use super::{Candidate, Dim, OptionCheck, reflect};
 
 /// Attempts at breeding a point that is not a duplicate before falling back to random points.
 const MAX_TRIES: usize = 40;
@@ -136,33 +136,57 @@ pub enum Mutation {
     Gaussian(f64),
 }
 
-impl Crossover {
-    /// What is wrong with its parameter, as `(option, message)` (at most one).
-    pub(crate) fn problems(&self) -> Option<(&'static str, String)> {
-        match *self {
-            Crossover::Sbx(eta) if !(eta.is_finite() && eta >= 0.0) => {
-                Some(("crossover", format!("sbx eta must be a finite number >= 0 (got {eta})")))
-            }
-            Crossover::Blend(a) if !(a.is_finite() && a >= 0.0) => {
-                Some(("crossover", format!("blend alpha must be a finite number >= 0 (got {a})")))
-            }
-            _ => None,
-        }
-    }
+/// The variation options the evolutionary optimizers share, as their configs hold them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Variation {
+    pub crossover: Crossover,
+    pub crossover_rate: f64,
+    pub mutation: Mutation,
+    pub mutation_rate: Option<f64>,
 }
 
-impl Mutation {
-    /// What is wrong with its parameter, as `(option, message)` (at most one).
-    pub(crate) fn problems(&self) -> Option<(&'static str, String)> {
-        match *self {
+impl Variation {
+    /// Report every bad value at its option's path.
+    pub(crate) fn check(&self, check: &mut OptionCheck) {
+        if !(0.0..=1.0).contains(&self.crossover_rate) {
+            check.bad("crossover_rate", format!("must be in [0, 1] (got {})", self.crossover_rate));
+        }
+        match self.crossover {
+            Crossover::Sbx(eta) if !(eta.is_finite() && eta >= 0.0) => {
+                check.bad("crossover", format!("sbx eta must be a finite number >= 0 (got {eta})"))
+            }
+            Crossover::Blend(a) if !(a.is_finite() && a >= 0.0) => {
+                check.bad("crossover", format!("blend alpha must be a finite number >= 0 (got {a})"))
+            }
+            _ => {}
+        }
+        match self.mutation {
             Mutation::Polynomial(eta) if !(eta.is_finite() && eta >= 0.0) => {
-                Some(("mutation", format!("polynomial eta must be a finite number >= 0 (got {eta})")))
+                check.bad("mutation", format!("polynomial eta must be a finite number >= 0 (got {eta})"))
             }
             Mutation::Gaussian(s) if !(s.is_finite() && s > 0.0) => {
-                Some(("mutation", format!("gaussian sigma must be a finite number > 0 (got {s})")))
+                check.bad("mutation", format!("gaussian sigma must be a finite number > 0 (got {s})"))
             }
-            _ => None,
+            _ => {}
         }
+        if let Some(r) = self.mutation_rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            check.bad("mutation_rate", format!("must be in [0, 1] (got {r})"));
+        }
+    }
+
+    /// A child of `p1` and `p2`: recombined with probability `crossover_rate` (else a copy of
+    /// `p1`), then each gene mutated with probability `rate`. Not snapped to the grid.
+    pub(crate) fn child(&self, dims: &[Dim], p1: &[f64], p2: &[f64], rate: f64, rng: &mut Rng) -> Vec<f64> {
+        let mut child =
+            if rng.chance(self.crossover_rate) { crossover(dims, p1, p2, self.crossover, rng) } else { p1.to_vec() };
+        for (gene, &dim) in child.iter_mut().zip(dims) {
+            if rng.chance(rate) {
+                *gene = mutate_gene(dim, *gene, self.mutation, rng);
+            }
+        }
+        child
     }
 }
 
@@ -194,7 +218,7 @@ fn splitmix(mut z: u64) -> u64 {
 
 /// Recombine two parents into one child: categorical genes uniformly (each
 /// from one parent), the others with SBX or blend crossover.
-pub(crate) fn crossover(dims: &[Dim], p1: &[f64], p2: &[f64], op: Crossover, rng: &mut Rng) -> Vec<f64> {
+fn crossover(dims: &[Dim], p1: &[f64], p2: &[f64], op: Crossover, rng: &mut Rng) -> Vec<f64> {
     let mut child = p1.to_vec();
     for j in 0..child.len() {
         if dims[j].is_categorical() {

@@ -209,19 +209,21 @@ pub fn reference_directions(m: usize, divisions: usize) -> Vec<Vec<f64>> {
     out
 }
 
-/// The number of divisions for which [`reference_directions`] gives at least `want` points
-/// in `m` dimensions (the smallest such number, at least 1).
-pub fn divisions_for(m: usize, want: usize) -> usize {
-    let count = |p: usize| -> usize {
-        // C(p + m - 1, m - 1), saturating.
-        let mut c: usize = 1;
-        for i in 1..m {
-            c = c.saturating_mul(p + i) / i;
-        }
-        c
-    };
+/// How many directions [`reference_directions`] gives for `divisions` in `m` objectives:
+/// `C(divisions + m - 1, m - 1)` (saturating).
+pub fn reference_count(m: usize, divisions: usize) -> usize {
+    let mut c: usize = 1;
+    for i in 1..m {
+        c = c.saturating_mul(divisions + i) / i;
+    }
+    c
+}
+
+/// The most divisions (at least 1, at most 200) whose [`reference_directions`] in `m`
+/// objectives are no more than `most`.
+pub fn divisions_within(m: usize, most: usize) -> usize {
     let mut p = 1;
-    while count(p) < want && p < 1000 {
+    while p < 200 && reference_count(m, p + 1) <= most {
         p += 1;
     }
     p
@@ -299,8 +301,8 @@ mod tests {
             reference_directions(2, 3),
             vec![vec![0.0, 1.0], vec![1.0 / 3.0, 2.0 / 3.0], vec![2.0 / 3.0, 1.0 / 3.0], vec![1.0, 0.0]]
         );
-        assert_eq!(divisions_for(3, 91), 12);
-        assert_eq!(reference_directions(3, divisions_for(3, 91)).len(), 91);
-        assert_eq!(divisions_for(2, 1), 1);
+        assert_eq!((reference_count(3, 12), reference_directions(3, 12).len()), (91, 91));
+        assert_eq!((divisions_within(3, 91), divisions_within(3, 90)), (12, 11));
+        assert_eq!(divisions_within(2, 1), 1, "at least one division, even past the limit");
     }
 }

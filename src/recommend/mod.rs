@@ -405,10 +405,10 @@ impl<'a> Recommender<'a> {
         let model = if any_feasible { Model::predicting(space, &self.points) } else { None };
         let scores: Vec<f64> = self.points.iter().map(|p| p.1).collect();
         let spread = (evidence::sum_squares(&scores).0 / scores.len().max(1) as f64).sqrt();
-        let base_index = space.baseline().and_then(|b| self.groups.iter().position(|g| g.config == b));
+        let base_index = self.baseline_group();
         let (ranked, noise) = self.rank(model.as_ref(), spread, base_index);
         let noisy = noise.noisy(spread);
-        let risky = |g: &usize| !self.allow_risky && !space.risky_choices(&self.groups[*g].config).is_empty();
+        let risky = |g: &usize| !self.allowed(*g);
         // The baseline has its own row: it is what the recommendations are compared with.
         let ranked: Vec<usize> = ranked.into_iter().filter(|&g| Some(g) != base_index).collect();
         let (risky_ranked, mut ranked): (Vec<usize>, Vec<usize>) = ranked.into_iter().partition(risky);
@@ -474,6 +474,26 @@ impl<'a> Recommender<'a> {
             self.seen.warnings(objectives, space, &baseline, &noise_summary, &recommendations, better_than_baseline);
         warnings.extend(self.reversed(base_index, &recommendations, &noise));
         Recommendations {
+            recommendations,
+            better_than_baseline,
+            risky_best,
+            importance,
+            interactions,
+            ..self.summary(study, baseline, noise_summary, warnings)
+        }
+    }
+
+    /// What every kind of study reports: its name, objective, counts, baseline, noise and
+    /// warnings; no ranking, importance or front yet.
+    fn summary(
+        &self,
+        study: &str,
+        baseline: Option<Baseline>,
+        noise: Noise,
+        warnings: Vec<Warning>,
+    ) -> Recommendations {
+        let objectives = self.objectives;
+        Recommendations {
             study: study.to_string(),
             objective: objectives.describe(),
             constraints: objectives.constraints.iter().map(|c| c.to_string()).collect(),
@@ -481,25 +501,34 @@ impl<'a> Recommender<'a> {
             complete: self.seen.complete,
             failed: self.seen.failed,
             baseline,
-            noise: noise_summary,
-            recommendations,
-            better_than_baseline,
-            risky_best,
+            noise,
+            recommendations: Vec::new(),
+            better_than_baseline: None,
+            risky_best: None,
             warnings,
-            importance,
-            interactions,
+            importance: Vec::new(),
+            interactions: Vec::new(),
             pareto: None,
         }
+    }
+
+    /// The group of the baseline (the space's defaults), when it was measured.
+    fn baseline_group(&self) -> Option<usize> {
+        self.space.baseline().and_then(|b| self.groups.iter().position(|g| g.config == b))
+    }
+
+    /// Whether group `g` may be recommended: no risky choice, or risky ones allowed.
+    fn allowed(&self, g: usize) -> bool {
+        self.allow_risky || self.space.risky_choices(&self.groups[g].config).is_empty()
     }
 
     /// A Pareto study's front (see [`pareto`]): every feasible, allowed configuration no other
     /// beats in every objective, by the means of their evaluations.
     fn finish_pareto(self, study: &str) -> Recommendations {
         let (space, objectives) = (self.space, self.objectives);
-        let base_index = space.baseline().and_then(|b| self.groups.iter().position(|g| g.config == b));
-        let allowed = |g: &Group| self.allow_risky || space.risky_choices(&g.config).is_empty();
+        let base_index = self.baseline_group();
         let candidates: Vec<pareto::Candidate> = (0..self.groups.len())
-            .filter(|&i| Some(i) != base_index && self.groups[i].feasible() && allowed(&self.groups[i]))
+            .filter(|&i| Some(i) != base_index && self.groups[i].feasible() && self.allowed(i))
             .map(|i| {
                 let g = &self.groups[i];
                 pareto::Candidate {
@@ -516,23 +545,7 @@ impl<'a> Recommender<'a> {
         let source = if self.deterministic { NoiseSource::Deterministic } else { NoiseSource::Unknown };
         let noise = Noise { std: None, source, noisy: false, repeated: 0, share: None };
         let warnings = self.seen.warnings(objectives, space, &baseline, &noise, &[], None);
-        Recommendations {
-            study: study.to_string(),
-            objective: objectives.describe(),
-            constraints: objectives.constraints.iter().map(|c| c.to_string()).collect(),
-            trials: self.seen.trials,
-            complete: self.seen.complete,
-            failed: self.seen.failed,
-            baseline,
-            noise,
-            recommendations: Vec::new(),
-            better_than_baseline: None,
-            risky_best: None,
-            warnings,
-            importance: Vec::new(),
-            interactions: Vec::new(),
-            pareto: Some(front),
-        }
+        Recommendations { pareto: Some(front), ..self.summary(study, baseline, noise, warnings) }
     }
 
     /// The feasible groups, best first, and the noise. Noise pools every repeated

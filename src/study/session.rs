@@ -330,8 +330,8 @@ impl Session {
         self.record(&told)
     }
 
-    /// Tell results of a Pareto session: one value per objective, in the order of
-    /// [`SessionOptions::objectives`] (`None`, or a non-finite value: the evaluation failed).
+    /// Tell results as one value per objective, in the order of [`SessionOptions::objectives`]
+    /// (a vector of one without them; `None`, or a non-finite value: the evaluation failed).
     /// Refused as a whole, telling nothing, when an id is not pending or a vector has another
     /// length.
     pub fn tell_vectors(&mut self, results: &[(u64, Option<Vec<f64>>)]) -> Result<()> {

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
-use super::variation::{Breeder, Crossover, Grid, Mutation, ask_novel, crossover, mutate_gene};
+use super::variation::{Breeder, Crossover, Grid, Mutation, Variation, ask_novel};
 use super::{
     Candidate, Dim, Observed, Optimizer, OptionCheck, Pending, Problem, Settled, Snapshot, StateCodec, Tickets,
 };
@@ -70,6 +70,15 @@ impl Default for NsgaConfig {
 }
 
 impl NsgaConfig {
+    fn variation(&self) -> Variation {
+        Variation {
+            crossover: self.crossover,
+            crossover_rate: self.crossover_rate,
+            mutation: self.mutation,
+            mutation_rate: self.mutation_rate,
+        }
+    }
+
     fn check(&self, name: &str) -> Result<()> {
         let mut check = OptionCheck::default();
         if let Some(p) = self.population
@@ -77,17 +86,7 @@ impl NsgaConfig {
         {
             check.bad("population", format!("must be at least 4 (got {p})"));
         }
-        if !(0.0..=1.0).contains(&self.crossover_rate) {
-            check.bad("crossover_rate", format!("must be in [0, 1] (got {})", self.crossover_rate));
-        }
-        for (option, message) in self.crossover.problems().into_iter().chain(self.mutation.problems()) {
-            check.bad(option, message);
-        }
-        if let Some(r) = self.mutation_rate
-            && !(0.0..=1.0).contains(&r)
-        {
-            check.bad("mutation_rate", format!("must be in [0, 1] (got {r})"));
-        }
+        self.variation().check(&mut check);
         match (name, self.divisions) {
             ("nsga3", Some(0)) => check.bad("divisions", "must be at least 1 (got 0)"),
             ("nsga2", Some(_)) => {
@@ -153,7 +152,8 @@ pub struct Nsga {
 /// Default population for a budget: about a hundred generations, between 20 and 100 (100
 /// without a budget). The front is kept from every trial, not only the parents, so more
 /// generations of a smaller population reach further than fewer of a large one (ZDT1 in 10
-/// dimensions, 3,000 evaluations: hypervolume 0.871 with 20, 0.862 with 50, 0.780 with 100).
+/// dimensions, 3,000 evaluations: hypervolume 0.871 with 20, 0.862 with 50, 0.780 with 100;
+/// `tests::population_at_a_fixed_budget` prints them).
 fn default_population(budget: Option<u64>) -> usize {
     budget.map_or(100, |b| ((b / 100) as usize).clamp(20, 100))
 }
@@ -170,14 +170,8 @@ impl Nsga {
         config.check(NSGA3.name)?;
         let m = problem.objectives.max(1);
         let wanted = config.population.unwrap_or_else(|| default_population(problem.budget));
-        let divisions = config.divisions.unwrap_or_else(|| {
-            // The most divisions whose directions fit in the population (at least 1).
-            let mut p = 1;
-            while reference_count(m, p + 1) <= wanted && p < 200 {
-                p += 1;
-            }
-            p
-        });
+        // The most divisions whose directions fit in the population (at least 1).
+        let divisions = config.divisions.unwrap_or_else(|| pareto::divisions_within(m, wanted));
         let directions = pareto::reference_directions(m, divisions);
         let mut config = config;
         config.population = Some(config.population.unwrap_or(wanted).max(directions.len()));
@@ -235,20 +229,10 @@ impl Nsga {
     fn breed(&mut self, boost: f64) -> Vec<f64> {
         let a = self.tournament();
         let b = self.tournament();
-        let p1 = self.state.parents[a].x.clone();
-        let p2 = self.state.parents[b].x.clone();
-        let rng = &mut self.state.rng;
-        let mut child = if rng.chance(self.config.crossover_rate) {
-            crossover(&self.dims, &p1, &p2, self.config.crossover, rng)
-        } else {
-            p1.clone()
-        };
+        let p1 = &self.state.parents[a].x;
+        let p2 = &self.state.parents[b].x;
         let rate = (self.mutation_rate * boost).min(1.0);
-        for (gene, &dim) in child.iter_mut().zip(&self.dims) {
-            if rng.chance(rate) {
-                *gene = mutate_gene(dim, *gene, self.config.mutation, rng);
-            }
-        }
+        let mut child = self.config.variation().child(&self.dims, p1, p2, rate, &mut self.state.rng);
         self.grid.snap(&mut child);
         child
     }
@@ -307,26 +291,17 @@ impl Nsga {
             }
             Settled::Unusable => return,
         };
-        // A failed evaluation, or one with another number of objectives, is counted (it used a
-        // place in the generation) but never becomes a parent.
+        // A failed evaluation, or one with another number of objectives, is kept with no
+        // objectives: it used a place in the generation, and `tell` drops it before survival.
         let f = told.objective_vector().map(|f| f.into_owned()).filter(|f| f.len() == self.objectives);
-        let violation = told.violation;
-        match f {
-            Some(f) => self.state.pool.push(Individual { x: told.x, f, violation, rank: 0, crowd: 0.0 }),
-            None => {
-                self.state.pool.push(Individual { x: told.x, f: Vec::new(), violation: f64::MAX, rank: 0, crowd: 0.0 })
-            }
-        }
+        self.state.pool.push(Individual {
+            x: told.x,
+            f: f.unwrap_or_default(),
+            violation: told.violation,
+            rank: 0,
+            crowd: 0.0,
+        });
     }
-}
-
-/// How many reference directions `divisions` gives in `m` objectives: `C(divisions + m - 1, m - 1)`.
-fn reference_count(m: usize, divisions: usize) -> usize {
-    let mut c: usize = 1;
-    for i in 1..m {
-        c = c.saturating_mul(divisions + i) / i;
-    }
-    c
 }
 
 impl Breeder for Nsga {
@@ -393,4 +368,4 @@ impl Optimizer for Nsga {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

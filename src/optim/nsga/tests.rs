@@ -6,25 +6,22 @@ fn problem(d: usize, m: usize, budget: u64) -> Problem {
     Problem { budget: Some(budget), objectives: m, ..Problem::new(vec![Dim::Continuous; d], 5) }
 }
 
-/// ZDT1 (Zitzler, Deb and Thiele 2000): a convex front `f2 = 1 - sqrt(f1)` where `x[1..] = 0`.
-fn zdt1(x: &[f64]) -> Vec<f64> {
-    let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / (x.len() - 1) as f64;
-    vec![x[0], g * (1.0 - (x[0] / g).sqrt())]
+/// The multi-objective test functions of the function evaluator, as vectors.
+pub(crate) fn zdt1(x: &[f64]) -> Vec<f64> {
+    crate::eval::functions::pareto::zdt1(x).to_vec()
+}
+pub(crate) fn zdt2(x: &[f64]) -> Vec<f64> {
+    crate::eval::functions::pareto::zdt2(x).to_vec()
+}
+pub(crate) fn dtlz2(x: &[f64]) -> Vec<f64> {
+    crate::eval::functions::pareto::dtlz2(x).to_vec()
 }
 
-/// DTLZ2 with three objectives (Deb et al. 2002): the front is the positive unit sphere.
-fn dtlz2(x: &[f64]) -> Vec<f64> {
-    use std::f64::consts::FRAC_PI_2;
-    let g: f64 = x[2..].iter().map(|v| (v - 0.5).powi(2)).sum();
-    let (a, b) = (x[0] * FRAC_PI_2, x[1] * FRAC_PI_2);
-    vec![(1.0 + g) * a.cos() * b.cos(), (1.0 + g) * a.cos() * b.sin(), (1.0 + g) * a.sin()]
-}
-
-/// Run an optimizer for `budget` evaluations, `batch` at a time; every result seen.
-fn run(opt: &mut dyn Optimizer, f: fn(&[f64]) -> Vec<f64>, budget: usize, batch: usize) -> Vec<Vec<f64>> {
+/// Run an optimizer for `budget` evaluations, at most `batch` at a time; every result seen.
+pub(crate) fn run(opt: &mut dyn Optimizer, f: fn(&[f64]) -> Vec<f64>, budget: usize, batch: usize) -> Vec<Vec<f64>> {
     let mut seen = Vec::new();
     while seen.len() < budget {
-        let asked = opt.ask(batch).unwrap();
+        let asked = opt.ask(batch.min(budget - seen.len())).unwrap();
         assert!(!asked.is_empty());
         let told: Vec<Observed> = asked
             .iter()
@@ -39,7 +36,8 @@ fn run(opt: &mut dyn Optimizer, f: fn(&[f64]) -> Vec<f64>, budget: usize, batch:
     seen
 }
 
-fn hv(points: &[Vec<f64>], reference: &[f64]) -> f64 {
+/// The hypervolume of every point seen.
+pub(crate) fn hv(points: &[Vec<f64>], reference: &[f64]) -> f64 {
     let refs: Vec<&[f64]> = points.iter().map(|p| p.as_slice()).collect();
     hypervolume(&refs, reference)
 }
@@ -138,4 +136,24 @@ fn options_are_checked_and_one_objective_optimizers_refuse_a_pareto_study() {
     assert_eq!(crate::optim::build(&crate::optim::OptimizerSpec::named("auto"), &large).unwrap().name(), "nsga3");
     let large2 = Problem { budget: Some(5000), ..p.clone() };
     assert_eq!(crate::optim::build(&crate::optim::OptimizerSpec::named("auto"), &large2).unwrap().name(), "nsga2");
+}
+
+/// The figures behind the default population (`default_population`'s docs): ZDT1 in 10
+/// variables, 3,000 evaluations, populations 20, 50 and 100 (run with `cargo test --release
+/// --lib -- nsga::tests::population_at_a_fixed_budget --ignored --nocapture`).
+#[test]
+#[ignore]
+fn population_at_a_fixed_budget() {
+    let hvs: Vec<f64> = [20, 50, 100]
+        .iter()
+        .map(|&population| {
+            let mut nsga =
+                Nsga::nsga2(&problem(10, 2, 3000), NsgaConfig { population: Some(population), ..Default::default() })
+                    .unwrap();
+            let h = hv(&run(&mut nsga, zdt1, 3000, 7), &[1.1, 1.1]);
+            eprintln!("population {population}: hypervolume {h:.3}");
+            h
+        })
+        .collect();
+    assert!(hvs[0] > hvs[2], "{hvs:?}");
 }
